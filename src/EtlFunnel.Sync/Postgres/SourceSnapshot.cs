@@ -164,8 +164,9 @@ internal sealed class SourceSnapshot : IAsyncDisposable
         var leaves = new List<LeafRelation>();
         await using (var cmd = new NpgsqlCommand(
             "SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint " +
-            "FROM pg_partition_tree($1::regclass) p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace " +
-            "WHERE p.isleaf AND c.relkind IN ('r', 'm') ORDER BY c.oid", _connection, _transaction))
+            "FROM (SELECT $1::regclass AS relid UNION SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf) p " +
+            "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace " +
+            "WHERE c.relkind IN ('r', 'm') ORDER BY c.oid", _connection, _transaction))
         {
             cmd.Parameters.AddWithValue(qualified);
             await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);

@@ -38,7 +38,7 @@ internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
         "float4" => ColumnKind.Float4,
         "float8" => ColumnKind.Float8,
         "bool" => ColumnKind.Bool,
-        "text" or "varchar" or "bpchar" or "name" or "citext" or "char" => ColumnKind.Text,
+        "text" or "varchar" or "name" or "citext" or "char" => ColumnKind.Text,
         "uuid" => ColumnKind.Uuid,
         "bytea" => ColumnKind.Bytea,
         _ => ColumnKind.RawJson,
