@@ -96,6 +96,9 @@ internal sealed class SyncTestBed : IAsyncDisposable
         return docs;
     }
 
+    public long ReadOutputLines() => !Directory.Exists(OutputDirectory) ? 0
+        : Directory.EnumerateFiles(OutputDirectory, "*.ndjson", SearchOption.AllDirectories).Sum(f => File.ReadLines(f).LongCount());
+
     public async ValueTask DisposeAsync()
     {
         await Task.Yield();
