@@ -96,6 +96,22 @@ internal sealed class SyncTestBed : IAsyncDisposable
         return docs;
     }
 
+    /// <summary>Documents per file in file order (incremental runs append), files in name order.</summary>
+    public IEnumerable<(string Index, string Id, JsonElement Source)> ReadOutputInOrder()
+    {
+        foreach (var file in Directory.EnumerateFiles(OutputDirectory, "*.ndjson", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var lines = File.ReadAllLines(file);
+            for (var i = 0; i < lines.Length; i += 2)
+            {
+                using var action = JsonDocument.Parse(lines[i]);
+                var meta = action.RootElement.GetProperty("index");
+                using var source = JsonDocument.Parse(lines[i + 1]);
+                yield return (meta.GetProperty("_index").GetString()!, meta.GetProperty("_id").GetString()!, source.RootElement.Clone());
+            }
+        }
+    }
+
     public long ReadOutputLines() => !Directory.Exists(OutputDirectory) ? 0
         : Directory.EnumerateFiles(OutputDirectory, "*.ndjson", SearchOption.AllDirectories).Sum(f => File.ReadLines(f).LongCount());
 
