@@ -82,19 +82,19 @@ internal sealed class PartitionReader
                 json.WritePropertyName(_names[i]);
                 if (exporter.IsNull)
                 {
-                    await exporter.SkipAsync(ct).ConfigureAwait(false);
+                    exporter.Skip();
                     json.WriteNullValue();
                     continue;
                 }
 
-                await WriteValueAsync(exporter, columns[i].Kind, json, ct).ConfigureAwait(false);
+                WriteValue(exporter, columns[i].Kind, json);
             }
 
             json.WriteEndObject();
             json.Flush();
             for (var k = 0; k < keyCount; k++)
             {
-                keyParts[k] = await exporter.ReadAsync<string>(NpgsqlDbType.Text, ct).ConfigureAwait(false);
+                keyParts[k] = exporter.Read<string>(NpgsqlDbType.Text);
             }
 
             batch.Add(DocumentId.Compose(keyParts), start);
@@ -108,39 +108,42 @@ internal sealed class PartitionReader
         return rows;
     }
 
-    private static async ValueTask WriteValueAsync(NpgsqlBinaryExporter exporter, ColumnKind kind, Utf8JsonWriter json, CancellationToken ct)
+    // Synchronous reads: the row was just started and values are mostly in Npgsql's buffer; an await per column costs more
+    // than the rare blocking refill (bounded by the worker pool).
+    private static void WriteValue(NpgsqlBinaryExporter exporter, ColumnKind kind, Utf8JsonWriter json)
     {
         switch (kind)
         {
             case ColumnKind.Int16:
-                json.WriteNumberValue(await exporter.ReadAsync<short>(NpgsqlDbType.Smallint, ct).ConfigureAwait(false));
+                json.WriteNumberValue(exporter.Read<short>(NpgsqlDbType.Smallint));
                 break;
             case ColumnKind.Int32:
-                json.WriteNumberValue(await exporter.ReadAsync<int>(NpgsqlDbType.Integer, ct).ConfigureAwait(false));
+                json.WriteNumberValue(exporter.Read<int>(NpgsqlDbType.Integer));
                 break;
             case ColumnKind.Int64:
-                json.WriteNumberValue(await exporter.ReadAsync<long>(NpgsqlDbType.Bigint, ct).ConfigureAwait(false));
+                json.WriteNumberValue(exporter.Read<long>(NpgsqlDbType.Bigint));
                 break;
             case ColumnKind.Float4:
-                WriteFloat(json, await exporter.ReadAsync<float>(NpgsqlDbType.Real, ct).ConfigureAwait(false));
+                WriteFloat(json, exporter.Read<float>(NpgsqlDbType.Real));
                 break;
             case ColumnKind.Float8:
-                WriteDouble(json, await exporter.ReadAsync<double>(NpgsqlDbType.Double, ct).ConfigureAwait(false));
+                WriteDouble(json, exporter.Read<double>(NpgsqlDbType.Double));
                 break;
             case ColumnKind.Bool:
-                json.WriteBooleanValue(await exporter.ReadAsync<bool>(NpgsqlDbType.Boolean, ct).ConfigureAwait(false));
+                json.WriteBooleanValue(exporter.Read<bool>(NpgsqlDbType.Boolean));
                 break;
             case ColumnKind.Text:
-                json.WriteStringValue(await exporter.ReadAsync<string>(NpgsqlDbType.Text, ct).ConfigureAwait(false));
+                // Binary COPY carries text as its UTF-8 bytes, the same wire shape as bytea: no decode/re-encode round trip.
+                json.WriteStringValue(exporter.Read<byte[]>(NpgsqlDbType.Bytea));
                 break;
             case ColumnKind.Uuid:
-                json.WriteStringValue(await exporter.ReadAsync<Guid>(NpgsqlDbType.Uuid, ct).ConfigureAwait(false));
+                json.WriteStringValue(exporter.Read<Guid>(NpgsqlDbType.Uuid));
                 break;
             case ColumnKind.Bytea:
-                json.WriteBase64StringValue(await exporter.ReadAsync<byte[]>(NpgsqlDbType.Bytea, ct).ConfigureAwait(false));
+                json.WriteBase64StringValue(exporter.Read<byte[]>(NpgsqlDbType.Bytea));
                 break;
             default:
-                WriteRaw(json, await exporter.ReadAsync<string>(NpgsqlDbType.Text, ct).ConfigureAwait(false));
+                WriteRaw(json, exporter.Read<byte[]>(NpgsqlDbType.Bytea));
                 break;
         }
     }
@@ -169,10 +172,10 @@ internal sealed class PartitionReader
         }
     }
 
-    private static void WriteRaw(Utf8JsonWriter json, string value)
+    private static void WriteRaw(Utf8JsonWriter json, byte[] value)
     {
         // PostgreSQL's JSON is valid already; only embedded raw json values may carry line breaks, which NDJSON cannot hold.
-        if (value.AsSpan().IndexOfAny('\n', '\r') < 0)
+        if (value.AsSpan().IndexOfAny((byte)'\n', (byte)'\r') < 0)
         {
             json.WriteRawValue(value, skipInputValidation: true);
             return;

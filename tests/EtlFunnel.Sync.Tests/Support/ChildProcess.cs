@@ -65,11 +65,33 @@ internal static class ChildProcess
 
 internal static class Program
 {
+    /// <summary>One measured sync of a table into NDJSON files (`sync-bench &lt;cs&gt; &lt;table&gt; &lt;replicas&gt; &lt;dir&gt;`); fresh state each time.</summary>
+    private static async Task<int> Bench(string cs, string table, int replicas, string dir)
+    {
+        if (Directory.Exists(dir))
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        var a = new ChildSyncArgs(cs, table, Path.Combine(dir, "out"), Path.Combine(dir, "state"), Path.Combine(dir, "dead"), 1, replicas, 1024, 5000, 0);
+        var watch = Stopwatch.StartNew();
+        var report = await new SyncEngine().RunAsync(ChildProcess.BuildJob(a));
+        watch.Stop();
+        Console.WriteLine($"{report.Summary} replicas={replicas} seconds={watch.Elapsed.TotalSeconds:F2} rows/s={report.RowsRead / watch.Elapsed.TotalSeconds:F0} " +
+            $"bytes={Directory.EnumerateFiles(a.Output, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length)}");
+        return report.IsSuccess ? 0 : 1;
+    }
+
     public static int Main(string[] args)
     {
         if (args.Length == 2 && args[0] == ChildProcess.Verb)
         {
             return ChildProcess.RunAsync(args[1]).GetAwaiter().GetResult();
+        }
+
+        if (args.Length == 5 && args[0] == "sync-bench")
+        {
+            return Bench(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), args[4]).GetAwaiter().GetResult();
         }
 
         Console.Error.WriteLine($"This is a test assembly; run it with `dotnet test`. (`{ChildProcess.Verb} <json>` runs a sync for the crash tests.)");
