@@ -383,5 +383,44 @@ public sealed class ElasticsearchTestServerTests
         await endpoint.Client.Indices.DeleteAsync(index);
     }
 
+    [Fact]
+    public async Task Endpoint_connected_to_an_existing_cluster_reads_through_the_client_and_has_no_faults()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var url = new UriBuilder(es.Uri) { UserName = "elastic", Password = "secret" }.Uri.ToString();
+
+        await using var endpoint = await ElasticsearchEndpoint.ConnectAsync(url);
+
+        endpoint.IsRealCluster.Should().BeTrue();
+        endpoint.Uri.Should().Be(es.Uri, "credentials do not stay in the address");
+        endpoint.Invoking(e => e.Faults).Should().Throw<InvalidOperationException>().WithMessage("*ETLFUNNEL_TEST_ES*");
+        (await endpoint.Client.BulkAsync(b => b.Index("products").IndexMany(Products(3)))).Errors.Should().BeFalse();
+        (await endpoint.DocumentsAsync("products")).Keys.Should().BeEquivalentTo(["1", "2", "3"]);
+    }
+
+    [Fact]
+    public async Task Endpoint_refuses_a_malformed_url_and_says_what_to_set()
+    {
+        var connect = () => ElasticsearchEndpoint.ConnectAsync("localhost 9200");
+
+        await connect.Should().ThrowAsync<InvalidOperationException>().WithMessage("*not an http(s) URL*http://localhost:9200*");
+    }
+
+    [Fact]
+    public async Task Concurrent_bulks_into_one_index_lose_no_document()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var client = es.CreateClient();
+
+        var bulks = await Task.WhenAll(Enumerable.Range(0, 8).Select(batch =>
+            client.BulkAsync(b => b.Index("products").IndexMany(Products(100, start: (batch * 100) + 1)))));
+
+        bulks.Should().OnlyContain(b => b.IsValidResponse && !b.Errors);
+        es.BulkRequestCount.Should().Be(8);
+        (await client.CountAsync(c => c.Indices("products"))).Count.Should().Be(800);
+        var seqNos = bulks.SelectMany(b => b.Items).Select(i => i.SeqNo).ToList();
+        seqNos.Should().OnlyHaveUniqueItems().And.HaveCount(800);
+    }
+
     private sealed record Product(int Id, string Name, decimal Price);
 }

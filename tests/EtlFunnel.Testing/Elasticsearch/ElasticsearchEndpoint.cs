@@ -49,13 +49,23 @@ public sealed class ElasticsearchEndpoint : IAsyncDisposable
             return new ElasticsearchEndpoint(server.Uri, server.CreateClient(), server);
         }
 
-        if (!Uri.TryCreate(configured, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        return await ConnectAsync(configured, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Connects to an existing cluster at <paramref name="url"/> (credentials may ride in the URL as <c>user:password@</c>)
+    /// and checks that it answers as Elasticsearch.
+    /// </summary>
+    public static async Task<ElasticsearchEndpoint> ConnectAsync(string url, CancellationToken cancellationToken = default)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
         {
             throw new InvalidOperationException(
-                $"{EnvironmentVariable}='{configured}' is not an http(s) URL. Set it like http://localhost:9200 (credentials as https://user:password@host:9200), or unset it to use the in-process test server.");
+                $"'{url}' (from {EnvironmentVariable}) is not an http(s) URL. Set it like http://localhost:9200 (credentials as https://user:password@host:9200), or unset it to use the in-process test server.");
         }
 
-        var settings = new ElasticsearchClientSettings(new Uri(uri.GetLeftPart(UriPartial.Path)));
+        var address = new UriBuilder(uri) { UserName = "", Password = "", Query = "", Fragment = "" }.Uri;
+        var settings = new ElasticsearchClientSettings(address);
         if (uri.UserInfo.Length > 0)
         {
             var parts = uri.UserInfo.Split(':', 2);
@@ -73,14 +83,24 @@ public sealed class ElasticsearchEndpoint : IAsyncDisposable
         }
 
         var client = new ElasticsearchClient(settings);
-        var info = await client.InfoAsync(cancellationToken).ConfigureAwait(false);
-        if (!info.IsValidResponse)
+        string? failure;
+        try
         {
-            throw new InvalidOperationException(
-                $"{EnvironmentVariable}={uri.GetLeftPart(UriPartial.Path)} does not answer as Elasticsearch: {info.DebugInformation.Split('\n')[0]}. Start the cluster, fix the URL or credentials, or unset {EnvironmentVariable}.");
+            var info = await client.InfoAsync(cancellationToken).ConfigureAwait(false);
+            failure = info.IsValidResponse ? null : info.DebugInformation.Split('\n')[0];
+        }
+        catch (UnsupportedProductException e)
+        {
+            failure = e.Message;
         }
 
-        return new ElasticsearchEndpoint(uri, client, null);
+        if (failure is not null)
+        {
+            throw new InvalidOperationException(
+                $"{address} ({EnvironmentVariable}) does not answer as Elasticsearch: {failure} Start the cluster, fix the URL or credentials, or unset {EnvironmentVariable}.");
+        }
+
+        return new ElasticsearchEndpoint(address, client, null);
     }
 
     /// <summary>A fresh lower-case index name, so tests sharing a real cluster never collide.</summary>
