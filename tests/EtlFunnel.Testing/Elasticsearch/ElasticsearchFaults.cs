@@ -8,7 +8,7 @@ public enum DroppedConnectionMode
     /// <summary>The bulk body is read, nothing is applied, then the connection is aborted.</summary>
     BeforeApplying,
 
-    /// <summary>Every item is applied, then the connection is aborted mid-response: the client cannot know it worked.</summary>
+    /// <summary>Every item is applied, then the connection is aborted before the response: the client cannot know it worked.</summary>
     AfterApplying,
 }
 

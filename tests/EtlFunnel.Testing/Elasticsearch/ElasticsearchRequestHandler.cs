@@ -720,18 +720,12 @@ internal sealed partial class ElasticsearchRequestHandler(
         }).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Starts a response and aborts the connection mid-body. Sending the status line first matters: HttpClient silently
-    /// retries a request on a fresh connection when a reused one closes before any response byte, which would hide the fault.
-    /// </summary>
-    private static async Task DropAsync(HttpContext context)
+    /// <summary>Aborts the connection before any response byte, as a node that dies mid-request does.</summary>
+    private static Task DropAsync(HttpContext context)
     {
-        context.Response.StatusCode = 200;
-        context.Response.ContentType = ResponseContentType(context.Request);
-        await context.Response.WriteAsync("{\"took\":1,\"errors\":", context.RequestAborted).ConfigureAwait(false);
-        await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
         context.Items[ElasticsearchTestServer.DroppedKey] = true;
         context.Abort();
+        return Task.CompletedTask;
     }
 
     private List<BulkOperation> ParseBulk(byte[] body, string? defaultIndex)
