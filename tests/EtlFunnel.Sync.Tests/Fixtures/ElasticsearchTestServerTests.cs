@@ -422,5 +422,73 @@ public sealed class ElasticsearchTestServerTests
         seqNos.Should().OnlyHaveUniqueItems().And.HaveCount(800);
     }
 
+    [Fact]
+    public async Task Single_document_apis_index_create_and_delete_with_versions()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync(new ElasticsearchTestServerOptions { SearchRequiresRefresh = true });
+        var client = es.CreateClient();
+
+        var indexed = await client.IndexAsync(new Product(1, "first", 1m), i => i.Index("products").Id("1").Refresh(Refresh.True));
+        indexed.Result.Should().Be(Result.Created);
+        indexed.Version.Should().Be(1);
+        (await client.CountAsync(c => c.Indices("products"))).Count.Should().Be(1, "?refresh=true made the write searchable");
+
+        var replaced = await client.IndexAsync(new Product(1, "second", 2m), i => i.Index("products").Id("1"));
+        replaced.Result.Should().Be(Result.Updated);
+        replaced.Version.Should().Be(2);
+
+        var conflict = await client.CreateAsync(new Product(1, "third", 3m), "products", "1");
+        conflict.ApiCallDetails.HttpStatusCode.Should().Be(409);
+        conflict.ElasticsearchServerError?.Error?.Type.Should().Be("version_conflict_engine_exception");
+        (await client.GetAsync<Product>("products", "1")).Source!.Name.Should().Be("second");
+
+        (await client.DeleteAsync("products", "1")).Result.Should().Be(Result.Deleted);
+        var deletedAgain = await client.DeleteAsync("products", "1");
+        deletedAgain.ApiCallDetails.HttpStatusCode.Should().Be(404);
+        deletedAgain.Result.Should().Be(Result.NotFound);
+        es.Documents("products").Should().BeEmpty();
+        es.RefreshCount("products").Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Search_honours_descending_doc_order_and_source_filtering_and_refuses_what_elasticsearch_refuses()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var client = es.CreateClient();
+        (await client.BulkAsync(b => b.Index("products").IndexMany(Products(5)))).Errors.Should().BeFalse();
+
+        var newest = await client.SearchAsync<Product>(new SearchRequest("products")
+        {
+            Sort = [new SortOptions { Doc = new ScoreSort { Order = SortOrder.Desc } }],
+            Size = 2,
+            Source = new Elastic.Clients.Elasticsearch.Core.Search.SourceConfig(false),
+        });
+        newest.IsValidResponse.Should().BeTrue(newest.DebugInformation);
+        newest.Hits.Select(h => h.Id).Should().Equal("5", "4");
+        newest.Hits.Should().OnlyContain(h => h.Source == null);
+        newest.Total.Should().Be(5);
+
+        var window = await client.SearchAsync<Product>(new SearchRequest("products") { From = 9995, Size = 10 });
+        window.ApiCallDetails.HttpStatusCode.Should().Be(400);
+        window.ElasticsearchServerError?.Error?.Reason.Should().Contain("Result window is too large");
+
+        var byId = await client.SearchAsync<Product>(new SearchRequest("products") { Sort = [new SortOptions { Field = new FieldSort { Field = "_id", Order = SortOrder.Asc } }] });
+        byId.ApiCallDetails.HttpStatusCode.Should().Be(400);
+        byId.ElasticsearchServerError?.Error?.Reason.Should().Contain("Fielddata access on the _id field is disallowed");
+    }
+
+    [Fact]
+    public async Task A_compatibility_version_other_than_8_or_9_is_refused()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var client = es.CreateClient();
+
+        var response = await client.Transport.RequestAsync<StringResponse>(Elastic.Transport.HttpMethod.GET, "/", null,
+            new RequestConfiguration { Accept = "application/vnd.elasticsearch+json; compatible-with=7" }, CancellationToken.None);
+
+        response.ApiCallDetails.HttpStatusCode.Should().Be(400);
+        response.Body.Should().Contain("media_type_header_exception");
+    }
+
     private sealed record Product(int Id, string Name, decimal Price);
 }
