@@ -212,8 +212,8 @@ public sealed class ElasticsearchFaults
         }
     }
 
-    /// <summary>The item-level failure to inject for one item, if any: (status, error type).</summary>
-    internal (int Status, string Type)? ItemFault(string id, JsonElement? source)
+    /// <summary>The item-level failure to inject for one item, if any: (status, error type). Deletes carry no source and are never rejected.</summary>
+    internal (int Status, string Type)? ItemFault(string id, JsonElement? source, bool isDelete)
     {
         lock (_gate)
         {
@@ -224,7 +224,7 @@ public sealed class ElasticsearchFaults
                 return (_failNextItemsStatus, _failNextItemsStatus == 429 ? "es_rejected_execution_exception" : "unavailable_shards_exception");
             }
 
-            var rejected = _rejectedIds.Contains(id) || (source is { } s && _rejectWhere is { } where && where(id, s));
+            var rejected = !isDelete && _rejectedIds.Contains(id) || (source is { } s && _rejectWhere is { } where && where(id, s));
             if (rejected)
             {
                 _rejectedItems++;

@@ -853,17 +853,13 @@ internal sealed partial class ElasticsearchRequestHandler(
                 parsedSource = sourceDocument.RootElement;
             }
 
-            if (injectFaults && op.Action != "delete" && faults.ItemFault(op.Id, op.Action == "update" ? parsedSource?.GetPropertyOrNull("doc") : parsedSource) is { } injected)
+            var itemSource = op.Action == "update" ? parsedSource?.GetPropertyOrNull("doc") : parsedSource;
+            if (injectFaults && faults.ItemFault(op.Id, itemSource, op.Action == "delete") is { } injected)
             {
                 var reason = injected.Status == 400
                     ? $"[1:1] failed to parse: document with id '{op.Id}' was rejected (injected by the EtlFunnel test server)"
                     : "rejected execution of primary operation (injected by the EtlFunnel test server)";
                 return Failure(injected.Status, injected.Type, reason, null);
-            }
-
-            if (injectFaults && op.Action == "delete" && faults.ItemFault(op.Id, null) is { Status: not 400 } transient)
-            {
-                return Failure(transient.Status, transient.Type, "rejected execution of primary operation (injected by the EtlFunnel test server)", null);
             }
 
             lock (cluster.Gate)
