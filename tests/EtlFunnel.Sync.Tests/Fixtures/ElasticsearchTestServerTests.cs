@@ -407,6 +407,15 @@ public sealed class ElasticsearchTestServerTests
     }
 
     [Fact]
+    public async Task Endpoint_names_the_url_when_nothing_answers_there()
+    {
+        // Port 1 on loopback is closed on any test machine, so the connection is refused at once.
+        var connect = () => ElasticsearchEndpoint.ConnectAsync("http://127.0.0.1:1");
+
+        await connect.Should().ThrowAsync<InvalidOperationException>().WithMessage("http://127.0.0.1:1/ (ETLFUNNEL_TEST_ES) does not answer as Elasticsearch*unset ETLFUNNEL_TEST_ES*");
+    }
+
+    [Fact]
     public async Task Concurrent_bulks_into_one_index_lose_no_document()
     {
         await using var es = await ElasticsearchTestServer.StartAsync();
