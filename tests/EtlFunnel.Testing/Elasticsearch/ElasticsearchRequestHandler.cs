@@ -1,0 +1,1024 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace EtlFunnel.Testing.Elasticsearch;
+
+/// <summary>Routes and answers the Elasticsearch REST endpoints the sync engine uses.</summary>
+internal sealed partial class ElasticsearchRequestHandler(
+    ElasticsearchTestServerOptions options,
+    InMemoryCluster cluster,
+    ElasticsearchFaults faults)
+{
+    private const string CompatibleJson = "application/vnd.elasticsearch+json;compatible-with=9";
+    private const int MaxResultWindow = 10_000;
+    private readonly Random _ids = new(options.Seed);
+    private readonly Lock _idGate = new();
+    private readonly string _clusterUuid = InMemoryCluster.NewUuid();
+    private int _bulkRequestCount;
+
+    public int BulkRequestCount => Volatile.Read(ref _bulkRequestCount);
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var response = context.Response;
+        response.Headers["X-Elastic-Product"] = "Elasticsearch";
+
+        var request = context.Request;
+        var compatibility = CheckCompatibility(request);
+        if (compatibility is not null)
+        {
+            await WriteAsync(context, 400, compatibility).ConfigureAwait(false);
+            return;
+        }
+
+        var (segments, query) = ParseTarget(context);
+        var method = request.Method.ToUpperInvariant();
+        try
+        {
+            await RouteAsync(context, method, segments, query).ConfigureAwait(false);
+        }
+        catch (JsonException e)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "x_content_parse_exception", $"failed to parse request body: {e.Message}")).ConfigureAwait(false);
+        }
+        catch (UnsupportedByTestServerException e)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "illegal_argument_exception", e.Message)).ConfigureAwait(false);
+        }
+    }
+
+    private Task RouteAsync(HttpContext context, string method, string[] s, IQueryCollection query)
+    {
+        bool Is(params string[] methods) => methods.Contains(method, StringComparer.Ordinal);
+
+        switch (s.Length)
+        {
+            case 0 when Is("GET", "HEAD"):
+                return WriteAsync(context, 200, ClusterInfo());
+            case 1 when s[0] == "_bulk" && Is("POST", "PUT"):
+                return BulkAsync(context, null, query);
+            case 1 when s[0] == "_refresh" && Is("POST", "GET"):
+                return RefreshAsync(context, null);
+            case 2 when s[0] == "_cluster" && s[1] == "health" && Is("GET"):
+            case 3 when s[0] == "_cluster" && s[1] == "health" && Is("GET"):
+                return WriteAsync(context, 200, ClusterHealth());
+            case 1 when !s[0].StartsWith('_'):
+                return method switch
+                {
+                    "HEAD" => IndexExistsAsync(context, s[0]),
+                    "PUT" => CreateIndexAsync(context, s[0]),
+                    "DELETE" => DeleteIndexAsync(context, s[0]),
+                    "GET" => GetIndexAsync(context, s[0]),
+                    _ => NoHandlerAsync(context, method),
+                };
+            case 2 when !s[0].StartsWith('_'):
+                return (s[1], method) switch
+                {
+                    ("_bulk", "POST" or "PUT") => BulkAsync(context, s[0], query),
+                    ("_refresh", "POST" or "GET") => RefreshAsync(context, s[0]),
+                    ("_count", "POST" or "GET") => CountAsync(context, s[0]),
+                    ("_search", "POST" or "GET") => SearchAsync(context, s[0], query),
+                    ("_mapping", "GET") => GetMappingAsync(context, s[0]),
+                    ("_mapping", "PUT" or "POST") => PutMappingAsync(context, s[0]),
+                    ("_settings", "GET") => GetSettingsAsync(context, s[0]),
+                    ("_settings", "PUT") => PutSettingsAsync(context, s[0]),
+                    ("_doc", "POST") => SingleWriteAsync(context, s[0], null, "index", query),
+                    _ => NoHandlerAsync(context, method),
+                };
+            case 3 when !s[0].StartsWith('_'):
+                return (s[1], method) switch
+                {
+                    ("_doc", "GET" or "HEAD") => GetDocumentAsync(context, s[0], s[2], method == "HEAD"),
+                    ("_doc", "PUT" or "POST") => SingleWriteAsync(context, s[0], s[2], "index", query),
+                    ("_doc", "DELETE") => SingleWriteAsync(context, s[0], s[2], "delete", query),
+                    ("_create", "PUT" or "POST") => SingleWriteAsync(context, s[0], s[2], "create", query),
+                    ("_update", "POST") => SingleWriteAsync(context, s[0], s[2], "update", query),
+                    _ => NoHandlerAsync(context, method),
+                };
+            default:
+                return NoHandlerAsync(context, method);
+        }
+    }
+
+    private Task NoHandlerAsync(HttpContext context, string method)
+    {
+        var uri = context.Request.Path.Value;
+        return WriteAsync(context, 400, EsResponses.Error(400, "illegal_argument_exception",
+            $"no handler found for uri [{uri}] and method [{method}] (the EtlFunnel test server implements only the endpoints listed in docs/testing-elasticsearch.md)"));
+    }
+
+    private JsonObject ClusterInfo() => new()
+    {
+        ["name"] = "etlfunnel-test-node",
+        ["cluster_name"] = options.ClusterName,
+        ["cluster_uuid"] = _clusterUuid,
+        ["version"] = new JsonObject
+        {
+            ["number"] = options.VersionNumber,
+            ["build_flavor"] = "default",
+            ["build_type"] = "tar",
+            ["build_hash"] = "0000000000000000000000000000000000000000",
+            ["build_date"] = "2026-01-01T00:00:00.000Z",
+            ["build_snapshot"] = false,
+            ["lucene_version"] = "10.2.2",
+            ["minimum_wire_compatibility_version"] = "8.19.0",
+            ["minimum_index_compatibility_version"] = "8.0.0",
+        },
+        ["tagline"] = "You Know, for Search",
+    };
+
+    private JsonObject ClusterHealth()
+    {
+        var shards = cluster.IndexNames().Count;
+        return new JsonObject
+        {
+            ["cluster_name"] = options.ClusterName,
+            ["status"] = "green",
+            ["timed_out"] = false,
+            ["number_of_nodes"] = 1,
+            ["number_of_data_nodes"] = 1,
+            ["active_primary_shards"] = shards,
+            ["active_shards"] = shards,
+            ["relocating_shards"] = 0,
+            ["initializing_shards"] = 0,
+            ["unassigned_shards"] = 0,
+            ["unassigned_primary_shards"] = 0,
+            ["delayed_unassigned_shards"] = 0,
+            ["number_of_pending_tasks"] = 0,
+            ["number_of_in_flight_fetch"] = 0,
+            ["task_max_waiting_in_queue_millis"] = 0,
+            ["active_shards_percent_as_number"] = 100.0,
+        };
+    }
+
+    private Task IndexExistsAsync(HttpContext context, string index)
+    {
+        bool exists;
+        lock (cluster.Gate)
+        {
+            exists = cluster.Find(index) is not null;
+        }
+
+        context.Response.StatusCode = exists ? 200 : 404;
+        context.Response.ContentLength = 0;
+        return Task.CompletedTask;
+    }
+
+    private async Task CreateIndexAsync(HttpContext context, string index)
+    {
+        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false);
+        if (EsResponses.InvalidIndexNameReason(index) is { } invalid)
+        {
+            await WriteAsync(context, 400, InvalidIndexName(index, invalid)).ConfigureAwait(false);
+            return;
+        }
+
+        JsonObject answer;
+        int status;
+        lock (cluster.Gate)
+        {
+            var state = cluster.Create(index);
+            if (state is null)
+            {
+                var existing = cluster.Find(index)!;
+                status = 400;
+                answer = EsResponses.Error(400, "resource_already_exists_exception", $"index [{index}/{existing.Uuid}] already exists",
+                    new JsonObject { ["index_uuid"] = existing.Uuid, ["index"] = index });
+            }
+            else
+            {
+                if (body?["mappings"] is JsonObject mappings)
+                {
+                    MergeMappings(state, mappings);
+                }
+
+                if (body?["settings"] is JsonObject settings)
+                {
+                    MergeSettings(state.Settings, settings);
+                }
+
+                status = 200;
+                answer = new JsonObject { ["acknowledged"] = true, ["shards_acknowledged"] = true, ["index"] = index };
+            }
+        }
+
+        await WriteAsync(context, status, answer).ConfigureAwait(false);
+    }
+
+    private async Task DeleteIndexAsync(HttpContext context, string index)
+    {
+        bool deleted;
+        lock (cluster.Gate)
+        {
+            deleted = cluster.Delete(index);
+        }
+
+        await (deleted
+            ? WriteAsync(context, 200, new JsonObject { ["acknowledged"] = true })
+            : WriteAsync(context, 404, EsResponses.IndexNotFound(index))).ConfigureAwait(false);
+    }
+
+    private Task GetIndexAsync(HttpContext context, string index)
+    {
+        JsonObject? answer = null;
+        lock (cluster.Gate)
+        {
+            if (cluster.Find(index) is { } state)
+            {
+                answer = new JsonObject
+                {
+                    [index] = new JsonObject
+                    {
+                        ["aliases"] = new JsonObject(),
+                        ["mappings"] = state.Mappings.DeepClone(),
+                        ["settings"] = new JsonObject { ["index"] = IndexSettings(state) },
+                    },
+                };
+            }
+        }
+
+        return answer is null ? WriteAsync(context, 404, EsResponses.IndexNotFound(index)) : WriteAsync(context, 200, answer);
+    }
+
+    private Task GetMappingAsync(HttpContext context, string index)
+    {
+        JsonObject? answer = null;
+        lock (cluster.Gate)
+        {
+            if (cluster.Find(index) is { } state)
+            {
+                answer = new JsonObject { [index] = new JsonObject { ["mappings"] = state.Mappings.DeepClone() } };
+            }
+        }
+
+        return answer is null ? WriteAsync(context, 404, EsResponses.IndexNotFound(index)) : WriteAsync(context, 200, answer);
+    }
+
+    private async Task PutMappingAsync(HttpContext context, string index)
+    {
+        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false) ?? [];
+        bool found;
+        lock (cluster.Gate)
+        {
+            var state = cluster.Find(index);
+            found = state is not null;
+            if (state is not null)
+            {
+                MergeMappings(state, body);
+            }
+        }
+
+        await (found
+            ? WriteAsync(context, 200, new JsonObject { ["acknowledged"] = true })
+            : WriteAsync(context, 404, EsResponses.IndexNotFound(index))).ConfigureAwait(false);
+    }
+
+    private Task GetSettingsAsync(HttpContext context, string index)
+    {
+        JsonObject? answer = null;
+        lock (cluster.Gate)
+        {
+            if (cluster.Find(index) is { } state)
+            {
+                answer = new JsonObject { [index] = new JsonObject { ["settings"] = new JsonObject { ["index"] = IndexSettings(state) } } };
+            }
+        }
+
+        return answer is null ? WriteAsync(context, 404, EsResponses.IndexNotFound(index)) : WriteAsync(context, 200, answer);
+    }
+
+    private async Task PutSettingsAsync(HttpContext context, string index)
+    {
+        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false) ?? [];
+        bool found;
+        lock (cluster.Gate)
+        {
+            var state = cluster.Find(index);
+            found = state is not null;
+            if (state is not null)
+            {
+                MergeSettings(state.Settings, body["settings"] as JsonObject ?? body);
+            }
+        }
+
+        await (found
+            ? WriteAsync(context, 200, new JsonObject { ["acknowledged"] = true })
+            : WriteAsync(context, 404, EsResponses.IndexNotFound(index))).ConfigureAwait(false);
+    }
+
+    private static JsonObject IndexSettings(IndexState state)
+    {
+        var settings = new JsonObject
+        {
+            ["number_of_shards"] = "1",
+            ["number_of_replicas"] = "1",
+            ["provided_name"] = state.Name,
+            ["creation_date"] = state.CreationDateMillis.ToString(CultureInfo.InvariantCulture),
+            ["uuid"] = state.Uuid,
+            ["version"] = new JsonObject { ["created"] = "9000000" },
+        };
+        foreach (var (key, value) in state.Settings)
+        {
+            settings[key] = value?.DeepClone();
+        }
+
+        return settings;
+    }
+
+    private static void MergeMappings(IndexState state, JsonObject mappings)
+    {
+        foreach (var (key, value) in mappings)
+        {
+            if (key == "properties" && value is JsonObject properties)
+            {
+                foreach (var (field, mapping) in properties)
+                {
+                    state.Properties[field] = mapping?.DeepClone();
+                }
+            }
+            else
+            {
+                state.Mappings[key] = value?.DeepClone();
+            }
+        }
+    }
+
+    /// <summary>Stores settings the way Elasticsearch reports them: nested under <c>index</c>, scalar values as strings.</summary>
+    private static void MergeSettings(JsonObject target, JsonObject settings)
+    {
+        foreach (var (rawKey, value) in settings)
+        {
+            if (rawKey == "index" && value is JsonObject indexLevel)
+            {
+                MergeSettings(target, indexLevel);
+                continue;
+            }
+
+            var key = rawKey.StartsWith("index.", StringComparison.Ordinal) ? rawKey["index.".Length..] : rawKey;
+            var parts = key.Split('.');
+            var node = target;
+            foreach (var part in parts[..^1])
+            {
+                if (node[part] is not JsonObject child)
+                {
+                    child = [];
+                    node[part] = child;
+                }
+
+                node = child;
+            }
+
+            if (value is JsonObject nested)
+            {
+                if (node[parts[^1]] is not JsonObject child)
+                {
+                    child = [];
+                    node[parts[^1]] = child;
+                }
+
+                MergeSettings(child, nested);
+            }
+            else
+            {
+                node[parts[^1]] = value switch
+                {
+                    null => null,
+                    JsonArray array => array.DeepClone(),
+                    JsonValue scalar when scalar.GetValueKind() == JsonValueKind.String => scalar.GetValue<string>(),
+                    _ => value.ToJsonString(),
+                };
+            }
+        }
+    }
+
+    private async Task RefreshAsync(HttpContext context, string? index)
+    {
+        var found = true;
+        var shards = 0;
+        lock (cluster.Gate)
+        {
+            var names = index is null ? cluster.IndexNames() : [index];
+            foreach (var name in names)
+            {
+                if (cluster.Find(name) is { } state)
+                {
+                    InMemoryCluster.Refresh(state);
+                    shards++;
+                }
+                else
+                {
+                    found = false;
+                }
+            }
+        }
+
+        await (found
+            ? WriteAsync(context, 200, new JsonObject { ["_shards"] = EsResponses.Shards(shards) })
+            : WriteAsync(context, 404, EsResponses.IndexNotFound(index!))).ConfigureAwait(false);
+    }
+
+    private async Task CountAsync(HttpContext context, string index)
+    {
+        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false);
+        var filter = QueryFilter.Parse(body?["query"]);
+        long? count = null;
+        lock (cluster.Gate)
+        {
+            if (cluster.Find(index) is { } state)
+            {
+                count = InMemoryCluster.Visible(state).LongCount(d => filter(d.Key));
+            }
+        }
+
+        await (count is { } n
+            ? WriteAsync(context, 200, new JsonObject { ["count"] = n, ["_shards"] = EsResponses.Shards() })
+            : WriteAsync(context, 404, EsResponses.IndexNotFound(index))).ConfigureAwait(false);
+    }
+
+    private async Task SearchAsync(HttpContext context, string index, IQueryCollection query)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false) ?? [];
+        var filter = QueryFilter.Parse(body["query"]);
+        var from = IntParameter(body["from"], query["from"], 0);
+        var size = IntParameter(body["size"], query["size"], 10);
+        if (from < 0 || size < 0)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "illegal_argument_exception", "[from] and [size] must not be negative")).ConfigureAwait(false);
+            return;
+        }
+
+        if (from + size > MaxResultWindow)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "illegal_argument_exception",
+                $"Result window is too large, from + size must be less than or equal to: [{MaxResultWindow}] but was [{from + size}]. See the scroll api for a more efficient way to request large data sets.")).ConfigureAwait(false);
+            return;
+        }
+
+        var sorted = ParseSort(body["sort"], out var descending);
+        var includeSource = body["_source"] is not JsonValue sourceFlag || sourceFlag.GetValueKind() != JsonValueKind.False;
+
+        List<KeyValuePair<string, StoredDocument>>? matches = null;
+        lock (cluster.Gate)
+        {
+            if (cluster.Find(index) is { } state)
+            {
+                matches = [.. InMemoryCluster.Visible(state).Where(d => filter(d.Key))];
+            }
+        }
+
+        if (matches is null)
+        {
+            await WriteAsync(context, 404, EsResponses.IndexNotFound(index)).ConfigureAwait(false);
+            return;
+        }
+
+        if (descending)
+        {
+            matches.Reverse();
+        }
+
+        var hits = new JsonArray();
+        foreach (var (id, doc) in matches.Skip(from).Take(size))
+        {
+            var hit = new JsonObject { ["_index"] = index, ["_id"] = id, ["_score"] = sorted ? null : 1.0 };
+            if (includeSource)
+            {
+                hit["_source"] = JsonNode.Parse(doc.Source!);
+            }
+
+            if (sorted)
+            {
+                hit["sort"] = new JsonArray(doc.SeqNo);
+            }
+
+            hits.Add(hit);
+        }
+
+        var answer = new JsonObject
+        {
+            ["took"] = (int)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+            ["timed_out"] = false,
+            ["_shards"] = EsResponses.Shards(),
+            ["hits"] = new JsonObject
+            {
+                ["total"] = new JsonObject { ["value"] = matches.Count, ["relation"] = "eq" },
+                ["max_score"] = sorted || matches.Count == 0 ? null : 1.0,
+                ["hits"] = hits,
+            },
+        };
+        await WriteAsync(context, 200, answer).ConfigureAwait(false);
+    }
+
+    /// <summary>True when hits are sorted (by index order, <c>_doc</c>); sorting by <c>_id</c> fails as on a real 8+/9 cluster.</summary>
+    private static bool ParseSort(JsonNode? sort, out bool descending)
+    {
+        descending = false;
+        if (sort is null)
+        {
+            return false;
+        }
+
+        var clauses = sort is JsonArray array ? [.. array] : new List<JsonNode?> { sort };
+        if (clauses.Count == 0)
+        {
+            return false;
+        }
+
+        if (clauses.Count > 1)
+        {
+            throw new UnsupportedByTestServerException("the EtlFunnel test server sorts by one key only (_doc or _score)");
+        }
+
+        string field;
+        string? order = null;
+        switch (clauses[0])
+        {
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                field = value.GetValue<string>();
+                break;
+            case JsonObject obj when obj.Count == 1:
+                var (name, spec) = obj.First();
+                field = name;
+                order = spec switch
+                {
+                    JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+                    JsonObject o => o["order"]?.GetValue<string>(),
+                    _ => null,
+                };
+                break;
+            default:
+                throw new UnsupportedByTestServerException($"the EtlFunnel test server cannot read sort [{sort.ToJsonString()}]");
+        }
+
+        if (field == "_id")
+        {
+            throw new UnsupportedByTestServerException(
+                "Fielddata access on the _id field is disallowed, you can re-enable it by updating the dynamic cluster setting: indices.id_field_data.enabled");
+        }
+
+        if (field is not ("_doc" or "_score"))
+        {
+            throw new UnsupportedByTestServerException($"the EtlFunnel test server sorts only by _doc or _score, not by [{field}]");
+        }
+
+        descending = string.Equals(order, "desc", StringComparison.OrdinalIgnoreCase);
+        if (field == "_score")
+        {
+            // Every hit scores 1.0, so score order is index order whichever the direction.
+            descending = false;
+        }
+
+        return field == "_doc";
+    }
+
+    private static int IntParameter(JsonNode? fromBody, Microsoft.Extensions.Primitives.StringValues fromQuery, int fallback)
+    {
+        if (fromBody is JsonValue value)
+        {
+            return value.GetValue<int>();
+        }
+
+        return fromQuery.Count > 0 && int.TryParse(fromQuery[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) ? parsed : fallback;
+    }
+
+    private async Task GetDocumentAsync(HttpContext context, string index, string id, bool head)
+    {
+        StoredDocument? doc = null;
+        var indexFound = false;
+        lock (cluster.Gate)
+        {
+            if (cluster.Find(index) is { } state)
+            {
+                indexFound = true;
+                doc = state.Documents.GetValueOrDefault(id);
+            }
+        }
+
+        if (head)
+        {
+            context.Response.StatusCode = doc?.Source is not null ? 200 : 404;
+            context.Response.ContentLength = 0;
+            return;
+        }
+
+        if (!indexFound)
+        {
+            await WriteAsync(context, 404, EsResponses.IndexNotFound(index)).ConfigureAwait(false);
+            return;
+        }
+
+        if (doc?.Source is null)
+        {
+            await WriteAsync(context, 404, new JsonObject { ["_index"] = index, ["_id"] = id, ["found"] = false }).ConfigureAwait(false);
+            return;
+        }
+
+        await WriteAsync(context, 200, new JsonObject
+        {
+            ["_index"] = index,
+            ["_id"] = id,
+            ["_version"] = doc.Version,
+            ["_seq_no"] = doc.SeqNo,
+            ["_primary_term"] = 1,
+            ["found"] = true,
+            ["_source"] = JsonNode.Parse(doc.Source),
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Single-document index/create/update/delete: the same semantics as one bulk item, answered as the document APIs do.</summary>
+    private async Task SingleWriteAsync(HttpContext context, string index, string? id, string operation, IQueryCollection query)
+    {
+        var raw = operation == "delete" ? null : await ReadBodyAsync(context).ConfigureAwait(false);
+        var op = new BulkOperation(operation, index, id ?? NewId(), raw is null ? null : Encoding.UTF8.GetString(raw));
+        var item = Apply(op, injectFaults: false);
+        if (ShouldRefresh(query))
+        {
+            RefreshIndices([index]);
+        }
+
+        var status = item["status"]!.GetValue<int>();
+        item.Remove("status");
+        if (item["error"] is JsonObject error)
+        {
+            await WriteAsync(context, status, EsResponses.Error(status, error["type"]!.GetValue<string>(), error["reason"]!.GetValue<string>())).ConfigureAwait(false);
+            return;
+        }
+
+        await WriteAsync(context, status, item).ConfigureAwait(false);
+    }
+
+    private async Task BulkAsync(HttpContext context, string? defaultIndex, IQueryCollection query)
+    {
+        var started = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref _bulkRequestCount);
+        var body = await ReadBodyAsync(context).ConfigureAwait(false);
+
+        var fault = faults.NextBulkCall();
+        if (fault.Status == 429)
+        {
+            await WriteAsync(context, 429, EsResponses.Error(429, "es_rejected_execution_exception",
+                "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=0, max_coordinating_and_primary_bytes=0] (injected by the EtlFunnel test server)")).ConfigureAwait(false);
+            return;
+        }
+
+        if (fault.Status == 503)
+        {
+            await WriteAsync(context, 503, EsResponses.Error(503, "unavailable_shards_exception",
+                "primary shard is not active Timeout: [1m] (injected by the EtlFunnel test server)")).ConfigureAwait(false);
+            return;
+        }
+
+        List<BulkOperation> operations;
+        try
+        {
+            operations = ParseBulk(body, defaultIndex);
+        }
+        catch (BulkFormatException e)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "illegal_argument_exception", e.Message)).ConfigureAwait(false);
+            return;
+        }
+
+        if (fault.Drop == DroppedConnectionMode.BeforeApplying)
+        {
+            await DropAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        var items = new JsonArray();
+        var errors = false;
+        foreach (var op in operations)
+        {
+            var item = Apply(op, injectFaults: true);
+            errors |= item["error"] is not null;
+            items.Add(new JsonObject { [op.Action] = item });
+        }
+
+        if (ShouldRefresh(query))
+        {
+            RefreshIndices(operations.Select(o => o.Index).Distinct(StringComparer.Ordinal));
+        }
+
+        if (fault.Drop == DroppedConnectionMode.AfterApplying)
+        {
+            await DropAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        await WriteAsync(context, 200, new JsonObject
+        {
+            ["errors"] = errors,
+            ["took"] = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+            ["items"] = items,
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Aborts the connection before any response byte, as a node that dies mid-request does.</summary>
+    private static Task DropAsync(HttpContext context)
+    {
+        context.Items[ElasticsearchTestServer.DroppedKey] = true;
+        context.Abort();
+        return Task.CompletedTask;
+    }
+
+    private List<BulkOperation> ParseBulk(byte[] body, string? defaultIndex)
+    {
+        var operations = new List<BulkOperation>();
+        var lines = SplitLines(body);
+        for (var i = 0; i < lines.Count; i++)
+        {
+            JsonObject action;
+            try
+            {
+                action = JsonNode.Parse(lines[i].Span) as JsonObject ?? throw new BulkFormatException($"Malformed action/metadata line [{i + 1}], expected START_OBJECT");
+            }
+            catch (JsonException e)
+            {
+                throw new BulkFormatException($"Malformed action/metadata line [{i + 1}]: {e.Message}");
+            }
+
+            if (action.Count != 1)
+            {
+                throw new BulkFormatException($"Malformed action/metadata line [{i + 1}], expected one action but found [{action.Count}]");
+            }
+
+            var (name, metaNode) = action.First();
+            if (name is not ("index" or "create" or "delete" or "update"))
+            {
+                throw new BulkFormatException($"Malformed action/metadata line [{i + 1}], expected one of [create, delete, index, update] but found [{name}]");
+            }
+
+            var meta = metaNode as JsonObject ?? [];
+            var index = meta["_index"]?.GetValue<string>() ?? defaultIndex
+                ?? throw new BulkFormatException($"Validation Failed: 1: index is missing for item [{operations.Count}];");
+            var id = meta["_id"]?.ToString();
+            if (id is null && name is "delete" or "update")
+            {
+                throw new BulkFormatException($"Validation Failed: 1: id is missing for item [{operations.Count}];");
+            }
+
+            string? source = null;
+            if (name != "delete")
+            {
+                if (++i >= lines.Count)
+                {
+                    throw new BulkFormatException($"The bulk request must be terminated by a newline [\\n]; no source line follows action line [{i}]");
+                }
+
+                source = Encoding.UTF8.GetString(lines[i].Span);
+            }
+
+            operations.Add(new BulkOperation(name, index, id ?? NewId(), source));
+        }
+
+        if (operations.Count == 0)
+        {
+            throw new BulkFormatException("Validation Failed: 1: no requests added;");
+        }
+
+        return operations;
+    }
+
+    private static List<ReadOnlyMemory<byte>> SplitLines(byte[] body)
+    {
+        var lines = new List<ReadOnlyMemory<byte>>();
+        var start = 0;
+        for (var i = 0; i <= body.Length; i++)
+        {
+            if (i == body.Length || body[i] == (byte)'\n')
+            {
+                var line = body.AsMemory(start, i - start);
+                if (line.Length > 0 && line.Span[^1] == (byte)'\r')
+                {
+                    line = line[..^1];
+                }
+
+                if (!line.Span.Trim((byte)' ').IsEmpty)
+                {
+                    lines.Add(line);
+                }
+
+                start = i + 1;
+            }
+        }
+
+        return lines;
+    }
+
+    /// <summary>Applies one write and returns its item body (with <c>status</c>, and <c>error</c> when it failed).</summary>
+    private JsonObject Apply(BulkOperation op, bool injectFaults)
+    {
+        JsonObject Failure(int status, string type, string reason, string? uuid) => new()
+        {
+            ["_index"] = op.Index,
+            ["_id"] = op.Id,
+            ["status"] = status,
+            ["error"] = new JsonObject
+            {
+                ["type"] = type,
+                ["reason"] = reason,
+                ["index_uuid"] = uuid ?? "_na_",
+                ["shard"] = "0",
+                ["index"] = op.Index,
+            },
+        };
+
+        JsonElement? parsedSource = null;
+        JsonDocument? sourceDocument = null;
+        try
+        {
+            if (op.Source is not null)
+            {
+                try
+                {
+                    sourceDocument = JsonDocument.Parse(op.Source);
+                }
+                catch (JsonException e)
+                {
+                    return Failure(400, "document_parsing_exception", $"[1:1] failed to parse: {e.Message}", null);
+                }
+
+                if (sourceDocument.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    return Failure(400, "document_parsing_exception", "[1:1] failed to parse: the source must be a JSON object", null);
+                }
+
+                parsedSource = sourceDocument.RootElement;
+            }
+
+            var itemSource = op.Action == "update" ? parsedSource?.GetPropertyOrNull("doc") : parsedSource;
+            if (injectFaults && faults.ItemFault(op.Id, itemSource, op.Action == "delete") is { } injected)
+            {
+                var reason = injected.Status == 400
+                    ? $"[1:1] failed to parse: document with id '{op.Id}' was rejected (injected by the EtlFunnel test server)"
+                    : "rejected execution of primary operation (injected by the EtlFunnel test server)";
+                return Failure(injected.Status, injected.Type, reason, null);
+            }
+
+            lock (cluster.Gate)
+            {
+                var state = cluster.Find(op.Index);
+                if (state is null)
+                {
+                    if (op.Action == "delete" || op.Action == "update" && op.Source is not null && !IsUpsert(parsedSource!.Value))
+                    {
+                        return op.Action == "delete"
+                            ? Failure(404, "index_not_found_exception", $"no such index [{op.Index}]", null)
+                            : Failure(404, "document_missing_exception", $"[{op.Id}]: document missing", null);
+                    }
+
+                    if (EsResponses.InvalidIndexNameReason(op.Index) is { } invalid)
+                    {
+                        return Failure(400, "invalid_index_name_exception", invalid, null);
+                    }
+
+                    state = cluster.Create(op.Index)!;
+                }
+
+                var result = op.Action switch
+                {
+                    "index" => InMemoryCluster.Put(state, op.Id, op.Source!, create: false),
+                    "create" => InMemoryCluster.Put(state, op.Id, op.Source!, create: true),
+                    "delete" => InMemoryCluster.Remove(state, op.Id),
+                    _ => InMemoryCluster.Update(state, op.Id, JsonNode.Parse(op.Source!)!.AsObject()),
+                };
+
+                if (result.ErrorType is not null)
+                {
+                    return Failure(result.Status, result.ErrorType, result.ErrorReason!, state.Uuid);
+                }
+
+                return new JsonObject
+                {
+                    ["_index"] = op.Index,
+                    ["_id"] = op.Id,
+                    ["_version"] = result.Version,
+                    ["result"] = result.Result,
+                    ["_shards"] = EsResponses.WriteShards(),
+                    ["_seq_no"] = result.SeqNo,
+                    ["_primary_term"] = 1,
+                    ["status"] = result.Status,
+                };
+            }
+        }
+        finally
+        {
+            sourceDocument?.Dispose();
+        }
+    }
+
+    private static bool IsUpsert(JsonElement body) =>
+        body.TryGetProperty("upsert", out _) ||
+        (body.TryGetProperty("doc_as_upsert", out var flag) && flag.ValueKind == JsonValueKind.True);
+
+    private void RefreshIndices(IEnumerable<string> indices)
+    {
+        lock (cluster.Gate)
+        {
+            foreach (var name in indices)
+            {
+                if (cluster.Find(name) is { } state)
+                {
+                    InMemoryCluster.Refresh(state);
+                }
+            }
+        }
+    }
+
+    private static bool ShouldRefresh(IQueryCollection query) =>
+        query.TryGetValue("refresh", out var value) && (value.Count == 0 || value[0] is "" or "true" or "wait_for");
+
+    /// <summary>An auto-generated id: 20 URL-safe base64 characters like Elasticsearch's, drawn from the seeded random source.</summary>
+    private string NewId()
+    {
+        Span<byte> bytes = stackalloc byte[15];
+        lock (_idGate)
+        {
+            _ids.NextBytes(bytes);
+        }
+
+        return Convert.ToBase64String(bytes).Replace('+', '-').Replace('/', '_');
+    }
+
+    private static JsonObject InvalidIndexName(string index, string reason) =>
+        EsResponses.Error(400, "invalid_index_name_exception", reason, new JsonObject { ["index_uuid"] = "_na_", ["index"] = index });
+
+    private static async Task<byte[]> ReadBodyAsync(HttpContext context)
+    {
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    private static async Task<JsonObject?> ReadJsonObjectAsync(HttpContext context)
+    {
+        var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        if (body.AsSpan().Trim(" \r\n\t"u8).IsEmpty)
+        {
+            return null;
+        }
+
+        return JsonNode.Parse(body) as JsonObject ?? throw new JsonException("the request body must be a JSON object");
+    }
+
+    private static Task WriteAsync(HttpContext context, int status, JsonObject body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = ResponseContentType(context.Request);
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            context.Response.ContentLength = 0;
+            return Task.CompletedTask;
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
+        context.Response.ContentLength = bytes.Length;
+        return context.Response.Body.WriteAsync(bytes, context.RequestAborted).AsTask();
+    }
+
+    /// <summary>Answers in the vendor media type when the client asked for it, as Elasticsearch does.</summary>
+    private static string ResponseContentType(HttpRequest request) =>
+        request.Headers.Accept.ToString().Contains("vnd.elasticsearch+json", StringComparison.OrdinalIgnoreCase)
+            ? CompatibleJson
+            : "application/json";
+
+    /// <summary>Elasticsearch 9 accepts compatible-with=8 or 9 and refuses any other version with a 400.</summary>
+    private static JsonObject? CheckCompatibility(HttpRequest request)
+    {
+        foreach (var header in new[] { request.Headers.Accept.ToString(), request.ContentType ?? "" })
+        {
+            var match = CompatibleWith().Match(header);
+            if (match.Success && match.Groups[1].Value is not ("8" or "9"))
+            {
+                return EsResponses.Error(400, "media_type_header_exception",
+                    $"Invalid media-type value on headers [Accept, Content-Type]: compatible-with={match.Groups[1].Value} is not supported, only 8 and 9 are");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Splits the raw request target so that an id holding an encoded '/' stays one segment.</summary>
+    private static (string[] Segments, IQueryCollection Query) ParseTarget(HttpContext context)
+    {
+        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value ?? "/";
+        var queryStart = raw.IndexOf('?', StringComparison.Ordinal);
+        var path = queryStart >= 0 ? raw[..queryStart] : raw;
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString).ToArray();
+        return (segments, context.Request.Query);
+    }
+
+    [GeneratedRegex(@"compatible-with\s*=\s*(\d+)", RegexOptions.IgnoreCase)]
+    private static partial Regex CompatibleWith();
+
+    private sealed record BulkOperation(string Action, string Index, string Id, string? Source);
+
+    private sealed class BulkFormatException(string message) : Exception(message);
+}

@@ -1,0 +1,253 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace EtlFunnel.Testing.Elasticsearch;
+
+/// <summary>One stored document version; a null source is a delete tombstone, kept so a re-create continues the version.</summary>
+internal sealed record StoredDocument(string? Source, long Version, long SeqNo);
+
+/// <summary>An index: its documents, mappings and settings. Guarded by the cluster's lock.</summary>
+internal sealed class IndexState(string name, string uuid, long creationDateMillis)
+{
+    public string Name { get; } = name;
+
+    public string Uuid { get; } = uuid;
+
+    public long CreationDateMillis { get; } = creationDateMillis;
+
+    /// <summary>The index's mappings; always holds a <c>properties</c> object.</summary>
+    public JsonObject Mappings { get; } = new() { ["properties"] = new JsonObject() };
+
+    public JsonObject Properties => (JsonObject)Mappings["properties"]!;
+
+    public JsonObject Settings { get; } = [];
+
+    public Dictionary<string, StoredDocument> Documents { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>What search and count see when the server requires a refresh; null means "the live documents".</summary>
+    public Dictionary<string, StoredDocument>? Searchable { get; set; }
+
+    public long NextSeqNo { get; set; }
+
+    public int RefreshCount { get; set; }
+}
+
+/// <summary>Outcome of one write to the store.</summary>
+internal readonly record struct WriteResult(int Status, string Result, long Version, long SeqNo, string? ErrorType = null, string? ErrorReason = null);
+
+/// <summary>The in-memory document store behind the test server; one lock keeps every operation atomic.</summary>
+internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider time)
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, IndexState> _indices = new(StringComparer.Ordinal);
+
+    public Lock Gate => _gate;
+
+    public bool SearchRequiresRefresh { get; } = searchRequiresRefresh;
+
+    public IReadOnlyList<string> IndexNames()
+    {
+        lock (_gate)
+        {
+            return [.. _indices.Keys.Order(StringComparer.Ordinal)];
+        }
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>.</summary>
+    public IndexState? Find(string index) => _indices.GetValueOrDefault(index);
+
+    /// <summary>Caller holds <see cref="Gate"/>. Returns null when the index already exists.</summary>
+    public IndexState? Create(string index)
+    {
+        if (_indices.ContainsKey(index))
+        {
+            return null;
+        }
+
+        var state = new IndexState(index, NewUuid(), time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (SearchRequiresRefresh)
+        {
+            state.Searchable = new Dictionary<string, StoredDocument>(StringComparer.Ordinal);
+        }
+
+        _indices[index] = state;
+        return state;
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>.</summary>
+    public bool Delete(string index) => _indices.Remove(index);
+
+    /// <summary>Caller holds <see cref="Gate"/>.</summary>
+    public static void Refresh(IndexState index)
+    {
+        index.RefreshCount++;
+        if (index.Searchable is not null)
+        {
+            index.Searchable = new Dictionary<string, StoredDocument>(index.Documents, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>. Live documents in index order (the order of their last write).</summary>
+    public static IEnumerable<KeyValuePair<string, StoredDocument>> Visible(IndexState index) =>
+        (index.Searchable ?? index.Documents).Where(d => d.Value.Source is not null).OrderBy(d => d.Value.SeqNo);
+
+    /// <summary>Caller holds <see cref="Gate"/>. Index (create = false) or create (create = true) a document.</summary>
+    public static WriteResult Put(IndexState index, string id, string source, bool create)
+    {
+        var existing = index.Documents.GetValueOrDefault(id);
+        if (create && existing?.Source is not null)
+        {
+            return new WriteResult(409, "", existing.Version, existing.SeqNo, "version_conflict_engine_exception",
+                $"[{id}]: version conflict, document already exists (current version [{existing.Version}])");
+        }
+
+        var version = (existing?.Version ?? 0) + 1;
+        var seqNo = index.NextSeqNo++;
+        index.Documents[id] = new StoredDocument(source, version, seqNo);
+        AddDynamicMappings(index.Properties, source);
+        var created = existing?.Source is null;
+        return new WriteResult(created ? 201 : 200, created ? "created" : "updated", version, seqNo);
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>.</summary>
+    public static WriteResult Remove(IndexState index, string id)
+    {
+        var existing = index.Documents.GetValueOrDefault(id);
+        var version = (existing?.Version ?? 0) + 1;
+        var seqNo = index.NextSeqNo++;
+        index.Documents[id] = new StoredDocument(null, version, seqNo);
+        return existing?.Source is null
+            ? new WriteResult(404, "not_found", version, seqNo)
+            : new WriteResult(200, "deleted", version, seqNo);
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>. Partial update: <c>doc</c> merged into the source, <c>doc_as_upsert</c> / <c>upsert</c> honoured.</summary>
+    public static WriteResult Update(IndexState index, string id, JsonObject body)
+    {
+        var existing = index.Documents.GetValueOrDefault(id);
+        var doc = body["doc"] as JsonObject;
+        if (existing?.Source is null)
+        {
+            JsonNode? upsert = body["upsert"]?.DeepClone();
+            if (upsert is null && doc is not null && body["doc_as_upsert"]?.GetValue<bool>() == true)
+            {
+                upsert = doc.DeepClone();
+            }
+
+            if (upsert is null)
+            {
+                return new WriteResult(404, "", 0, 0, "document_missing_exception", $"[{id}]: document missing");
+            }
+
+            return Put(index, id, upsert.ToJsonString(), create: false);
+        }
+
+        if (doc is null)
+        {
+            return new WriteResult(400, "", 0, 0, "action_request_validation_exception",
+                "Validation Failed: 1: script or doc is missing (the test server supports only partial updates with doc);");
+        }
+
+        var merged = JsonNode.Parse(existing.Source)!.AsObject();
+        MergeInto(merged, doc);
+        var mergedText = merged.ToJsonString();
+        if (mergedText == existing.Source)
+        {
+            return new WriteResult(200, "noop", existing.Version, existing.SeqNo);
+        }
+
+        return Put(index, id, mergedText, create: false);
+    }
+
+    public static string NewUuid()
+    {
+        return Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
+    private static void MergeInto(JsonObject target, JsonObject patch)
+    {
+        foreach (var (key, value) in patch)
+        {
+            if (value is JsonObject patchObject && target[key] is JsonObject targetObject)
+            {
+                MergeInto(targetObject, patchObject);
+            }
+            else
+            {
+                target[key] = value?.DeepClone();
+            }
+        }
+    }
+
+    /// <summary>Adds a mapping for every field not mapped yet, guessing types the way Elasticsearch's dynamic mapping does.</summary>
+    private static void AddDynamicMappings(JsonObject properties, string source)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(source);
+            if (document.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                AddDynamicMappings(properties, document.RootElement);
+            }
+        }
+        catch (JsonException)
+        {
+            // Sources are validated before they are stored; nothing to map otherwise.
+        }
+    }
+
+    private static void AddDynamicMappings(JsonObject properties, JsonElement element)
+    {
+        foreach (var property in element.EnumerateObject())
+        {
+            var value = property.Value;
+            while (value.ValueKind == JsonValueKind.Array)
+            {
+                var first = value.EnumerateArray().FirstOrDefault(v => v.ValueKind != JsonValueKind.Null);
+                if (first.ValueKind == JsonValueKind.Undefined)
+                {
+                    break;
+                }
+
+                value = first;
+            }
+
+            if (value.ValueKind == JsonValueKind.Object)
+            {
+                if (properties[property.Name] is not JsonObject mapped)
+                {
+                    mapped = new JsonObject { ["properties"] = new JsonObject() };
+                    properties[property.Name] = mapped;
+                }
+
+                if (mapped["properties"] is JsonObject inner)
+                {
+                    AddDynamicMappings(inner, value);
+                }
+
+                continue;
+            }
+
+            if (properties.ContainsKey(property.Name))
+            {
+                continue;
+            }
+
+            JsonObject? mapping = value.ValueKind switch
+            {
+                JsonValueKind.String => new JsonObject
+                {
+                    ["type"] = "text",
+                    ["fields"] = new JsonObject { ["keyword"] = new JsonObject { ["type"] = "keyword", ["ignore_above"] = 256 } },
+                },
+                JsonValueKind.Number => new JsonObject { ["type"] = value.TryGetInt64(out _) ? "long" : "float" },
+                JsonValueKind.True or JsonValueKind.False => new JsonObject { ["type"] = "boolean" },
+                _ => null,
+            };
+            if (mapping is not null)
+            {
+                properties[property.Name] = mapping;
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+namespace EtlFunnel.Testing.Elasticsearch;
+
+/// <summary>One request the test server answered: method, path (with query), status (0 when the connection was dropped) and the request's content encoding and type.</summary>
+public sealed record RecordedRequest(string Method, string Path, int Status, string? ContentEncoding, string? ContentType);
