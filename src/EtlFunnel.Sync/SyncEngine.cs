@@ -196,6 +196,11 @@ public sealed class SyncEngine
                     throw new SyncConfigurationException($"Flow '{flow.Name}': pipeline replica name '{p.ReplicaName}' appears twice.");
                 }
 
+                if (p.Partition.Denominator <= 0)
+                {
+                    throw new SyncConfigurationException($"Flow '{flow.Name}', pipeline '{p.ReplicaName}': no partition range (use PartitionRange.Whole or PartitionRange.ForReplica).");
+                }
+
                 if (string.IsNullOrWhiteSpace(p.IndexName))
                 {
                     throw new SyncConfigurationException($"Flow '{flow.Name}', pipeline '{p.ReplicaName}': no index name.");
