@@ -18,7 +18,14 @@ public sealed class ElasticsearchSinkTests
     {
         await using var bed = await SyncTestBed.CreateAsync("es", Orders);
         await using var es = await ElasticsearchTestServer.StartAsync();
-        var report = await new SyncEngine().RunAsync(bed.Job("orders", 2, 3, destination: new ElasticsearchDestination(es.Uri), index: "orders-v1", props: SmallBatches));
+        var progress = new CollectingProgress();
+        var report = await new SyncEngine().RunAsync(bed.Job("orders", 2, 3, destination: new ElasticsearchDestination(es.Uri), index: "orders-v1", props: SmallBatches), progress);
+
+        var finals = progress.Updates.Where(u => u.Outcome is not null).ToList();
+        finals.Should().HaveCount(6, "each replica reports once when it ends");
+        finals.Should().OnlyContain(u => u.Outcome == SyncOutcome.Succeeded && u.BlocksDone == u.BlocksTotal);
+        finals.Sum(u => u.DocsIndexed).Should().Be(12000);
+        progress.Updates.Count.Should().BeGreaterThan(30, "updates also come per batch");
 
         report.Outcome.Should().Be(SyncOutcome.Succeeded);
         report.DocsIndexed.Should().Be(12000);
