@@ -137,4 +137,24 @@ public sealed class ElasticsearchSinkTests
         report.Replicas.Should().Contain(r => r.Resumed);
         es.Documents("idx").Should().HaveCount(12000);
     }
+
+    [Fact]
+    public async Task When_retries_run_out_the_replica_fails_keeps_its_checkpoint_and_a_rerun_completes_exactly()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("esfail", Orders);
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        es.Faults.FailNextBulkCalls(1000, 503);
+        var job = bed.Job("orders", 1, 2, bed.Options() with { MaxBulkRetries = 2 }, new ElasticsearchDestination(es.Uri), props: SmallBatches);
+
+        var failed = await new SyncEngine().RunAsync(job);
+        failed.Outcome.Should().Be(SyncOutcome.Failed);
+        failed.Replicas.Should().OnlyContain(r => r.Outcome == SyncOutcome.Failed && r.Error!.Contains("503", StringComparison.Ordinal));
+        failed.Summary.Should().Contain("run again to resume");
+
+        es.Faults.Clear();
+        var rerun = await new SyncEngine().RunAsync(job);
+        rerun.Outcome.Should().Be(SyncOutcome.Succeeded);
+        rerun.Replicas.Should().OnlyContain(r => r.Resumed);
+        es.Documents("idx").Should().HaveCount(12000);
+    }
 }
