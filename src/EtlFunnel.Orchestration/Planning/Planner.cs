@@ -241,10 +241,15 @@ public sealed class Planner
 
                 if (answeredBy.TryGetValue(tune.ParentEntityName!, out var owner))
                 {
-                    if (owner != file && reportedConflicts.Add((tune.ParentEntityName!, file)))
+                    if (owner != file)
                     {
-                        errors.Add(new PlanError(file, null,
-                            $"{entry}: {level.Name} '{tune.ParentEntityName}' is answered by both {owner} and {file}; each {level.Name} must be answered by exactly one hook, so make one of them skip it"));
+                        if (reportedConflicts.Add((tune.ParentEntityName!, file)))
+                        {
+                            errors.Add(new PlanError(file, null,
+                                $"{entry}: {level.Name} '{tune.ParentEntityName}' is answered by both {owner} and {file}; each {level.Name} must be answered by exactly one hook, so make one of them skip it"));
+                        }
+
+                        continue;
                     }
                 }
                 else
