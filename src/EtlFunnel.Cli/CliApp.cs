@@ -50,6 +50,7 @@ internal static class CliApp
         {
             config.SetApplicationName("etlfunnel");
             config.ConfigureConsole(console);
+            config.UseStrictParsing();
             config.Settings.Registrar.RegisterInstance(context);
             config.SetExceptionHandler((ex, _) =>
             {
