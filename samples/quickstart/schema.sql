@@ -1,6 +1,7 @@
 -- Quickstart data: three schemas with tables of very different sizes, so the seed hooks have something to decide.
 -- sales.orders (~1.2M rows) is big enough for the row-split hook to cut it in two; the rest stays whole.
 -- Loads in a few seconds: psql "$QUICKSTART_PG" -f samples/quickstart/schema.sql
+SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS catalog, sales, crm CASCADE;
 CREATE SCHEMA catalog;
 CREATE SCHEMA sales;

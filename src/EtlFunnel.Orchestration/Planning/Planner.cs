@@ -108,14 +108,19 @@ public sealed class Planner
     /// <summary>Assigns partitions: flow replica i of N and pipeline replica j of M read [(iM+j)/NM, (iM+j+1)/NM).</summary>
     private static IEnumerable<FlowReplicaPlan> BuildFlow(FlowEntity flow, List<(Replica Flow, List<Replica> Pipelines)> perReplica, PlanLimits limits, List<PlanError> errors)
     {
+        // Group once: a flow replica's pipeline replicas by table, in replica-id order.
+        var byTable = perReplica.Select(r => r.Pipelines
+                .GroupBy(p => p.Parent, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.OrderBy(p => p.ReplicaId).ToList(), StringComparer.Ordinal))
+            .ToList();
         var partitionCounts = flow.Pipelines.ToDictionary(
             p => p.Name,
-            p => perReplica.Sum(r => r.Pipelines.Count(x => x.Parent == p.Name)),
+            p => byTable.Sum(t => t.TryGetValue(p.Name, out var list) ? list.Count : 0),
             StringComparer.Ordinal);
         foreach (var (table, count) in partitionCounts.Where(c => c.Value > limits.MaxPipelineReplicas))
         {
-            var hooks = perReplica.SelectMany(r => r.Pipelines).Where(p => p.Parent == table).Select(p => p.HookFile).Distinct().ToList();
-            errors.Add(new PlanError(hooks.FirstOrDefault(), null,
+            var hook = byTable.SelectMany(t => t.GetValueOrDefault(table) ?? []).Select(p => p.HookFile).FirstOrDefault();
+            errors.Add(new PlanError(hook, null,
                 $"table '{table}' of flow '{flow.Name}' would be split into {count} partitions over its {perReplica.Count} flow replicas, above limits.max_pipeline_replicas ({limits.MaxPipelineReplicas}); return fewer replicas or raise the limit in the config"));
         }
 
@@ -126,13 +131,14 @@ public sealed class Planner
 
         var offsets = flow.Pipelines.ToDictionary(p => p.Name, _ => 0, StringComparer.Ordinal);
         var n = perReplica.Count;
-        foreach (var (flowReplica, pipelineReplicas) in perReplica)
+        for (var r = 0; r < perReplica.Count; r++)
         {
+            var (flowReplica, pipelineReplicas) = perReplica[r];
             var i = flowReplica.ReplicaId;
             var pipelines = ImmutableArray.CreateBuilder<PipelineReplicaPlan>(pipelineReplicas.Count);
             foreach (var table in flow.Pipelines)
             {
-                var mine = pipelineReplicas.Where(p => p.Parent == table.Name).OrderBy(p => p.ReplicaId).ToList();
+                var mine = byTable[r].GetValueOrDefault(table.Name) ?? [];
                 var m = mine.Count;
                 foreach (var p in mine)
                 {
@@ -232,7 +238,7 @@ public sealed class Planner
                     continue;
                 }
 
-                var entry = $"{level.Name} tune #{k} (NewEntityName '{tune.NewEntityName}', ParentEntityName '{tune.ParentEntityName}'){level.Scope}";
+                var entry = new Entry(level, k, tune);
                 if (!known.Contains(tune.ParentEntityName ?? ""))
                 {
                     errors.Add(new PlanError(file, null, $"{entry}: unknown ParentEntityName '{tune.ParentEntityName}'; the {level.Plural} here are: {List(level.Entities.Select(e => e.Name))}"));
@@ -352,7 +358,7 @@ public sealed class Planner
         }
     }
 
-    private static bool ReadId(IDictionary<string, object?> props, string key, string entry, string? file, List<PlanError> errors, out int value)
+    private static bool ReadId(IDictionary<string, object?> props, string key, Entry entry, string? file, List<PlanError> errors, out int value)
     {
         value = 0;
         if (!props.TryGetValue(key, out var raw))
@@ -407,6 +413,13 @@ public sealed class Planner
         string Scope,
         Func<string, int> Cap,
         Func<string, string> CapName);
+
+    /// <summary>Names a tune in messages; formatted only when an error is reported.</summary>
+    private readonly record struct Entry(Level Level, int Index, OrchestratorTune Tune)
+    {
+        public override string ToString() =>
+            $"{Level.Name} tune #{Index} (NewEntityName '{Tune.NewEntityName}', ParentEntityName '{Tune.ParentEntityName}'){Level.Scope}";
+    }
 
     private sealed record Replica(string? HookFile, int TuneIndex, OrchestratorTune Tune, string Parent, string Name, int ReplicaId, int Total, JsonElement Props);
 }
