@@ -30,7 +30,8 @@ internal static class CliApp
             ColorSystem = ReferenceEquals(stdout, Console.Out) ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        if (!ReferenceEquals(stdout, Console.Out))
+        // Tables into a file or pipe (or a test's writer) should not wrap at the 80 columns Spectre assumes there.
+        if (!ReferenceEquals(stdout, Console.Out) || Console.IsOutputRedirected)
         {
             console.Profile.Width = 240;
         }

@@ -38,7 +38,16 @@ internal static class PostgresCatalog
     public static async Task<IReadOnlyList<TableInfo>> LoadTablesAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         var tables = new List<TableInfo>();
-        await using var cmd = dataSource.CreateCommand(TablesSql);
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+
+        // The per-table size functions make the planner's cost estimate huge, and compiling the query with JIT costs more than running it.
+        await using (var off = new NpgsqlCommand("SET LOCAL jit = off", conn, tx))
+        {
+            await off.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await using var cmd = new NpgsqlCommand(TablesSql, conn, tx);
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
