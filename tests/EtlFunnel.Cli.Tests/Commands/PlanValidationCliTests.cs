@@ -70,6 +70,16 @@ public sealed class PlanValidationCliTests
             .Should().Contain("hooks/pipeline.csx: error: pipeline 'catalog.categories' in flow replica 'shop_part_0': total_replicas is 3 but 2 tunes came back; replica_id 1 missing");
 
     [Fact]
+    public async Task Replica_id_used_twice() =>
+        (await Refused(TestHook.Flow("hooks/flow.csx", _ => [T("shop", "s0", 0, 2), T("shop", "s1", 0, 2), T("crm", "c", 0, 1)])))
+            .Should().Contain("hooks/flow.csx: error: flow 'shop': replica_id 0 is used by 2 tunes ('s0', 's1'); each replica_id must appear exactly once");
+
+    [Fact]
+    public async Task Replica_id_not_below_total_replicas() =>
+        (await Refused(TestHook.Flow("hooks/flow.csx", _ => [T("shop", "s0", 0, 2), T("shop", "s2", 2, 2), T("crm", "c", 0, 1)])))
+            .Should().Contain("hooks/flow.csx: error: flow 'shop': tune 's2' has replica_id 2, which is not below its total_replicas 2");
+
+    [Fact]
     public async Task Flow_replicas_above_the_configured_cap()
     {
         var config = CliRunner.WriteConfig(File.ReadAllText(CliRunner.QuickstartConfig).Replace("flows:", "limits: {max_flow_replicas: 4}\nflows:", StringComparison.Ordinal));

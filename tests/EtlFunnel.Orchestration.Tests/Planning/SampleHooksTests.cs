@@ -40,4 +40,15 @@ public sealed class SampleHooksTests
         Json(fromScript).Should().Be(Json(await SeedHooks.PipelineByRows().InvokeAsync(pipelineProps)));
         fromScript.GroupBy(t => t.ParentEntityName).Select(g => g.Count()).Should().Equal(1, 2, 4);
     }
+
+    [Fact]
+    public async Task The_plugin_sample_answers_like_the_script_samples()
+    {
+        var flows = Workloads.Flows(2, ("public.small", 10), ("public.mid", 1_000_001), ("public.big", 10_000_001));
+        var flowProps = new OrchestratorProps { Entity = [.. flows.Select(f => f.Entity)], Machine = Workloads.Machine(16) };
+        var pipelineProps = new OrchestratorProps { Entity = [.. flows[0].Pipelines.Select(p => p.Entity)], Machine = Workloads.Machine(16) };
+
+        Json(new EtlFunnel.Samples.Plugins.CpuFlows().GetFlowOrchestration(flowProps)).Should().Be(Json(await SeedHooks.FlowByCores().InvokeAsync(flowProps)));
+        Json(new EtlFunnel.Samples.Plugins.RowSplitPipelines().GetPipelineOrchestration(pipelineProps)).Should().Be(Json(await SeedHooks.PipelineByRows().InvokeAsync(pipelineProps)));
+    }
 }
