@@ -55,6 +55,12 @@ internal static class Interval
                 return false;
             }
 
+            if (s[i] is '.' or ',')
+            {
+                error = $"invalid interval '{text}': fractions are not accepted, combine units instead (1h30m, not 1.5h); {Expected}.";
+                return false;
+            }
+
             var unit = char.ToLowerInvariant(s[i]);
             var (rank, seconds) = unit switch
             {

@@ -143,21 +143,24 @@ internal sealed class ServiceState
     {
         ArgumentException.ThrowIfNullOrEmpty(flow);
         ArgumentNullException.ThrowIfNull(result);
-        var record = new RunRecord(
-            Interlocked.Increment(ref _nextRunId),
-            flow,
-            started,
-            finished,
-            result.Outcome,
-            result.Rows,
-            result.DocsIndexed,
-            result.DeadLetters,
-            result.Retries,
-            result.Error,
-            result.Report?.ToJsonString(),
-            planVersion);
+        var reportJson = result.Report?.ToJsonString();
+        RunRecord record = null!;
         Update(s =>
         {
+            // Numbered under the lock so ids follow the order of the recent-runs list.
+            record = new RunRecord(
+                ++_nextRunId,
+                flow,
+                started,
+                finished,
+                result.Outcome,
+                result.Rows,
+                result.DocsIndexed,
+                result.DeadLetters,
+                result.Retries,
+                result.Error,
+                reportJson,
+                planVersion);
             var runs = s.Runs.Insert(0, record);
             if (runs.Count > _runCapacity)
             {
