@@ -29,6 +29,7 @@ internal static class PrometheusText
         Single(sb, "etlfunnel_hook_reloads_total", "counter", "Hook loads and reloads attempted (successful or not).", s.Hooks.Reloads);
         Single(sb, "etlfunnel_hook_failures_total", "counter", "Hook loads and reloads that failed (the last good plan stayed active).", s.Hooks.Failures);
         Single(sb, "etlfunnel_hooks_broken", "gauge", "1 while the hooks are broken.", s.Hooks.Broken ? 1 : 0);
+        Single(sb, "etlfunnel_restart_needed", "gauge", "1 while flows.yaml on disk differs from what the service loaded (restart to apply).", s.RestartNeeded is null ? 0 : 1);
         Single(sb, "etlfunnel_plan_version", "gauge", "Version of the active plan (1 = first plan; 0 = none yet).", s.Plan?.Version ?? 0);
         Single(sb, "etlfunnel_healthy", "gauge", "1 while /healthz answers 200.", s.Health.Healthy ? 1 : 0);
         return sb.ToString();

@@ -127,7 +127,7 @@ internal sealed record ServiceSnapshot(
             {
                 if (counters.LastRun is { Outcome: RunOutcome.Failed } failed)
                 {
-                    reasons.Add($"the last run of flow '{flow}' failed at {failed.Finished:O}: {failed.Error ?? "no error message"}");
+                    reasons.Add($"the last run of flow '{flow}' failed at {failed.Finished:u}: {failed.Error ?? "no error message"}");
                 }
             }
 

@@ -65,6 +65,7 @@ function props(p) {
   const keys = Object.keys(p);
   return keys.length ? keys.map(k => k + "=" + JSON.stringify(p[k])).join(", ") : "";
 }
+function ts(iso) { return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$|Z$/, " UTC") : ""; }
 function replace(id, ...nodes) { const e = document.getElementById(id); e.className = ""; e.replaceChildren(...nodes); }
 async function getJson(path) {
   const r = await fetch(path, { cache: "no-store" });
@@ -79,12 +80,12 @@ function renderHealth(h) {
   const hk = h.hooks;
   const nodes = [el("p", {},
     el("span", { class: "badge " + (hk.state === "broken" ? "bad" : hk.state === "ok" ? "ok" : "warn"), id: "hook-state" }, hk.state),
-    " reloads: " + hk.reloads + ", failures: " + hk.failures + (hk.lastReload ? ", last reload " + hk.lastReload : "") +
-    (hk.brokenSince ? ", broken since " + hk.brokenSince + " (running on the last good plan)" : ""))];
+    " reloads: " + hk.reloads + ", failures: " + hk.failures + (hk.lastReload ? ", last reload " + ts(hk.lastReload) : "") +
+    (hk.brokenSince ? ", broken since " + ts(hk.brokenSince) + " (running on the last good plan)" : ""))];
   if (hk.diagnostics.length) nodes.push(el("pre", { class: "diag", id: "hook-diagnostics" }, hk.diagnostics.join("\n")));
   replace("hooks", ...nodes);
   if (h.planDiff.length) {
-    replace("diff", table(["at", "plan", "change"], h.planDiff.slice().reverse().map(d => [d.at, "v" + d.planVersion, el("code", {}, d.line)])));
+    replace("diff", table(["at", "plan", "change"], h.planDiff.slice().reverse().map(d => [ts(d.at), "v" + d.planVersion, el("code", {}, d.line)])));
   }
 }
 function renderPlan(p) {
@@ -109,8 +110,8 @@ function renderPlan(p) {
 function renderRuns(r) {
   const runs = r.body.runs || [];
   if (!runs.length) { replace("runs", el("p", { class: "muted" }, "no run finished yet")); return; }
-  replace("runs", table(["flow", "started", "finished", "outcome", "rows", "docs", "docs/s", "dead letters", "retries", "plan", "error"],
-    runs.map(x => [x.flow, x.started, x.finished, x.outcome, x.rows, x.docsIndexed, x.docsPerSecond.toFixed(1), x.deadLetters, x.retries, "v" + x.planVersion, x.error || ""]),
+  replace("runs", table(["flow", "started", "duration", "outcome", "rows", "docs", "docs/s", "dead letters", "retries", "plan", "error"],
+    runs.map(x => [x.flow, ts(x.started), x.durationSeconds.toFixed(1) + " s", x.outcome, x.rows, x.docsIndexed, x.docsPerSecond.toFixed(1), x.deadLetters, x.retries, "v" + x.planVersion, x.error || ""]),
     i => runs[i].outcome === "failed" ? "failed" : ""));
 }
 async function refresh() {
