@@ -7,16 +7,16 @@ internal sealed record FlowSchedule(string Flow, TimeSpan Interval);
 
 /// <summary>What a run is handed: the flow, and the state (hence the plan) captured when it started.</summary>
 /// <param name="Flow">The configured flow to run.</param>
-/// <param name="AtStart">The snapshot taken at the start; <c>AtStart.Plan?.Model</c> is the plan this run must execute even if a reload replaces it meanwhile.</param>
+/// <param name="AtStart">The snapshot taken at the start; <c>AtStart.Plan.Model</c> is the plan this run must execute even if a reload replaces it meanwhile.</param>
 internal sealed record FlowRunContext(string Flow, ServiceSnapshot AtStart)
 {
-    /// <summary>The plan active when the run started, or null if none was.</summary>
-    public PlanSnapshot? Plan => AtStart.Plan;
+    /// <summary>The plan active when the run started (runs only start once a plan exists).</summary>
+    public PlanSnapshot Plan => AtStart.Plan!;
 }
 
 /// <summary>
 /// Runs each flow on its interval. A run never overlaps the previous run of the same flow: a tick that
-/// finds it still going is skipped, logged and counted. Stopping ends the schedule, signals the runs in
+/// finds it still going, or no valid plan yet, is skipped, logged and counted. Stopping ends the schedule, signals the runs in
 /// flight (their token) to drain and checkpoint, and waits for them.
 /// </summary>
 internal sealed class FlowScheduler : IAsyncDisposable
@@ -186,12 +186,20 @@ internal sealed class FlowScheduler : IAsyncDisposable
                 return;
             }
 
+            var atStart = _state.Snapshot;
+            if (atStart.Plan is null)
+            {
+                _log.Warning("Flow {Flow}: tick skipped, no valid plan yet (see the hook diagnostics)", slot.Schedule.Flow);
+                _state.RecordSkippedTick(slot.Schedule.Flow);
+                return;
+            }
+
             slot.Running = true;
             slot.RunStarted = _time.GetUtcNow();
 
             // Captured under the lock at the instant the run starts: a reload after this point only
             // affects the next run.
-            var context = new FlowRunContext(slot.Schedule.Flow, _state.Snapshot);
+            var context = new FlowRunContext(slot.Schedule.Flow, atStart);
             var task = Task.Run(() => RunOnceAsync(slot, context));
             _inFlight.Add(task);
             _ = task.ContinueWith(
@@ -212,7 +220,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
     {
         var flow = context.Flow;
         var started = slot.RunStarted;
-        var planVersion = context.Plan?.Version ?? 0;
+        var planVersion = context.Plan!.Version;
         _log.Information("Flow {Flow}: run started on plan version {PlanVersion}", flow, planVersion);
         FlowRunResult result;
         try

@@ -12,7 +12,11 @@ public sealed class FlowSchedulerTests
     private readonly CollectingSink _log = new();
     private readonly ServiceState _state;
 
-    public FlowSchedulerTests() => _state = new ServiceState(_time);
+    public FlowSchedulerTests()
+    {
+        _state = new ServiceState(_time);
+        _state.SetPlan(SamplePlans.Plan(("orders", 1, ["orders"])), []);
+    }
 
     private FlowScheduler CreateSut(Func<FlowRunContext, CancellationToken, Task<FlowRunResult>> run, bool runOnStart = false, params FlowSchedule[] flows) =>
         new(flows.Length == 0 ? [new FlowSchedule("orders", Every30s)] : flows, run, _state, _time, _log.CreateLogger(), runOnStart);
@@ -116,9 +120,9 @@ public sealed class FlowSchedulerTests
         runs.Finish(1, Ok(1));
         var s = await _state.WaitUntilAsync(s => s.Runs.Count == 2, "the second run to be recorded");
 
-        first.Plan!.Model.Should().Be("plan-A");
-        second.Plan!.Model.Should().Be("plan-B");
-        s.Runs.Select(r => r.PlanVersion).Should().Equal(2, 1);
+        first.Plan.Model.Should().Be("plan-A");
+        second.Plan.Model.Should().Be("plan-B");
+        s.Runs.Select(r => r.PlanVersion).Should().Equal(3, 2);
     }
 
     [Fact]
@@ -215,6 +219,26 @@ public sealed class FlowSchedulerTests
         var run = _state.Snapshot.Runs.Should().ContainSingle().Subject;
         run.Outcome.Should().Be(RunOutcome.Cancelled);
         _state.Snapshot.Health.Healthy.Should().BeTrue("a drained run is not a failure");
+    }
+
+    [Fact]
+    public async Task Without_a_valid_plan_ticks_are_skipped_and_logged_not_run()
+    {
+        var state = new ServiceState(_time);
+        var calls = 0;
+        await using var sut = new FlowScheduler([new FlowSchedule("orders", Every30s)], (FlowRunContext ctx, CancellationToken ct) =>
+        {
+            Interlocked.Increment(ref calls);
+            return Task.FromResult(Ok(1));
+        }, state, _time, _log.CreateLogger(), runOnStart: true);
+
+        sut.Start();
+        _time.Advance(Every30s);
+
+        calls.Should().Be(0);
+        sut.RunningCount.Should().Be(0);
+        state.Snapshot.Flows["orders"].SkippedTicks.Should().Be(2);
+        _log.Lines.Should().Contain("Warning: Flow \"orders\": tick skipped, no valid plan yet (see the hook diagnostics)");
     }
 
     [Fact]

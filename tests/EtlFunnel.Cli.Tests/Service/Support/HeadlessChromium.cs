@@ -14,7 +14,8 @@ internal static class HeadlessChromium
         if (found is null || !File.Exists(found))
         {
             throw new InvalidOperationException(
-                "The status page test needs a real headless browser and none was found at " + string.Join(", ", Candidates) +
+                "The status page test needs a real headless browser and none was found at " +
+                (string.IsNullOrEmpty(fromEnv) ? string.Join(", ", Candidates) : $"ETLFUNNEL_CHROMIUM={fromEnv}") +
                 ". Install Debian's chromium: `apt-get update && apt-get install -y chromium` (or point ETLFUNNEL_CHROMIUM at a chromium binary).");
         }
 
