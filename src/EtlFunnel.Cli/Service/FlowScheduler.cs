@@ -172,6 +172,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
 
     private void OnTick(FlowSlot slot)
     {
+        string? skipped = null;
         lock (_gate)
         {
             if (_stopping)
@@ -179,40 +180,44 @@ internal sealed class FlowScheduler : IAsyncDisposable
                 return;
             }
 
+            var atStart = _state.Snapshot;
             if (slot.Running)
             {
-                _log.Warning("Flow {Flow}: tick skipped, the previous run (started {Started:O}) is still going", slot.Schedule.Flow, slot.RunStarted);
-                _state.RecordSkippedTick(slot.Schedule.Flow);
-                return;
+                skipped = $"the previous run (started {slot.RunStarted:u}) is still going";
             }
-
-            var atStart = _state.Snapshot;
-            if (atStart.Plan is null)
+            else if (atStart.Plan is null)
             {
-                _log.Warning("Flow {Flow}: tick skipped, no valid plan yet (see the hook diagnostics)", slot.Schedule.Flow);
-                _state.RecordSkippedTick(slot.Schedule.Flow);
-                return;
+                skipped = "no valid plan yet (see the hook diagnostics)";
             }
+            else
+            {
+                slot.Running = true;
+                slot.RunStarted = _time.GetUtcNow();
 
-            slot.Running = true;
-            slot.RunStarted = _time.GetUtcNow();
-
-            // Captured under the lock at the instant the run starts: a reload after this point only
-            // affects the next run.
-            var context = new FlowRunContext(slot.Schedule.Flow, atStart);
-            var task = Task.Run(() => RunOnceAsync(slot, context));
-            _inFlight.Add(task);
-            _ = task.ContinueWith(
-                t =>
-                {
-                    lock (_gate)
+                // Captured under the lock at the instant the run starts: a reload after this point only
+                // affects the next run.
+                var context = new FlowRunContext(slot.Schedule.Flow, atStart);
+                var task = Task.Run(() => RunOnceAsync(slot, context));
+                _inFlight.Add(task);
+                _ = task.ContinueWith(
+                    t =>
                     {
-                        _inFlight.Remove(t);
-                    }
-                },
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+                        lock (_gate)
+                        {
+                            _inFlight.Remove(t);
+                        }
+                    },
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+        }
+
+        // Outside the lock: the state raises Changed, whose handlers must not run under ours.
+        if (skipped is not null)
+        {
+            _log.Warning("Flow {Flow}: tick skipped, {Reason:l}", slot.Schedule.Flow, skipped);
+            _state.RecordSkippedTick(slot.Schedule.Flow);
         }
     }
 
