@@ -32,6 +32,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
     private readonly HashSet<Task> _inFlight = [];
     private bool _started;
     private bool _stopping;
+    private bool _disposed;
 
     /// <summary>Schedules <paramref name="flows"/>; each run calls <paramref name="run"/> with the context captured at its start.</summary>
     public FlowScheduler(
@@ -138,6 +139,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         Task[] pending;
         lock (_gate)
         {
@@ -166,7 +168,13 @@ internal sealed class FlowScheduler : IAsyncDisposable
     /// <summary>Stops and drains (see <see cref="StopAsync"/>).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _disposed = true;
         _drain.Dispose();
     }
 

@@ -1,4 +1,3 @@
-using System.Net;
 using EtlFunnel.Cli.Service;
 using EtlFunnel.Cli.Tests.Service.Support;
 
@@ -7,6 +6,8 @@ namespace EtlFunnel.Cli.Tests.Service;
 /// <summary>The status page in a real headless chromium: scripts run, fetch the JSON endpoints and render.</summary>
 public sealed class StatusPageBrowserTests
 {
+    private const string Markup = "hooks/vendor.csx(2,3): error EF0201: '<b>injected</b>' is not allowed";
+
     private const string Diagnostic = "hooks/flow-scale.csx(7,21): error EF0101: The name 'Corez' does not exist in the current context";
 
     [Fact]
@@ -33,12 +34,13 @@ public sealed class StatusPageBrowserTests
             .And.Contain(">healthy<");
         dom.Should().NotContain(Diagnostic);
 
-        state.SetHooksBroken([Diagnostic]);
+        state.SetHooksBroken([Diagnostic, Markup]);
         var brokenDom = await HeadlessChromium.DumpDomAsync(server.BoundUrl);
 
         brokenDom.Should().Contain(">unhealthy<")
-            .And.Contain("<pre class=\"diag\" id=\"hook-diagnostics\">" + WebUtility.HtmlEncode(Diagnostic).Replace("&#39;", "'", StringComparison.Ordinal) + "</pre>")
+            .And.Contain("<pre class=\"diag\" id=\"hook-diagnostics\">" + Diagnostic + "\nhooks/vendor.csx(2,3): error EF0201: '&lt;b&gt;injected&lt;/b&gt;' is not allowed</pre>")
             .And.Contain("running on the last good plan")
-            .And.Contain("flow orders_flow#0", "the last good plan is still shown");
+            .And.Contain("flow orders_flow#0", "the last good plan is still shown")
+            .And.NotContain("<b>injected</b>", "text from hooks never becomes markup");
     }
 }
