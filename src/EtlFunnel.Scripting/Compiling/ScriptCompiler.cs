@@ -67,7 +67,7 @@ internal static class ScriptCompiler
 
         var mainTree = CSharpSyntaxTree.ParseText(texts[sources.MainPath], parseOptions, sources.MainPath);
         var compilation = CSharpCompilation.CreateScriptCompilation(
-            assemblyName, mainTree, References.All, options, previousScriptCompilation: null, returnType: typeof(object));
+            assemblyName, mainTree, References.All, options, previousScriptCompilation: null, returnType: null);
 
         var diagnostics = new List<HookDiagnostic>();
         var policy = new List<HookDiagnostic>();
@@ -132,7 +132,7 @@ internal static class ScriptCompiler
             References.All,
             options.WithSourceReferenceResolver(new HookSourceResolver(sources.Root, rewritten.Count == 0 ? texts : Merge(texts, rewritten))),
             previousScriptCompilation: null,
-            returnType: typeof(object));
+            returnType: null);
 
         using var pe = new MemoryStream();
         using var pdb = new MemoryStream();
