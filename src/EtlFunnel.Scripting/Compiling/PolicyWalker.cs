@@ -93,6 +93,12 @@ internal static class PolicyWalker
 
     private static void CheckName(SimpleNameSyntax name, SemanticModel model, Compilation compilation, Action<SyntaxNodeOrToken, string, string> report)
     {
+        // `var` only names a type some checked expression produced; reporting it again would be noise.
+        if (name is IdentifierNameSyntax { IsVar: true })
+        {
+            return;
+        }
+
         // `File.ReadAllText`: the member check covers its type, so report once, at the start of the access.
         SyntaxNode at = name;
         if (name.Parent is MemberAccessExpressionSyntax access)

@@ -58,7 +58,9 @@ internal static class ScriptCompiler
                 OutputKind.DynamicallyLinkedLibrary,
                 scriptClassName: ScriptClassName,
                 usings: DefaultUsings,
-                optimizationLevel: OptimizationLevel.Release,
+                // Unoptimised code keeps every frame (no inlining, no tail calls), so stack traces name the hook's
+                // line and unbounded recursion reaches the stack check instead of looping as a tail call.
+                optimizationLevel: OptimizationLevel.Debug,
                 allowUnsafe: false,
                 deterministic: true,
                 nullableContextOptions: NullableContextOptions.Disable)
@@ -240,10 +242,21 @@ internal static class ScriptCompiler
             public static class {{RuntimeClassName}}
             {
                 private static readonly global::System.Threading.AsyncLocal<global::System.Threading.CancellationToken> s_token = new global::System.Threading.AsyncLocal<global::System.Threading.CancellationToken>();
-                public static void Begin(global::System.Threading.CancellationToken token) { s_token.Value = token; }
+                [global::System.ThreadStatic] private static nint t_stackBase;
+                [global::System.ThreadStatic] private static global::System.Threading.CancellationToken t_stackToken;
+                public static void Begin(global::System.Threading.CancellationToken token) { s_token.Value = token; byte here = 0; t_stackBase = Address(ref here); t_stackToken = token; }
+                private static nint Address(ref byte b) { return global::System.Runtime.CompilerServices.Unsafe.ByteOffset(ref global::System.Runtime.CompilerServices.Unsafe.NullRef<byte>(), ref b); }
                 public static bool Stopping { get { return s_token.Value.IsCancellationRequested; } }
-                public static void Loop() { var t = s_token.Value; if (t.IsCancellationRequested) throw new global::System.OperationCanceledException("The hook ran past its time budget.", t); }
-                public static void Enter() { Loop(); global::System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack(); }
+                public static void Loop() { var t = s_token.Value; if (t.IsCancellationRequested) throw new global::System.TimeoutException("The hook ran past its time budget."); }
+                public static void Enter()
+                {
+                    Loop();
+                    global::System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+                    // Cap the hook's own stack well before the thread's end: unwinding a maximal recursion takes seconds.
+                    byte here = 0;
+                    if (t_stackToken == s_token.Value && t_stackBase - Address(ref here) > MaxStackBytes) throw new global::System.InsufficientExecutionStackException("The hook recursed too deeply (over " + MaxStackBytes / 1024 + " KB of stack).");
+                }
+                private const int MaxStackBytes = 256 * 1024;
                 public static {{TaskOfTunes}} Adapt({{Tunes}} result) { return global::System.Threading.Tasks.Task.FromResult(result); }
                 public static async {{TaskOfTunes}} Adapt<T>(global::System.Threading.Tasks.Task<T> task) where T : {{Tunes}} { if (task == null) return null; return await task.ConfigureAwait(false); }
                 public static async {{TaskOfTunes}} Adapt<T>(global::System.Threading.Tasks.ValueTask<T> task) where T : {{Tunes}} { return await task.ConfigureAwait(false); }
@@ -292,6 +305,7 @@ internal static class ScriptCompiler
                 Net100.References.SystemThreading,
                 Net100.References.SystemThreadingThread,
                 Net100.References.SystemThreadingThreadPool,
+                Net100.References.SystemThreadingTasksParallel,
                 Net100.References.SystemDiagnosticsProcess,
                 Net100.References.SystemNetHttp,
                 Net100.References.SystemNetPrimitives,

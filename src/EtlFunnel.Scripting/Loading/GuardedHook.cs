@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Reflection;
 using EtlFunnel.Execution.Models;
 
 namespace EtlFunnel.Scripting.Loading;
@@ -16,7 +14,8 @@ internal sealed class GuardedHook : IOrchestrationHook
 
     private readonly HookFileVersion version;
     private readonly Func<OrchestratorProps, CancellationToken, Task<IEnumerable<OrchestratorTune>?>> call;
-    private readonly Func<Assembly, bool> isHookCode;
+    private readonly Action<CancellationToken>? begin;
+    private readonly Func<Exception, (string? File, int? Line)> locate;
     private readonly TimeSpan budget;
     private readonly TimeProvider time;
 
@@ -25,15 +24,17 @@ internal sealed class GuardedHook : IOrchestrationHook
         HookLevel level,
         HookFileVersion version,
         Func<OrchestratorProps, CancellationToken, Task<IEnumerable<OrchestratorTune>?>> call,
-        Func<Assembly, bool> isHookCode,
+        Func<Exception, (string? File, int? Line)> locate,
         TimeSpan budget,
-        TimeProvider time)
+        TimeProvider time,
+        Action<CancellationToken>? begin = null)
     {
+        this.begin = begin;
         Name = name;
         Level = level;
         this.version = version;
         this.call = call;
-        this.isHookCode = isHookCode;
+        this.locate = locate;
         this.budget = budget;
         this.time = time;
     }
@@ -63,6 +64,9 @@ internal sealed class GuardedHook : IOrchestrationHook
             work = Task.Run(
                 async () =>
                 {
+                    // Set here, not inside `call`: an async-local set in an awaited method is undone when it returns,
+                    // and enumerating a lazy result below must still see the budget.
+                    begin?.Invoke(token);
                     var result = await call(guardedProps, token).ConfigureAwait(false);
                     return result?.ToList(); // lazy results run hook code: enumerate inside the budget
                 },
@@ -85,8 +89,9 @@ internal sealed class GuardedHook : IOrchestrationHook
         {
             throw;
         }
-        catch (OperationCanceledException) when (budgetSource.IsCancellationRequested)
+        catch (Exception ex) when (budgetSource.IsCancellationRequested)
         {
+            // Script budget checks throw TimeoutException at the line they stopped; uninterruptible code may not stop.
             try
             {
                 await work.WaitAsync(StopGrace, time, CancellationToken.None).ConfigureAwait(false);
@@ -96,11 +101,12 @@ internal sealed class GuardedHook : IOrchestrationHook
                 // Expected: the budget check threw where the hook was, which is what we report.
             }
 
-            var (file, line) = work.IsFaulted ? Locate(work.Exception!.InnerException!) : (SourcePath, null);
+            var stoppedBy = work.IsFaulted ? work.Exception!.InnerException! : ex;
+            var (file, line) = Locate(stoppedBy);
             var where = line is null ? "" : $" It was stopped at {file}({line}).";
-            var stopped = work.IsCompleted ? "" : " It did not stop (it is not interruptible, e.g. a plugin or a long BCL call) and was abandoned.";
+            var abandoned = work.IsCompleted ? "" : " It did not stop (it is not interruptible, e.g. a plugin or a long BCL call) and was abandoned.";
             throw new HookInvocationException(Name, file, line,
-                $"Hook '{Name}' ran past its time budget of {budget.TotalSeconds:0.###} s.{where}{stopped} Make it faster or raise HookHostOptions.TimeBudget.");
+                $"Hook '{Name}' ran past its time budget of {budget.TotalSeconds:0.###} s.{where}{abandoned} Make it faster or raise HookHostOptions.TimeBudget.");
         }
         catch (Exception ex)
         {
@@ -123,24 +129,5 @@ internal sealed class GuardedHook : IOrchestrationHook
         return tunes;
     }
 
-    /// <summary>The innermost frame of the hook's own code that has source info (from its PDB).</summary>
-    private (string? File, int? Line) Locate(Exception exception)
-    {
-        foreach (var frame in new StackTrace(exception, fNeedFileInfo: true).GetFrames())
-        {
-            var method = frame.GetMethod();
-            if (method?.DeclaringType is not { } type || !isHookCode(type.Assembly)
-                || (type.FullName ?? "").Contains(Compiling.ScriptCompiler.RuntimeClassName, StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            if (frame.GetFileName() is { Length: > 0 } file && frame.GetFileLineNumber() > 0)
-            {
-                return (file, frame.GetFileLineNumber());
-            }
-        }
-
-        return (SourcePath, null);
-    }
+    private (string? File, int? Line) Locate(Exception exception) => locate(exception);
 }

@@ -36,7 +36,7 @@ internal sealed class PluginHookVersion : HookFileVersion
         {
             var assembly = loader.LoadDefaultAssembly();
             var context = AssemblyLoadContext.GetLoadContext(assembly);
-            bool IsHookCode(Assembly a) => AssemblyLoadContext.GetLoadContext(a) == context;
+            (string? File, int? Line) Locate(Exception ex) => SourceLocator.FromStackTrace(ex, a => AssemblyLoadContext.GetLoadContext(a) == context, dllPath);
             var assemblyName = Path.GetFileName(dllPath);
             foreach (var type in assembly.GetExportedTypes().Where(t => t is { IsClass: true, IsAbstract: false }).OrderBy(t => t.FullName, StringComparer.Ordinal))
             {
@@ -63,13 +63,13 @@ internal sealed class PluginHookVersion : HookFileVersion
                 if (flow)
                 {
                     var hook = (IFlowOrchestrator)instance;
-                    version.hooks.Add(new GuardedHook(name, HookLevel.Flow, version, (p, _) => Task.FromResult<IEnumerable<OrchestratorTune>?>(hook.GetFlowOrchestration(p)), IsHookCode, budget, time));
+                    version.hooks.Add(new GuardedHook(name, HookLevel.Flow, version, (p, _) => Task.FromResult<IEnumerable<OrchestratorTune>?>(hook.GetFlowOrchestration(p)), Locate, budget, time));
                 }
 
                 if (pipeline)
                 {
                     var hook = (IPipelineOrchestrator)instance;
-                    version.hooks.Add(new GuardedHook(name, HookLevel.Pipeline, version, (p, _) => Task.FromResult<IEnumerable<OrchestratorTune>?>(hook.GetPipelineOrchestration(p)), IsHookCode, budget, time));
+                    version.hooks.Add(new GuardedHook(name, HookLevel.Pipeline, version, (p, _) => Task.FromResult<IEnumerable<OrchestratorTune>?>(hook.GetPipelineOrchestration(p)), Locate, budget, time));
                 }
             }
 

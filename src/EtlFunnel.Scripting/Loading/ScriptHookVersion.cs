@@ -41,7 +41,8 @@ internal sealed class ScriptHookVersion : HookFileVersion
 
             var version = new ScriptHookVersion(sourcePath, key, context);
             var name = Path.GetRelativePath(root, sourcePath).Replace('\\', '/');
-            bool IsHookCode(Assembly a) => a == loaded;
+            var pdbImage = System.Collections.Immutable.ImmutableArray.Create(pdb);
+            (string? File, int? Line) Locate(Exception ex) => SourceLocator.FromPdb(ex, loaded, pdbImage, sourcePath);
             foreach (var (level, invokerName) in new[] { (HookLevel.Flow, ScriptCompiler.FlowInvoker), (HookLevel.Pipeline, ScriptCompiler.PipelineInvoker) })
             {
                 if (scriptType.GetMethod(invokerName, BindingFlags.Public | BindingFlags.Instance) is not { } invoker)
@@ -51,14 +52,13 @@ internal sealed class ScriptHookVersion : HookFileVersion
 
                 async Task<IEnumerable<OrchestratorTune>?> Call(OrchestratorProps props, CancellationToken token)
                 {
-                    begin(token);
                     var submissions = new object[2];
                     await factory(submissions).ConfigureAwait(false);
                     var hook = invoker.CreateDelegate<Func<OrchestratorProps, Task<IEnumerable<OrchestratorTune>?>>>(submissions[1]);
                     return await hook(props).ConfigureAwait(false);
                 }
 
-                version.hooks.Add(new GuardedHook(name, level, version, Call, IsHookCode, budget, time));
+                version.hooks.Add(new GuardedHook(name, level, version, Call, Locate, budget, time, begin));
             }
 
             return version;

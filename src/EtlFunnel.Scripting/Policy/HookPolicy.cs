@@ -126,12 +126,20 @@ internal static class HookPolicy
     /// <summary>Checks a member (method, property, field, event; <c>.ctor</c> for constructors) of an allowed type.</summary>
     public static PolicyViolation? CheckMember(string ns, string typeName, string memberName)
     {
-        if (CheckType(ns, typeName) is { } typeViolation)
+        var typeDisplay = $"{(ns.Length == 0 ? "" : ns + ".")}{typeName.Replace('+', '.')}";
+        var display = memberName == ".ctor" ? $"'new {typeDisplay}(...)'" : $"'{typeDisplay}.{memberName}'";
+
+        // Type.Name and friends are inherited from MemberInfo: describing a type is not reflection.
+        if (ns == "System.Reflection" && typeName == "MemberInfo" && memberName is "Name" or "ToString" or "Equals" or "GetHashCode")
         {
-            return typeViolation;
+            return null;
         }
 
-        var display = $"'{(ns.Length == 0 ? "" : ns + ".")}{typeName.Replace('+', '.')}.{memberName}'";
+        if (CheckType(ns, typeName) is { } typeViolation)
+        {
+            return typeViolation with { What = typeViolation.What.Replace($"'{typeDisplay}'", display, StringComparison.Ordinal) };
+        }
+
         if (ns == "System")
         {
             switch (typeName)

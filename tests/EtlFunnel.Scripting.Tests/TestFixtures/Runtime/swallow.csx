@@ -5,7 +5,7 @@ List<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param)
     for (;;)
     {
         try { n++; }
-        catch { }
         catch (Exception) when (n > 0) { }
+        catch { }
     }
 }
