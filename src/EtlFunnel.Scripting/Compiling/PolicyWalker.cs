@@ -184,7 +184,7 @@ internal static class PolicyWalker
                 var memberName = member is IMethodSymbol { MethodKind: MethodKind.PropertyGet or MethodKind.PropertySet } accessor
                     ? accessor.AssociatedSymbol!.Name
                     : member.Name;
-                return HookPolicy.CheckMember(memberNs, typeName, memberName);
+                return HookPolicy.CheckMember(memberNs, typeName, memberName, member is IMethodSymbol { IsGenericMethod: true });
             default:
                 return null;
         }

@@ -60,11 +60,24 @@ internal static class HookPolicy
         "Name", "FullName", "Namespace", "ToString", "Equals", "GetHashCode", "IsAssignableFrom", "IsAssignableTo",
         "IsInstanceOfType", "IsValueType", "IsClass", "IsInterface", "IsEnum", "IsArray", "IsGenericType",
         "IsPrimitive", "IsSealed", "IsAbstract", "op_Equality", "op_Inequality",
+        "GetTypeFromHandle", // what `typeof(T)` compiles to
+    };
+
+    // Compilers emit these for ordinary code (`in` parameters, collection expressions), so plugins reference them.
+    private static readonly HashSet<string> AllowedInteropTypes = new(StringComparer.Ordinal)
+    {
+        "InAttribute", "OutAttribute", "OptionalAttribute", "DefaultParameterValueAttribute", "CollectionsMarshal",
+    };
+
+    private static readonly HashSet<string> ForbiddenRuntimeHelpers = new(StringComparer.Ordinal)
+    {
+        "GetUninitializedObject", "RunClassConstructor", "RunModuleConstructor", "PrepareMethod", "PrepareDelegate",
+        "PrepareContractedDelegate", "AllocateTypeAssociatedMemory", "ExecuteCodeWithGuaranteedCleanup", "GetObjectValue",
     };
 
     private static readonly HashSet<string> ReflectionSystemTypes = new(StringComparer.Ordinal)
     {
-        "Activator", "RuntimeTypeHandle", "RuntimeMethodHandle", "RuntimeFieldHandle", "TypedReference",
+        "RuntimeMethodHandle", "RuntimeFieldHandle", "TypedReference",
         "ArgIterator", "RuntimeArgumentHandle", "ModuleHandle",
     };
 
@@ -106,15 +119,21 @@ internal static class HookPolicy
             return new(AssemblyLoading, $"'{display}' (assembly loading)");
         }
 
+        // Assembly attributes (AssemblyCompanyAttribute...) are declarations, not reflection.
+        if (ns == "System.Reflection" && outer.EndsWith("Attribute", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
         if (InNamespace(ns, "System.Reflection")
             || InNamespace(ns, "System.Linq.Expressions")
             || (ns == "System" && ReflectionSystemTypes.Contains(outer))
-            || (ns == "System.Runtime.CompilerServices" && outer is "RuntimeHelpers" or "UnsafeAccessorAttribute" or "UnsafeAccessorTypeAttribute"))
+            || (ns == "System.Runtime.CompilerServices" && outer is "UnsafeAccessorAttribute" or "UnsafeAccessorTypeAttribute"))
         {
             return new(Reflection, $"'{display}' (reflection and runtime code generation)");
         }
 
-        if (InNamespace(ns, "System.Runtime.InteropServices")
+        if ((InNamespace(ns, "System.Runtime.InteropServices") && !(ns == "System.Runtime.InteropServices" && AllowedInteropTypes.Contains(outer)))
             || (ns == "System.Runtime.CompilerServices" && outer == "Unsafe"))
         {
             return new(Interop, $"'{display}' (interop and raw memory access)");
@@ -124,7 +143,7 @@ internal static class HookPolicy
     }
 
     /// <summary>Checks a member (method, property, field, event; <c>.ctor</c> for constructors) of an allowed type.</summary>
-    public static PolicyViolation? CheckMember(string ns, string typeName, string memberName)
+    public static PolicyViolation? CheckMember(string ns, string typeName, string memberName, bool genericMethod = false)
     {
         var typeDisplay = $"{(ns.Length == 0 ? "" : ns + ".")}{typeName.Replace('+', '.')}";
         var display = memberName == ".ctor" ? $"'new {typeDisplay}(...)'" : $"'{typeDisplay}.{memberName}'";
@@ -144,6 +163,8 @@ internal static class HookPolicy
         {
             switch (typeName)
             {
+                case "Activator" when !(memberName == "CreateInstance" && genericMethod): // `new T()` compiles to CreateInstance<T>()
+                    return new(Reflection, $"{display} (reflection; use `new T()` or a factory delegate)");
                 case "Type" when !AllowedTypeMembers.Contains(memberName):
                     return new(Reflection, $"{display} (reflection)");
                 case "Delegate" or "MulticastDelegate" when memberName is "CreateDelegate" or "DynamicInvoke" or "Method" or "GetMethodInfo":
@@ -159,6 +180,11 @@ internal static class HookPolicy
                 default:
                     break;
             }
+        }
+
+        if (ns == "System.Runtime.CompilerServices" && typeName == "RuntimeHelpers" && ForbiddenRuntimeHelpers.Contains(memberName))
+        {
+            return new(Reflection, $"{display} (reflection)");
         }
 
         if (ns == "System.Threading.Tasks" && typeName is "Task" or "ValueTask"

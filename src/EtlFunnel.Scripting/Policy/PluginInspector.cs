@@ -55,7 +55,8 @@ internal static class PluginInspector
                     continue;
                 }
 
-                if (HookPolicy.CheckMember(parent.Namespace, parent.Name, MemberName(md.GetString(member.Name))) is { } violation)
+                var generic = member.GetKind() == MemberReferenceKind.Method && md.GetBlobReader(member.Signature).ReadSignatureHeader().IsGeneric;
+                if (HookPolicy.CheckMember(parent.Namespace, parent.Name, MemberName(md.GetString(member.Name)), generic) is { } violation)
                 {
                     Report(violation);
                 }

@@ -70,3 +70,26 @@ internal sealed class TempHooks : IDisposable
         }
     }
 }
+
+/// <summary>The real plugin projects under tests/TestPlugins, as built before this test project.</summary>
+internal static class TestPlugins
+{
+    private static readonly Dictionary<string, string> Outputs = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "test-plugins.txt"))
+        .Select(line => line.Split('|'))
+        .ToDictionary(parts => Path.GetFileNameWithoutExtension(parts[0]), parts => parts[1], StringComparer.Ordinal);
+
+    /// <summary>Copies a plugin project's build output into <c>hooks/&lt;AssemblyName&gt;/</c>, replacing what is there.</summary>
+    public static string Deploy(string project, string hooksFolder)
+    {
+        var dll = Outputs[project];
+        var assemblyName = Path.GetFileNameWithoutExtension(dll);
+        var target = Path.Combine(hooksFolder, assemblyName);
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.EnumerateFiles(Path.GetDirectoryName(dll)!))
+        {
+            File.Copy(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
+        }
+
+        return Path.Combine(target, assemblyName + ".dll");
+    }
+}
