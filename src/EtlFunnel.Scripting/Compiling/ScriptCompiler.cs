@@ -242,9 +242,12 @@ internal static class ScriptCompiler
             public static class {{RuntimeClassName}}
             {
                 private static readonly global::System.Threading.AsyncLocal<global::System.Threading.CancellationToken> s_token = new global::System.Threading.AsyncLocal<global::System.Threading.CancellationToken>();
+                // Thread statics hold plain numbers only: a reference there would outlive the call on a pooled thread.
                 [global::System.ThreadStatic] private static nint t_stackBase;
-                [global::System.ThreadStatic] private static global::System.Threading.CancellationToken t_stackToken;
-                public static void Begin(global::System.Threading.CancellationToken token) { s_token.Value = token; byte here = 0; t_stackBase = Address(ref here); t_stackToken = token; }
+                [global::System.ThreadStatic] private static long t_stackCall;
+                private static readonly global::System.Threading.AsyncLocal<long> s_call = new global::System.Threading.AsyncLocal<long>();
+                private static long s_calls;
+                public static void Begin(global::System.Threading.CancellationToken token) { s_token.Value = token; var call = global::System.Threading.Interlocked.Increment(ref s_calls); s_call.Value = call; byte here = 0; t_stackBase = Address(ref here); t_stackCall = call; }
                 private static nint Address(ref byte b) { return global::System.Runtime.CompilerServices.Unsafe.ByteOffset(ref global::System.Runtime.CompilerServices.Unsafe.NullRef<byte>(), ref b); }
                 public static bool Stopping { get { return s_token.Value.IsCancellationRequested; } }
                 public static void Loop() { var t = s_token.Value; if (t.IsCancellationRequested) throw new global::System.TimeoutException("The hook ran past its time budget."); }
@@ -254,7 +257,7 @@ internal static class ScriptCompiler
                     global::System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
                     // Cap the hook's own stack well before the thread's end: unwinding a maximal recursion takes seconds.
                     byte here = 0;
-                    if (t_stackToken == s_token.Value && t_stackBase - Address(ref here) > MaxStackBytes) throw new global::System.InsufficientExecutionStackException("The hook recursed too deeply (over " + MaxStackBytes / 1024 + " KB of stack).");
+                    if (t_stackCall == s_call.Value && t_stackBase - Address(ref here) > MaxStackBytes) throw new global::System.InsufficientExecutionStackException("The hook recursed too deeply (over " + MaxStackBytes / 1024 + " KB of stack).");
                 }
                 private const int MaxStackBytes = 256 * 1024;
                 public static {{TaskOfTunes}} Adapt({{Tunes}} result) { return global::System.Threading.Tasks.Task.FromResult(result); }

@@ -22,6 +22,9 @@ internal abstract class HookFileVersion
 
     public abstract IReadOnlyList<IOrchestrationHook> Hooks { get; }
 
+    /// <summary>True once the version was replaced and its last call finished (its context is then unloaded).</summary>
+    public bool IsUnloaded => Volatile.Read(ref unloaded) == 1;
+
     public void Enter() => Interlocked.Increment(ref inFlight);
 
     public void Exit()
@@ -47,7 +50,8 @@ internal abstract class HookFileVersion
     {
         if (Interlocked.Exchange(ref unloaded, 1) == 0)
         {
-            Unload();
+            // Not inline: the last call's completion may run this on the hook's own stack and execution context.
+            ThreadPool.UnsafeQueueUserWorkItem(static version => version.Unload(), this, preferLocal: false);
         }
     }
 }
