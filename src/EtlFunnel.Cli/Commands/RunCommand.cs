@@ -109,7 +109,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             ElasticsearchDestination es => "elasticsearch " + es.Uri,
             _ => "?",
         }).Distinct(StringComparer.Ordinal);
-        _context.Log.Information("Running {FlowReplicas} flow replicas, {PipelineReplicas} pipeline replicas ({Mode}) into {Destinations:l}; state in {State}",
+        _context.Log.Information("Running {FlowReplicas} flow replicas, {PipelineReplicas} pipeline replicas ({Mode:l}) into {Destinations:l}; state in {State}",
             job.Flows.Count, job.Flows.Sum(f => f.Pipelines.Count), options.Mode, string.Join(", ", destinations), state);
 
         SyncReport report;
