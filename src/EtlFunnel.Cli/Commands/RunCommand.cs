@@ -110,7 +110,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             _ => "?",
         }).Distinct(StringComparer.Ordinal);
         _context.Log.Information("Running {FlowReplicas} flow replicas, {PipelineReplicas} pipeline replicas ({Mode:l}) into {Destinations:l}; state in {State}",
-            job.Flows.Count, job.Flows.Sum(f => f.Pipelines.Count), options.Mode, string.Join(", ", destinations), state);
+            job.Flows.Count, job.Flows.Sum(f => f.Pipelines.Count), options.Mode.ToString().ToLowerInvariant(), string.Join(", ", destinations), state);
 
         SyncReport report;
         try
