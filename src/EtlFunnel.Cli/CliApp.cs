@@ -44,6 +44,7 @@ internal static class CliApp
             Log = logger,
             LoadHooks = hookLoader ?? HostedHooks.LoadAsync,
             Environment = environment ?? Environment.GetEnvironmentVariable,
+            LiveConsole = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected ? AnsiConsole.Create(new AnsiConsoleSettings()) : null,
         };
 
         var app = new CommandApp();
@@ -70,6 +71,13 @@ internal static class CliApp
                 .WithDescription("Discover the flows' tables, run the orchestration hooks and print the execution plan (nothing runs).")
                 .WithExample("plan", "--config", "samples/quickstart/flows.yaml", "--machine", "samples/regions/eu.yaml")
                 .WithExample("plan", "--config", "flows.yaml", "--format", "json");
+            config.AddCommand<RunCommand>("run")
+                .WithDescription("Plan as 'plan' does, then sync every pipeline replica into Elasticsearch or NDJSON files; prints a report.")
+                .WithExample("run", "--config", "samples/quickstart/flows.yaml", "--hooks", "hooks")
+                .WithExample("run", "--config", "flows.yaml", "--mode", "incremental", "--report", "report.json");
+            config.AddCommand<WatchCommand>("watch")
+                .WithDescription("Run every flow on a schedule, reload the hooks when they change, serve status/health/metrics on loopback.")
+                .WithExample("watch", "--config", "flows.yaml", "--hooks", "hooks", "--interval", "5m", "--status-url", "http://127.0.0.1:9464");
             config.AddBranch("hooks", hooks =>
             {
                 hooks.SetDescription("Work with the orchestration hooks folder.");

@@ -11,4 +11,7 @@ internal static class ExitCodes
 
     /// <summary>The command line, the config or a machine profile is wrong.</summary>
     public const int Usage = 2;
+
+    /// <summary>Stopped by Ctrl-C / SIGTERM before the end; checkpoints are saved, running again resumes (128 + SIGINT, as shells do).</summary>
+    public const int Interrupted = 130;
 }

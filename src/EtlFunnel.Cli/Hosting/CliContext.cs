@@ -30,6 +30,9 @@ internal sealed class CliContext
     public required HookLoader LoadHooks { get; init; }
 
     public required Func<string, string?> Environment { get; init; }
+
+    /// <summary>An interactive console for live progress, or null when stdout is redirected (then progress goes to the log).</summary>
+    public IAnsiConsole? LiveConsole { get; init; }
 }
 
 /// <summary>The real hook host behind <see cref="ILoadedHooks"/>.</summary>

@@ -30,7 +30,7 @@ public static partial class ConfigLoader
     {
         var yaml = new YamlReader(displayFile, environment);
         var root = yaml.LoadRoot(text) ?? throw new ConfigException(displayFile, "the config file is empty; it needs at least a 'flows:' list");
-        var top = yaml.Mapping(root, "the config file", "hooks", "state", "limits", "flows");
+        var top = yaml.Mapping(root, "the config file", "hooks", "state", "limits", "interval", "flows");
 
         if (!top.TryGetValue("flows", out var flowsNode))
         {
@@ -74,13 +74,15 @@ public static partial class ConfigLoader
             HooksDirectory = top.TryGetValue("hooks", out var hooks) ? Resolve(baseDirectory, yaml.NonEmptyString(hooks.Value, "hooks")) : null,
             StateDirectory = Resolve(baseDirectory, top.TryGetValue("state", out var state) ? yaml.NonEmptyString(state.Value, "state") : ".etlfunnel/state"),
             Limits = limits,
+            Interval = top.TryGetValue("interval", out var interval) ? yaml.NonEmptyString(interval.Value, "interval") : null,
+            IntervalLocation = top.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
             Flows = flows.ToImmutable(),
         };
     }
 
     private static FlowConfig ParseFlow(YamlReader yaml, YamlNode node, string baseDirectory)
     {
-        var f = yaml.Mapping(node, "a flow", "name", "source", "destination", "pipelines", "auxiliary", "max_replicas");
+        var f = yaml.Mapping(node, "a flow", "name", "source", "destination", "pipelines", "auxiliary", "max_replicas", "interval");
         var location = yaml.At(node);
         if (!f.TryGetValue("name", out var nameNode))
         {
@@ -162,6 +164,8 @@ public static partial class ConfigLoader
             Pipelines = pipelines,
             Auxiliary = auxiliary,
             MaxReplicas = f.TryGetValue("max_replicas", out var max) ? yaml.PositiveInt(max.Value, $"max_replicas of flow '{name}'") : null,
+            Interval = f.TryGetValue("interval", out var interval) ? yaml.NonEmptyString(interval.Value, $"interval of flow '{name}'") : null,
+            IntervalLocation = f.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
         };
     }
 

@@ -17,6 +17,12 @@ public sealed record EtlConfig
     /// <summary>Replica caps from <c>limits:</c>.</summary>
     public PlanLimits Limits { get; init; } = new();
 
+    /// <summary>The <c>interval:</c> of <c>etlfunnel watch</c> for flows that set none (a duration such as <c>5m</c>), or <c>null</c>.</summary>
+    public string? Interval { get; init; }
+
+    /// <summary>Where the global <c>interval:</c> is written, for error messages.</summary>
+    public ConfigLocation? IntervalLocation { get; init; }
+
     /// <summary>The flows, in file order.</summary>
     public required ImmutableArray<FlowConfig> Flows { get; init; }
 }
@@ -60,6 +66,12 @@ public sealed record FlowConfig
 
     /// <summary>This flow's cap on flow replicas (overrides <see cref="PlanLimits.MaxFlowReplicas"/>).</summary>
     public int? MaxReplicas { get; init; }
+
+    /// <summary>How often <c>etlfunnel watch</c> runs this flow (a duration such as <c>30s</c>, <c>1h30m</c>), or <c>null</c> for the default.</summary>
+    public string? Interval { get; init; }
+
+    /// <summary>Where this flow's <c>interval:</c> is written, for error messages.</summary>
+    public ConfigLocation? IntervalLocation { get; init; }
 }
 
 /// <summary>The kind of destination.</summary>

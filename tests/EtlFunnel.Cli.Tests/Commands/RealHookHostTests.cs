@@ -8,12 +8,11 @@ namespace EtlFunnel.Cli.Tests.Commands;
 [Collection(QuickstartCollection.Name)]
 public sealed class RealHookHostTests
 {
-    private const string NeedsHost = "needs the hook host (branch hook-host)";
     private readonly Dictionary<string, string> _env;
 
     public RealHookHostTests(QuickstartDatabase db) => _env = new() { ["QUICKSTART_PG"] = db.ConnectionString };
 
-    [Fact(Skip = NeedsHost)]
+    [Fact]
     public async Task The_sample_hooks_pass_hooks_check()
     {
         var result = await CliRunner.RunAsync(["hooks", "check", "--hooks", Repo.Path("hooks")]);
@@ -22,7 +21,7 @@ public sealed class RealHookHostTests
         result.Out.Should().Contain("1 flow hook(s), 1 pipeline hook(s)");
     }
 
-    [Fact(Skip = NeedsHost)]
+    [Fact]
     public async Task A_broken_hook_is_reported_at_file_line_col_and_exits_1()
     {
         var dir = Directory.CreateTempSubdirectory("etlfunnel-broken-").FullName;
@@ -33,7 +32,7 @@ public sealed class RealHookHostTests
         result.Err.Should().MatchRegex(@"broken\.csx\(4,12\): error CS0103: ");
     }
 
-    [Fact(Skip = NeedsHost)]
+    [Fact]
     public async Task Quickstart_plans_with_the_shipped_hooks_differ_per_region()
     {
         var counts = new Dictionary<string, int>();

@@ -34,12 +34,12 @@ internal static class CliRunner
     /// <summary>An existing, empty folder to pass as --hooks when the hooks themselves are hand-written.</summary>
     public static string HooksDir { get; } = Directory.CreateTempSubdirectory("etlfunnel-cli-hooks-").FullName;
 
-    public static async Task<CliResult> RunAsync(string[] args, ILoadedHooks? hooks = null, IReadOnlyDictionary<string, string>? env = null)
+    public static async Task<CliResult> RunAsync(string[] args, ILoadedHooks? hooks = null, IReadOnlyDictionary<string, string>? env = null, CancellationToken cancellationToken = default)
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
         HookLoader? loader = hooks is null ? null : (_, _) => Task.FromResult(hooks);
-        var code = await CliApp.RunAsync(args, stdout, stderr, loader, name => env?.GetValueOrDefault(name));
+        var code = await CliApp.RunAsync(args, stdout, stderr, loader, name => env?.GetValueOrDefault(name), cancellationToken);
         return new CliResult(code, stdout.ToString(), stderr.ToString());
     }
 

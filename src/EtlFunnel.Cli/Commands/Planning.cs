@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Execution.Models;
+using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Orchestration.Discovery;
+using EtlFunnel.Orchestration.Machines;
+using EtlFunnel.Orchestration.Planning;
+using EtlFunnel.Orchestration.Plans;
+using EtlFunnel.Scripting;
+
+namespace EtlFunnel.Cli.Commands;
+
+/// <summary>A config and the machine it is planned for.</summary>
+internal sealed record PlanInputs(EtlConfig Config, MachineInfo Machine);
+
+/// <summary>The plan with the config it came from (the run joins the plan to the config for connection strings).</summary>
+internal sealed record PlannedWork(EtlConfig Config, MachineInfo Machine, ExecutionPlan Plan);
+
+/// <summary>
+/// The one code path from config + hooks + machine to an <see cref="ExecutionPlan"/>, shared by <c>plan</c>, <c>run</c>
+/// and <c>watch</c>: errors are printed the same way everywhere.
+/// </summary>
+internal static class Planning
+{
+    private const int MaxErrorsShown = 50;
+
+    /// <summary>Loads the config and the machine (detected or from a profile); prints the error and returns the exit code on failure.</summary>
+    public static async Task<(PlanInputs? Inputs, int ExitCode)> LoadInputsAsync(CliContext context, string configPath, string? machinePath, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var config = await ConfigLoader.LoadAsync(configPath, context.Environment, cancellationToken).ConfigureAwait(false);
+            var machine = machinePath is null
+                ? MachineProfiles.Detect(context.Environment)
+                : await MachineProfiles.LoadAsync(machinePath, cancellationToken).ConfigureAwait(false);
+            context.Log.Information("Planning for {Machine}: {Cores} cores, {Memory:0.#} GiB{Profile}", machine.Region ?? machine.HostName, machine.LogicalCores,
+                machine.TotalMemoryBytes / (double)(1L << 30), machinePath is null ? " (this machine)" : $" (profile {machinePath})");
+            return (new PlanInputs(config, machine), ExitCodes.Ok);
+        }
+        catch (ConfigException ex)
+        {
+            await context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return (null, ExitCodes.Usage);
+        }
+    }
+
+    /// <summary>
+    /// Discovers the flows' tables and runs the hooks; throws <see cref="ConfigException"/>, <see cref="DiscoveryException"/>
+    /// or <see cref="PlanValidationException"/> (see <see cref="PrintFailureAsync"/>).
+    /// </summary>
+    public static async Task<ExecutionPlan> PlanAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await using var workload = await WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken).ConfigureAwait(false);
+        var discovered = Stopwatch.GetElapsedTime(started);
+        foreach (var warning in workload.Warnings)
+        {
+            context.Log.Warning("{Warning}", warning);
+        }
+
+        var plan = await new Planner(hooks).PlanAsync(workload, inputs.Machine, inputs.Config.Limits, cancellationToken).ConfigureAwait(false);
+        context.Log.Information("Discovered {Tables} tables in {Discovery:0} ms; planned {FlowReplicas} flow replicas and {PipelineReplicas} pipeline replicas in {Total:0} ms",
+            workload.Flows.Sum(f => f.Pipelines.Length), discovered.TotalMilliseconds, plan.Flows.Length, plan.Flows.Sum(f => f.Pipelines.Length),
+            Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return plan;
+    }
+
+    /// <summary>The planning errors <see cref="PlanAsync"/> throws, as lines (file(line,col): ... where known).</summary>
+    public static IReadOnlyList<string>? Describe(Exception exception) => exception switch
+    {
+        ConfigException ex => [ex.Message],
+        DiscoveryException ex => [$"error: {ex.Message}"],
+        PlanValidationException ex => [.. ex.Errors.Select(e => e.ToString())],
+        _ => null,
+    };
+
+    /// <summary>The whole path of <c>plan</c> and <c>run</c>: config, machine, hooks folder, discovery, hooks, validated plan. Errors are printed; the plan is null then.</summary>
+    public static async Task<(PlannedWork? Work, int ExitCode)> PlanFromCommandLineAsync(
+        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken)
+    {
+        var (inputs, exitCode) = await LoadInputsAsync(context, configPath, machinePath, cancellationToken).ConfigureAwait(false);
+        if (inputs is null)
+        {
+            return (null, exitCode);
+        }
+
+        var (hooks, hooksExit) = await HooksFolder.LoadAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
+        if (hooks is null)
+        {
+            return (null, hooksExit);
+        }
+
+        await using (hooks.ConfigureAwait(false))
+        {
+            try
+            {
+                var plan = await PlanAsync(context, inputs, hooks.Hooks, cancellationToken).ConfigureAwait(false);
+                return (new PlannedWork(inputs.Config, inputs.Machine, plan), ExitCodes.Ok);
+            }
+            catch (Exception ex) when (ex is ConfigException or DiscoveryException or PlanValidationException)
+            {
+                return (null, await PrintFailureAsync(context, ex).ConfigureAwait(false));
+            }
+        }
+    }
+
+    private static async Task<int> PrintFailureAsync(CliContext context, Exception exception)
+    {
+        var lines = Describe(exception)!;
+        foreach (var line in lines.Take(MaxErrorsShown))
+        {
+            await context.Err.WriteLineAsync(line).ConfigureAwait(false);
+        }
+
+        if (lines.Count > MaxErrorsShown)
+        {
+            await context.Err.WriteLineAsync($"... and {lines.Count - MaxErrorsShown} more errors").ConfigureAwait(false);
+        }
+
+        switch (exception)
+        {
+            case ConfigException:
+                return ExitCodes.Usage;
+            case PlanValidationException:
+                await context.Err.WriteLineAsync($"The plan was refused ({lines.Count} error{(lines.Count == 1 ? "" : "s")}); nothing runs until the hooks return a valid plan.").ConfigureAwait(false);
+                return ExitCodes.Failure;
+            default:
+                return ExitCodes.Failure;
+        }
+    }
+}

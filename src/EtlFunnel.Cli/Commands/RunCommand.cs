@@ -1,0 +1,151 @@
+using System.ComponentModel;
+using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Cli.Running;
+using EtlFunnel.Cli.Service;
+using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Sync;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace EtlFunnel.Cli.Commands;
+
+/// <summary>Which rows a run reads.</summary>
+internal enum RunMode
+{
+    /// <summary>Every pipeline reads its whole partition.</summary>
+    Full,
+
+    /// <summary>Pipelines with <c>incremental:</c> read rows above their last watermark; the others read everything.</summary>
+    Incremental,
+}
+
+internal sealed class RunSettings : CommonSettings
+{
+    [CommandOption("-c|--config <FILE>")]
+    [Description("The flows config (YAML), e.g. samples/quickstart/flows.yaml.")]
+    public string? Config { get; init; }
+
+    [CommandOption("--hooks <DIR>")]
+    [Description("The hooks folder; overrides 'hooks:' in the config (default ./hooks).")]
+    public string? Hooks { get; init; }
+
+    [CommandOption("-m|--machine <PROFILE>")]
+    [Description("A machine profile (YAML: region, cores, memory) that replaces this machine when planning.")]
+    public string? Machine { get; init; }
+
+    [CommandOption("--report <FILE>")]
+    [Description("Also write the run report as JSON to this file.")]
+    public string? Report { get; init; }
+
+    [CommandOption("--state <DIR>")]
+    [Description("Checkpoint folder; overrides 'state:' in the config (default .etlfunnel/state beside the config). Dead letters go to its sibling 'dead-letter'.")]
+    public string? State { get; init; }
+
+    [CommandOption("--mode <MODE>")]
+    [Description("full (default) or incremental.")]
+    [DefaultValue(RunMode.Full)]
+    public RunMode Mode { get; init; } = RunMode.Full;
+
+    public override ValidationResult Validate() =>
+        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required, e.g. --config samples/quickstart/flows.yaml") : ValidationResult.Success();
+}
+
+/// <summary><c>etlfunnel run</c>: the plan of <c>etlfunnel plan</c>, executed by the sync engine, with progress and a report.</summary>
+internal sealed class RunCommand : AsyncCommand<RunSettings>
+{
+    private readonly CliContext _context;
+
+    public RunCommand(CliContext context) => _context = context;
+
+    /// <summary>The dead-letter folder that goes with a state folder: its sibling <c>dead-letter</c>.</summary>
+    public static string DeadLetterDirectoryFor(string stateDirectory) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(stateDirectory).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "dead-letter");
+
+    public override async Task<int> ExecuteAsync(CommandContext context, RunSettings settings, CancellationToken cancellationToken)
+    {
+        using var signal = ShutdownSignal.Register(_context.Log);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
+        try
+        {
+            return await RunAsync(settings, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            await _context.Err.WriteLineAsync("Stopped before any data moved; run again to start.").ConfigureAwait(false);
+            return ExitCodes.Interrupted;
+        }
+    }
+
+    private async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
+    {
+        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken).ConfigureAwait(false);
+        if (work is null)
+        {
+            return exitCode;
+        }
+
+        var state = settings.State is null ? work.Config.StateDirectory : Path.GetFullPath(settings.State);
+        var options = new SyncOptions
+        {
+            StateDirectory = state,
+            DeadLetterDirectory = DeadLetterDirectoryFor(state),
+            Mode = settings.Mode == RunMode.Incremental ? SyncMode.Incremental : SyncMode.Full,
+        };
+
+        SyncJob job;
+        try
+        {
+            job = SyncJobBuilder.Build(work.Plan, work.Config, options, _context.Environment);
+        }
+        catch (ConfigException ex)
+        {
+            await _context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        var destinations = job.Flows.Select(f => f.Destination switch
+        {
+            FilesDestination files => "files " + files.Directory,
+            ElasticsearchDestination es => "elasticsearch " + es.Uri,
+            _ => "?",
+        }).Distinct(StringComparer.Ordinal);
+        _context.Log.Information("Running {FlowReplicas} flow replicas, {PipelineReplicas} pipeline replicas ({Mode:l}) into {Destinations:l}; state in {State}",
+            job.Flows.Count, job.Flows.Sum(f => f.Pipelines.Count), options.Mode.ToString().ToLowerInvariant(), string.Join(", ", destinations), state);
+
+        SyncReport report;
+        try
+        {
+            report = await RunExecution.RunAsync(_context, work.Plan, job, showProgress: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SyncConfigurationException ex)
+        {
+            await _context.Err.WriteLineAsync($"error: {ex.Message} (nothing was synced)").ConfigureAwait(false);
+            return ExitCodes.Failure;
+        }
+
+        var tables = RunSummary.ByTable(report, RunSummary.ParentOf(work.Plan));
+        RunSummary.Write(_context.Console, report, tables);
+        if (settings.Report is not null)
+        {
+            await RunSummary.WriteJsonAsync(settings.Report, RunSummary.ToJson(report, tables, withReplicas: true), CancellationToken.None).ConfigureAwait(false);
+            _context.Console.WriteLine($"Report: {Path.GetFullPath(settings.Report)}");
+        }
+
+        await _context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        switch (report.Outcome)
+        {
+            case SyncOutcome.Succeeded:
+                return ExitCodes.Ok;
+            case SyncOutcome.Cancelled:
+                await _context.Err.WriteLineAsync($"Interrupted: checkpoints are saved in {state}; run again to resume.").ConfigureAwait(false);
+                return ExitCodes.Interrupted;
+            case SyncOutcome.CompletedWithRejections:
+                await _context.Err.WriteLineAsync($"error: {report.DeadLettered} document(s) were rejected; the dead letters are in {report.DeadLetterFile}").ConfigureAwait(false);
+                return ExitCodes.Failure;
+            default:
+                await _context.Err.WriteLineAsync(
+                    $"error: the run failed{(report.DeadLetterFile is null ? "" : $" (dead letters in {report.DeadLetterFile})")}; checkpoints are saved in {state}; fix the cause and run again to resume.").ConfigureAwait(false);
+                return ExitCodes.Failure;
+        }
+    }
+}

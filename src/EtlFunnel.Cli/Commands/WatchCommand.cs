@@ -1,0 +1,231 @@
+using System.ComponentModel;
+using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Cli.Running;
+using EtlFunnel.Cli.Service;
+using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Orchestration.Plans;
+using EtlFunnel.Scripting;
+using EtlFunnel.Sync;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace EtlFunnel.Cli.Commands;
+
+internal sealed class WatchSettings : CommonSettings
+{
+    [CommandOption("-c|--config <FILE>")]
+    [Description("The flows config (YAML). Read once at start; a change on disk asks for a restart.")]
+    public string? Config { get; init; }
+
+    [CommandOption("--hooks <DIR>")]
+    [Description("The hooks folder, watched for changes; overrides 'hooks:' in the config (default ./hooks).")]
+    public string? Hooks { get; init; }
+
+    [CommandOption("-m|--machine <PROFILE>")]
+    [Description("A machine profile (YAML: region, cores, memory) that replaces this machine when planning.")]
+    public string? Machine { get; init; }
+
+    [CommandOption("--interval <DURATION>")]
+    [Description("Interval of every flow that sets no 'interval:' of its own (overrides the config's global 'interval:'; default 5m). E.g. 30s, 5m, 1h30m.")]
+    public string? Interval { get; init; }
+
+    [CommandOption("--status-url <URL>")]
+    [Description("Serve /, /healthz, /plan, /runs, /metrics here: http://127.0.0.1:PORT (loopback only; port 0 picks a free one).")]
+    public string? StatusUrl { get; init; }
+
+    [CommandOption("--state <DIR>")]
+    [Description("Checkpoint folder; overrides 'state:' in the config. Each flow keeps its checkpoints in <state>/watch/<flow>.")]
+    public string? State { get; init; }
+
+    public override ValidationResult Validate() =>
+        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required, e.g. --config samples/quickstart/flows.yaml") : ValidationResult.Success();
+}
+
+/// <summary><c>etlfunnel watch</c>: <see cref="WatchService"/> wired to the hook host (watching), the planner and the sync engine.</summary>
+internal sealed class WatchCommand : AsyncCommand<WatchSettings>
+{
+    private readonly CliContext _context;
+
+    public WatchCommand(CliContext context) => _context = context;
+
+    public override async Task<int> ExecuteAsync(CommandContext context, WatchSettings settings, CancellationToken cancellationToken)
+    {
+        var log = _context.Log;
+        byte[] loadedConfig;
+        try
+        {
+            // The bytes the service runs with, read before parsing so a later edit is always noticed.
+            loadedConfig = await File.ReadAllBytesAsync(settings.Config!, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await _context.Err.WriteLineAsync($"{settings.Config}: cannot read the config file: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        var (inputs, exitCode) = await Planning.LoadInputsAsync(_context, settings.Config!, settings.Machine, cancellationToken).ConfigureAwait(false);
+        if (inputs is null)
+        {
+            return exitCode;
+        }
+
+        var config = inputs.Config;
+        IReadOnlyList<FlowSchedule> schedules;
+        try
+        {
+            if (settings.StatusUrl is not null)
+            {
+                _ = StatusServer.ParseUrl(settings.StatusUrl);
+            }
+
+            if (config.Interval is not null)
+            {
+                _ = Service.Interval.Parse(config.Interval, $"{config.IntervalLocation}: interval");
+            }
+
+            schedules = FlowSchedules.Resolve(
+                config.Flows.Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
+                settings.Interval ?? config.Interval);
+            _ = SyncJobBuilder.ElasticsearchOverride(_context.Environment);
+        }
+        catch (Exception ex) when (ex is FormatException or ConfigException)
+        {
+            await _context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        var hooksDirectory = settings.Hooks ?? config.HooksDirectory ?? HooksFolder.DefaultDirectory;
+        HookHost? host = null;
+        if (Directory.Exists(hooksDirectory))
+        {
+            host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = hooksDirectory, Watch = true }, cancellationToken).ConfigureAwait(false);
+        }
+        else if (settings.Hooks is not null || config.HooksDirectory is not null)
+        {
+            await _context.Err.WriteLineAsync($"error: the hooks folder '{hooksDirectory}' does not exist; create it or point --hooks (or 'hooks:' in the config) at the right folder").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+        else
+        {
+            log.Information("No {Directory} folder here: one replica per flow and per table (create it to add hooks, then restart)", hooksDirectory);
+        }
+
+        await using (host)
+        {
+            using var signal = ShutdownSignal.Register(log);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
+            var stateRoot = settings.State is null ? config.StateDirectory : Path.GetFullPath(settings.State);
+            IOrchestrationHooks hooks = host is null ? new NoHooks() : host;
+            ExecutionPlan? previous = null;
+            var options = new WatchServiceOptions
+            {
+                Log = log,
+                Schedules = schedules,
+                ConfigPath = Path.GetFullPath(settings.Config!),
+                LoadedConfig = loadedConfig,
+                StatusUrl = settings.StatusUrl,
+                Replan = async ct =>
+                {
+                    var errors = host?.Diagnostics.Where(d => string.Equals(d.Severity, "error", StringComparison.OrdinalIgnoreCase)).Select(d => d.ToString()).ToList() ?? [];
+                    if (errors.Count > 0)
+                    {
+                        return ReloadResult.Broken(errors);
+                    }
+
+                    ExecutionPlan plan;
+                    try
+                    {
+                        plan = await Planning.PlanAsync(_context, inputs, hooks, ct).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (Planning.Describe(ex) is { } lines)
+                    {
+                        return ReloadResult.Broken(lines);
+                    }
+
+                    var diff = previous is null ? [] : DiffLines(PlanDiff.Compare(previous, plan));
+                    previous = plan;
+                    return ReloadResult.Ok(PlanJson.Serialize(plan), plan, diff);
+                },
+                SubscribeHookChanges = callback =>
+                {
+                    if (host is null)
+                    {
+                        return new Subscription(() => { });
+                    }
+
+                    void OnReloaded(object? sender, HookReloadedEventArgs e) => callback();
+                    host.Reloaded += OnReloaded;
+                    return new Subscription(() => host.Reloaded -= OnReloaded);
+                },
+                RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, run, ct),
+            };
+
+            try
+            {
+                return await WatchService.RunAsync(options, stop.Token).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                await _context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return ExitCodes.Failure;
+            }
+        }
+    }
+
+    /// <summary>One line per change: <c>flow shop: + shop_core_2/sales.orders_partition_1: sales.orders -> sales_orders [5/8, 3/4)</c>.</summary>
+    internal static IReadOnlyList<string> DiffLines(PlanDiffResult diff) =>
+        [.. diff.Flows.SelectMany(f => f.Changes.Select(c => c.Kind switch
+        {
+            ReplicaChangeKind.Appeared => $"flow {f.Flow}: + {c.Replica}: {c.After}",
+            ReplicaChangeKind.Vanished => $"flow {f.Flow}: - {c.Replica}: {c.Before}",
+            ReplicaChangeKind.PropsChanged => $"flow {f.Flow}: ~ {c.Replica} props {c.Before} -> {c.After}",
+            _ => $"flow {f.Flow}: ~ {c.Replica} {c.Before} -> {c.After}",
+        })),];
+
+    /// <summary>Runs one configured flow on the plan captured when the run started; incremental where the pipelines say so.</summary>
+    private async Task<FlowRunResult> RunFlowAsync(EtlConfig config, string stateRoot, FlowRunContext run, CancellationToken cancellationToken)
+    {
+        var plan = (ExecutionPlan)run.Plan.Model!;
+        // One state folder per flow: flows run independently, and one run manifest per folder keeps their resumes apart.
+        var state = Path.Combine(stateRoot, "watch", run.Flow);
+        var options = new SyncOptions
+        {
+            StateDirectory = state,
+            DeadLetterDirectory = RunCommand.DeadLetterDirectoryFor(stateRoot),
+            Mode = SyncMode.Incremental,
+        };
+
+        SyncReport report;
+        try
+        {
+            var job = SyncJobBuilder.Build(plan, config, options, _context.Environment, flow => flow == run.Flow);
+            report = await RunExecution.RunAsync(_context, plan, job, showProgress: false, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SyncConfigurationException ex)
+        {
+            return FlowRunResult.Failed(ex.Message);
+        }
+
+        var tables = RunSummary.ByTable(report, RunSummary.ParentOf(plan));
+        var json = RunSummary.ToJson(report, tables, withReplicas: false);
+        _context.Log.Information("Flow {Flow} (plan version {Version}): {Summary:l}", run.Flow, run.Plan.Version, report.Summary);
+        var outcome = report.Outcome switch
+        {
+            SyncOutcome.Succeeded => RunOutcome.Succeeded,
+            SyncOutcome.Cancelled => RunOutcome.Cancelled,
+            _ => RunOutcome.Failed,
+        };
+        var error = report.Outcome switch
+        {
+            SyncOutcome.CompletedWithRejections => $"{report.DeadLettered} document(s) rejected; dead letters in {report.DeadLetterFile}",
+            SyncOutcome.Failed => report.Replicas.FirstOrDefault(r => r.Error is not null)?.Error ?? report.Summary,
+            _ => null,
+        };
+        return new FlowRunResult(outcome, report.RowsRead, report.DocsIndexed, report.DeadLettered, report.Retries, error, json);
+    }
+
+    private sealed class Subscription(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
+    }
+}
