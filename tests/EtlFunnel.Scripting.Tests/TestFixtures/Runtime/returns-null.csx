@@ -1,0 +1,1 @@
+List<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param) => null;
