@@ -1,0 +1,241 @@
+using System.Collections.Immutable;
+using System.Text.RegularExpressions;
+using YamlDotNet.RepresentationModel;
+
+namespace EtlFunnel.Orchestration.Config;
+
+/// <summary>Loads <c>flows.yaml</c>: unknown keys, bad values and unset <c>${VAR}</c>s are <see cref="ConfigException"/>s naming the line.</summary>
+public static partial class ConfigLoader
+{
+    private static readonly string[] IndexPlaceholders = ["schema", "table", "flow"];
+
+    /// <summary>Loads and validates a config file; <paramref name="environment"/> resolves <c>${VAR}</c> (default: the process environment).</summary>
+    public static async Task<EtlConfig> LoadAsync(string path, Func<string, string?>? environment = null, CancellationToken cancellationToken = default)
+    {
+        string text;
+        try
+        {
+            text = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(path, $"cannot read the config file: {ex.Message}", ex);
+        }
+
+        return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path))!, environment ?? Environment.GetEnvironmentVariable);
+    }
+
+    /// <summary>Parses config text; relative paths resolve against <paramref name="baseDirectory"/>.</summary>
+    public static EtlConfig Parse(string text, string displayFile, string baseDirectory, Func<string, string?> environment)
+    {
+        var yaml = new YamlReader(displayFile, environment);
+        var root = yaml.LoadRoot(text) ?? throw new ConfigException(displayFile, "the config file is empty; it needs at least a 'flows:' list");
+        var top = yaml.Mapping(root, "the config file", "hooks", "state", "limits", "flows");
+
+        if (!top.TryGetValue("flows", out var flowsNode))
+        {
+            throw new ConfigException(yaml.At(root), "the config file has no 'flows:' list; add one (see docs/planning.md)");
+        }
+
+        var limits = new PlanLimits();
+        if (top.TryGetValue("limits", out var limitsNode))
+        {
+            var l = yaml.Mapping(limitsNode.Value, "limits", "max_flow_replicas", "max_pipeline_replicas");
+            limits = new PlanLimits
+            {
+                MaxFlowReplicas = l.TryGetValue("max_flow_replicas", out var f) ? yaml.PositiveInt(f.Value, "limits.max_flow_replicas") : PlanLimits.DefaultMaxFlowReplicas,
+                MaxPipelineReplicas = l.TryGetValue("max_pipeline_replicas", out var p) ? yaml.PositiveInt(p.Value, "limits.max_pipeline_replicas") : PlanLimits.DefaultMaxPipelineReplicas,
+            };
+        }
+
+        var flows = ImmutableArray.CreateBuilder<FlowConfig>();
+        var names = new Dictionary<string, ConfigLocation>(StringComparer.Ordinal);
+        var flowNodes = yaml.Sequence(flowsNode.Value, "flows");
+        if (flowNodes.Count == 0)
+        {
+            throw new ConfigException(yaml.At(flowsNode.Value), "'flows:' is empty; define at least one flow");
+        }
+
+        foreach (var flowNode in flowNodes)
+        {
+            var flow = ParseFlow(yaml, flowNode, baseDirectory);
+            if (names.TryGetValue(flow.Name, out var first))
+            {
+                throw new ConfigException(flow.Location, $"flow name '{flow.Name}' is already used at {first}; flow names must be unique");
+            }
+
+            names.Add(flow.Name, flow.Location);
+            flows.Add(flow);
+        }
+
+        return new EtlConfig
+        {
+            File = displayFile,
+            HooksDirectory = top.TryGetValue("hooks", out var hooks) ? Resolve(baseDirectory, yaml.NonEmptyString(hooks.Value, "hooks")) : null,
+            StateDirectory = Resolve(baseDirectory, top.TryGetValue("state", out var state) ? yaml.NonEmptyString(state.Value, "state") : ".etlfunnel/state"),
+            Limits = limits,
+            Flows = flows.ToImmutable(),
+        };
+    }
+
+    private static FlowConfig ParseFlow(YamlReader yaml, YamlNode node, string baseDirectory)
+    {
+        var f = yaml.Mapping(node, "a flow", "name", "source", "destination", "pipelines", "auxiliary", "max_replicas");
+        var location = yaml.At(node);
+        if (!f.TryGetValue("name", out var nameNode))
+        {
+            throw new ConfigException(location, "this flow has no 'name:'; give every flow a unique name");
+        }
+
+        var name = yaml.NonEmptyString(nameNode.Value, "the flow name");
+        if (!NamePattern().IsMatch(name))
+        {
+            throw new ConfigException(yaml.At(nameNode.Value), $"flow name '{name}' may only contain letters, digits, '_' and '-'");
+        }
+
+        if (!f.TryGetValue("source", out var sourceNode))
+        {
+            throw new ConfigException(location, $"flow '{name}' has no 'source:'; add 'source: {{postgres: \"Host=...;Database=...\"}}'");
+        }
+
+        var source = yaml.Mapping(sourceNode.Value, $"the source of flow '{name}'", "postgres");
+        if (!source.TryGetValue("postgres", out var pg))
+        {
+            throw new ConfigException(yaml.At(sourceNode.Value), $"the source of flow '{name}' needs 'postgres: <connection string>'");
+        }
+
+        var connectionString = yaml.NonEmptyString(pg.Value, $"the source of flow '{name}'");
+        ValidateConnectionString(yaml, pg.Value, connectionString, $"the source of flow '{name}'");
+
+        if (!f.TryGetValue("destination", out var destNode))
+        {
+            throw new ConfigException(location, $"flow '{name}' has no 'destination:'; add 'destination: {{elasticsearch: http://host:9200}}' or 'destination: {{files: ./out}}'");
+        }
+
+        var dest = yaml.Mapping(destNode.Value, $"the destination of flow '{name}'", "elasticsearch", "files");
+        DestinationConfig destination = dest.Count != 1
+            ? throw new ConfigException(yaml.At(destNode.Value), $"the destination of flow '{name}' needs exactly one of 'elasticsearch:' or 'files:'")
+            : dest.TryGetValue("elasticsearch", out var es)
+                ? new DestinationConfig(DestinationKind.Elasticsearch, ParseUrl(yaml, es.Value, name), yaml.At(es.Value))
+                : new DestinationConfig(DestinationKind.Files, Resolve(baseDirectory, yaml.NonEmptyString(dest["files"].Value, $"the files destination of flow '{name}'")), yaml.At(dest["files"].Value));
+
+        if (!f.TryGetValue("pipelines", out var pipelinesNode))
+        {
+            throw new ConfigException(location, $"flow '{name}' has no 'pipelines:'; add at least '- schema: public' to select tables");
+        }
+
+        var pipelines = yaml.Sequence(pipelinesNode.Value, $"the pipelines of flow '{name}'").Select(p => ParsePipeline(yaml, p, name)).ToImmutableArray();
+        if (pipelines.IsEmpty)
+        {
+            throw new ConfigException(yaml.At(pipelinesNode.Value), $"flow '{name}' has an empty 'pipelines:' list");
+        }
+
+        var auxiliary = ImmutableDictionary<string, string>.Empty;
+        if (f.TryGetValue("auxiliary", out var auxNode))
+        {
+            if (auxNode.Value is not YamlMappingNode auxMapping)
+            {
+                throw new ConfigException(yaml.At(auxNode.Value), $"'auxiliary:' of flow '{name}' must map names to Postgres connection strings");
+            }
+
+            var builder = ImmutableDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
+            foreach (var (k, v) in auxMapping.Children)
+            {
+                var auxName = yaml.NonEmptyString(k, "an auxiliary connection name");
+                var cs = yaml.NonEmptyString(v, $"auxiliary connection '{auxName}'");
+                ValidateConnectionString(yaml, v, cs, $"auxiliary connection '{auxName}'");
+                if (!builder.TryAdd(auxName, cs))
+                {
+                    throw new ConfigException(yaml.At(k), $"auxiliary connection '{auxName}' is defined twice");
+                }
+            }
+
+            auxiliary = builder.ToImmutable();
+        }
+
+        return new FlowConfig
+        {
+            Name = name,
+            Location = location,
+            SourceConnectionString = connectionString,
+            Destination = destination,
+            Pipelines = pipelines,
+            Auxiliary = auxiliary,
+            MaxReplicas = f.TryGetValue("max_replicas", out var max) ? yaml.PositiveInt(max.Value, $"max_replicas of flow '{name}'") : null,
+        };
+    }
+
+    private static PipelineConfig ParsePipeline(YamlReader yaml, YamlNode node, string flow)
+    {
+        var p = yaml.Mapping(node, $"a pipeline of flow '{flow}'", "schema", "table", "index", "key", "incremental", "exact_counts");
+        var pipeline = new PipelineConfig { Location = yaml.At(node) };
+        if (p.TryGetValue("schema", out var schema))
+        {
+            pipeline = pipeline with { Schema = yaml.NonEmptyString(schema.Value, "schema") };
+        }
+
+        if (p.TryGetValue("table", out var table))
+        {
+            pipeline = pipeline with { Table = yaml.NonEmptyString(table.Value, "table") };
+        }
+
+        if (p.TryGetValue("index", out var index))
+        {
+            var template = yaml.NonEmptyString(index.Value, "index");
+            foreach (Match m in PlaceholderPattern().Matches(template))
+            {
+                if (Array.IndexOf(IndexPlaceholders, m.Groups[1].Value) < 0)
+                {
+                    throw new ConfigException(yaml.At(index.Value), $"unknown placeholder '{{{m.Groups[1].Value}}}' in index template '{template}'; use {{schema}}, {{table}} or {{flow}}");
+                }
+            }
+
+            pipeline = pipeline with { Index = template };
+        }
+
+        if (p.TryGetValue("key", out var key))
+        {
+            pipeline = pipeline with { Key = [.. yaml.StringList(key.Value, "key")] };
+        }
+
+        if (p.TryGetValue("incremental", out var incremental))
+        {
+            pipeline = pipeline with { Incremental = yaml.NonEmptyString(incremental.Value, "incremental") };
+        }
+
+        if (p.TryGetValue("exact_counts", out var exact))
+        {
+            pipeline = pipeline with { ExactCounts = yaml.Bool(exact.Value, "exact_counts") };
+        }
+
+        return pipeline;
+    }
+
+    private static string ParseUrl(YamlReader yaml, YamlNode node, string flow)
+    {
+        var text = yaml.NonEmptyString(node, $"the elasticsearch destination of flow '{flow}'");
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+            ? text
+            : throw new ConfigException(yaml.At(node), $"'{text}' is not an http(s) URL; write e.g. http://127.0.0.1:9200");
+    }
+
+    private static void ValidateConnectionString(YamlReader yaml, YamlNode node, string connectionString, string what)
+    {
+        try
+        {
+            _ = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ConfigException(yaml.At(node), $"{what} is not a valid Npgsql connection string: {ex.Message}", ex);
+        }
+    }
+
+    private static string Resolve(string baseDirectory, string path) => Path.GetFullPath(Path.Combine(baseDirectory, path));
+
+    [GeneratedRegex("^[A-Za-z0-9_-]+$")]
+    private static partial Regex NamePattern();
+
+    [GeneratedRegex(@"\{([^}]*)\}")]
+    private static partial Regex PlaceholderPattern();
+}

@@ -1,0 +1,101 @@
+using System.Collections.Immutable;
+
+namespace EtlFunnel.Orchestration.Config;
+
+/// <summary>A loaded, validated <c>flows.yaml</c>. Paths are already resolved against the config file's folder.</summary>
+public sealed record EtlConfig
+{
+    /// <summary>The config file as the user named it (used in messages).</summary>
+    public required string File { get; init; }
+
+    /// <summary>The hooks folder from <c>hooks:</c>, or <c>null</c> when not set.</summary>
+    public string? HooksDirectory { get; init; }
+
+    /// <summary>The checkpoint folder from <c>state:</c> (default <c>.etlfunnel/state</c> beside the config).</summary>
+    public required string StateDirectory { get; init; }
+
+    /// <summary>Replica caps from <c>limits:</c>.</summary>
+    public PlanLimits Limits { get; init; } = new();
+
+    /// <summary>The flows, in file order.</summary>
+    public required ImmutableArray<FlowConfig> Flows { get; init; }
+}
+
+/// <summary>Replica caps the planner enforces.</summary>
+public sealed record PlanLimits
+{
+    /// <summary>Default cap on a flow's replicas.</summary>
+    public const int DefaultMaxFlowReplicas = 1024;
+
+    /// <summary>Default cap on the partitions of one table (over all flow replicas).</summary>
+    public const int DefaultMaxPipelineReplicas = 4096;
+
+    /// <summary>Most replicas of one flow (a flow's own <c>max_replicas</c> overrides it).</summary>
+    public int MaxFlowReplicas { get; init; } = DefaultMaxFlowReplicas;
+
+    /// <summary>Most partitions of one table, summed over all replicas of its flow.</summary>
+    public int MaxPipelineReplicas { get; init; } = DefaultMaxPipelineReplicas;
+}
+
+/// <summary>One configured flow: a Postgres source, a destination and the tables it syncs.</summary>
+public sealed record FlowConfig
+{
+    /// <summary>The flow's unique name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Where the flow is defined.</summary>
+    public required ConfigLocation Location { get; init; }
+
+    /// <summary>The Npgsql connection string of the source (may contain a password: never print it).</summary>
+    public required string SourceConnectionString { get; init; }
+
+    /// <summary>Where the documents go.</summary>
+    public required DestinationConfig Destination { get; init; }
+
+    /// <summary>Table selections, in file order.</summary>
+    public required ImmutableArray<PipelineConfig> Pipelines { get; init; }
+
+    /// <summary>Extra Postgres connections hooks see in <c>AuxiliaryDBConnMap</c>, by name.</summary>
+    public ImmutableDictionary<string, string> Auxiliary { get; init; } = ImmutableDictionary<string, string>.Empty;
+
+    /// <summary>This flow's cap on flow replicas (overrides <see cref="PlanLimits.MaxFlowReplicas"/>).</summary>
+    public int? MaxReplicas { get; init; }
+}
+
+/// <summary>The kind of destination.</summary>
+public enum DestinationKind
+{
+    /// <summary>An Elasticsearch cluster URL.</summary>
+    Elasticsearch,
+
+    /// <summary>A folder of bulk-ready NDJSON files.</summary>
+    Files,
+}
+
+/// <summary>A flow's destination.</summary>
+public sealed record DestinationConfig(DestinationKind Kind, string Target, ConfigLocation Location);
+
+/// <summary>One <c>pipelines:</c> entry: the tables it selects and how they map to indices.</summary>
+public sealed record PipelineConfig
+{
+    /// <summary>Schema glob (<c>*</c>, <c>?</c>), default <c>public</c>.</summary>
+    public string Schema { get; init; } = "public";
+
+    /// <summary>Table glob, default <c>*</c>.</summary>
+    public string Table { get; init; } = "*";
+
+    /// <summary>Target index template with <c>{schema}</c>, <c>{table}</c>, <c>{flow}</c>; default <c>{schema}_{table}</c>.</summary>
+    public string Index { get; init; } = "{schema}_{table}";
+
+    /// <summary>Explicit key columns; empty means the primary key.</summary>
+    public ImmutableArray<string> Key { get; init; } = [];
+
+    /// <summary>A column that only grows, for incremental syncs; <c>null</c> for full syncs.</summary>
+    public string? Incremental { get; init; }
+
+    /// <summary>Count rows exactly (one <c>count(*)</c> per table) instead of the catalog estimate.</summary>
+    public bool ExactCounts { get; init; }
+
+    /// <summary>Where the entry is defined.</summary>
+    public required ConfigLocation Location { get; init; }
+}

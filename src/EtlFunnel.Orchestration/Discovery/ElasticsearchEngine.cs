@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using Elastic.Clients.Elasticsearch;
+using EtlFunnel.Execution.Models;
+
+namespace EtlFunnel.Orchestration.Discovery;
+
+/// <summary>One Elasticsearch cluster as a flow sees it: index stats fetched once (all indices in one call) and a measured ping.</summary>
+internal sealed class ElasticsearchCluster
+{
+    private const int RoundTrips = 3;
+    private readonly ElasticsearchClient _client;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private IReadOnlyDictionary<string, (long Docs, long Bytes)>? _indices;
+    private ConnectionStats? _measured;
+
+    public ElasticsearchCluster(string url)
+    {
+        Url = url;
+        _client = new ElasticsearchClient(new ElasticsearchClientSettings(new Uri(url)).RequestTimeout(TimeSpan.FromSeconds(10)));
+    }
+
+    public string Url { get; }
+
+    /// <summary>Docs and store bytes of the given indices; an unreachable cluster or a missing index counts as empty.</summary>
+    public async Task<TableStats> StatsAsync(IReadOnlyCollection<string> indices, CancellationToken cancellationToken)
+    {
+        var all = await LoadIndicesAsync(cancellationToken).ConfigureAwait(false);
+        long docs = 0, bytes = 0;
+        var existing = 0;
+        foreach (var index in indices)
+        {
+            if (all.TryGetValue(index, out var s))
+            {
+                docs += s.Docs;
+                bytes += s.Bytes;
+                existing++;
+            }
+        }
+
+        return new TableStats { TotalRows = docs, TotalBytes = bytes, TableCount = existing, RowsAreExact = true };
+    }
+
+    public async Task<ConnectionStats> MeasureAsync(CancellationToken cancellationToken)
+    {
+        if (_measured is { } cached)
+        {
+            return cached;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_measured is null)
+            {
+                var samples = new TimeSpan[RoundTrips];
+                for (var i = 0; i < RoundTrips; i++)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    var response = await _client.PingAsync(cancellationToken).ConfigureAwait(false);
+                    samples[i] = Stopwatch.GetElapsedTime(start);
+                    if (!response.IsValidResponse)
+                    {
+                        throw new InvalidOperationException(
+                            $"Elasticsearch at {Url} did not answer a ping ({response.ElasticsearchServerError?.ToString() ?? response.DebugInformation.Split('\n')[0]}); " +
+                            "start the cluster or fix the destination URL, or make the hook not call MeasureConnection on DestDBConn.",
+                            response.ApiCallDetails.OriginalException);
+                    }
+                }
+
+                Array.Sort(samples);
+                _measured = new ConnectionStats { RoundTripLatency = samples[RoundTrips / 2] };
+            }
+
+            return _measured;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<IReadOnlyDictionary<string, (long Docs, long Bytes)>> LoadIndicesAsync(CancellationToken cancellationToken)
+    {
+        if (_indices is { } cached)
+        {
+            return cached;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_indices is null)
+            {
+                var result = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
+                var response = await _client.Indices.StatsAsync(cancellationToken).ConfigureAwait(false);
+                if (response.IsValidResponse && response.Indices is { } indices)
+                {
+                    foreach (var (name, stats) in indices)
+                    {
+                        result[name] = (stats.Primaries?.Docs?.Count ?? 0, stats.Total?.Store?.SizeInBytes ?? 0);
+                    }
+                }
+
+                _indices = result;
+            }
+
+            return _indices;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+}
+
+/// <summary>An Elasticsearch <see cref="IDatabaseEngine"/> scoped to the target indices of one entity.</summary>
+internal sealed class ElasticsearchEngine : IDatabaseEngine
+{
+    private readonly ElasticsearchCluster _cluster;
+    private readonly IReadOnlyCollection<string> _indices;
+
+    public ElasticsearchEngine(ElasticsearchCluster cluster, IReadOnlyCollection<string> indices)
+    {
+        _cluster = cluster;
+        _indices = indices;
+    }
+
+    public string Kind => "elasticsearch";
+
+    public string Name => _cluster.Url;
+
+    public TableStats GetTableStats() => GetTableStatsAsync().GetAwaiter().GetResult();
+
+    public Task<TableStats> GetTableStatsAsync(CancellationToken cancellationToken = default) => _cluster.StatsAsync(_indices, cancellationToken);
+
+    public ConnectionStats MeasureConnection() => MeasureConnectionAsync().GetAwaiter().GetResult();
+
+    public Task<ConnectionStats> MeasureConnectionAsync(CancellationToken cancellationToken = default) => _cluster.MeasureAsync(cancellationToken);
+}

@@ -1,0 +1,31 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace EtlFunnel.Orchestration.Discovery;
+
+/// <summary>Case-sensitive <c>*</c> / <c>?</c> globs for schema and table names.</summary>
+internal sealed class Glob
+{
+    private readonly Regex _regex;
+
+    public Glob(string pattern)
+    {
+        Pattern = pattern;
+        var sb = new StringBuilder("^");
+        foreach (var ch in pattern)
+        {
+            sb.Append(ch switch
+            {
+                '*' => ".*",
+                '?' => ".",
+                _ => Regex.Escape(ch.ToString()),
+            });
+        }
+
+        _regex = new Regex(sb.Append('$').ToString(), RegexOptions.CultureInvariant | RegexOptions.Singleline);
+    }
+
+    public string Pattern { get; }
+
+    public bool IsMatch(string name) => _regex.IsMatch(name);
+}

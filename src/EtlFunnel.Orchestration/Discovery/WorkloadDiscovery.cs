@@ -1,0 +1,263 @@
+using System.Collections.Immutable;
+using EtlFunnel.Execution.Models;
+using EtlFunnel.Orchestration.Config;
+using Npgsql;
+
+namespace EtlFunnel.Orchestration.Discovery;
+
+/// <summary>A source could not be read while discovering tables.</summary>
+public sealed class DiscoveryException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public DiscoveryException(string message, Exception? innerException = null)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>Turns a config into a <see cref="Workload"/>: one catalog query per source database, tables matched to pipeline entries.</summary>
+public static class WorkloadDiscovery
+{
+    /// <summary>Discovers every flow's tables and builds the entities hooks will see.</summary>
+    public static async Task<Workload> DiscoverAsync(EtlConfig config, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var sources = new Dictionary<string, Source>(StringComparer.Ordinal);
+        var clusters = new Dictionary<string, ElasticsearchCluster>(StringComparer.Ordinal);
+        var warnings = ImmutableArray.CreateBuilder<string>();
+        var flows = ImmutableArray.CreateBuilder<FlowEntity>();
+        try
+        {
+            foreach (var flow in config.Flows)
+            {
+                flows.Add(await DiscoverFlowAsync(config, flow, sources, clusters, warnings, cancellationToken).ConfigureAwait(false));
+            }
+        }
+        catch
+        {
+            foreach (var s in sources.Values)
+            {
+                await s.DataSource.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
+        return new Workload(flows.ToImmutable(), warnings.ToImmutable(), [.. sources.Values.Select(s => s.DataSource)]);
+    }
+
+    private static async Task<FlowEntity> DiscoverFlowAsync(
+        EtlConfig config,
+        FlowConfig flow,
+        Dictionary<string, Source> sources,
+        Dictionary<string, ElasticsearchCluster> clusters,
+        ImmutableArray<string>.Builder warnings,
+        CancellationToken cancellationToken)
+    {
+        var source = GetSource(sources, flow.SourceConnectionString);
+        IReadOnlyList<TableInfo> catalog;
+        try
+        {
+            catalog = await source.TablesAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException && ex is not OperationCanceledException)
+        {
+            throw new DiscoveryException(
+                $"{flow.Location}: cannot read the tables of flow '{flow.Name}' from {source.DisplayName}: {ex.Message}. Check that the server runs and the connection string is right.", ex);
+        }
+
+        // First matching entry wins, like routing rules: a narrow entry above a broad one configures its tables.
+        var globs = flow.Pipelines.Select(p => (Entry: p, Schema: new Glob(p.Schema), Table: new Glob(p.Table))).ToList();
+        var matched = new List<(TableInfo Table, PipelineConfig Entry)>();
+        var used = new HashSet<PipelineConfig>();
+        foreach (var table in catalog)
+        {
+            var hit = globs.FirstOrDefault(g => g.Schema.IsMatch(table.Schema) && g.Table.IsMatch(table.Name));
+            if (hit.Entry is not null)
+            {
+                matched.Add((table, hit.Entry));
+                used.Add(hit.Entry);
+            }
+        }
+
+        foreach (var entry in flow.Pipelines.Where(p => !used.Contains(p)))
+        {
+            warnings.Add($"{entry.Location}: pipeline entry schema '{entry.Schema}' table '{entry.Table}' of flow '{flow.Name}' matches no table in {source.DisplayName}");
+        }
+
+        matched = await ApplyExactCountsAsync(flow, source, matched, cancellationToken).ConfigureAwait(false);
+        var columns = await source.ColumnsAsync(matched.Where(m => !m.Entry.Key.IsEmpty || m.Entry.Incremental is not null).Select(m => m.Table).ToList(), cancellationToken).ConfigureAwait(false);
+
+        var destination = flow.Destination;
+        ElasticsearchCluster? cluster = null;
+        if (destination.Kind == DestinationKind.Elasticsearch && !clusters.TryGetValue(destination.Target, out cluster))
+        {
+            cluster = new ElasticsearchCluster(destination.Target);
+            clusters.Add(destination.Target, cluster);
+        }
+
+        IDatabaseEngine Dest(IReadOnlyCollection<string> indices) => cluster is not null
+            ? new ElasticsearchEngine(cluster, indices)
+            : new FilesEngine(destination.Target, indices);
+
+        var auxiliary = flow.Auxiliary.ToDictionary(
+            a => a.Key,
+            a =>
+            {
+                var aux = GetSource(sources, a.Value);
+                return (IDatabaseEngine)new PostgresEngine(aux.DisplayName, async ct => Sum(await aux.TablesAsync(ct).ConfigureAwait(false)), aux.Probe);
+            },
+            StringComparer.Ordinal);
+
+        var pipelines = ImmutableArray.CreateBuilder<PipelineEntity>(matched.Count);
+        foreach (var (table, entry) in matched)
+        {
+            var key = entry.Key.IsEmpty ? table.PrimaryKey : entry.Key;
+            if (key.IsEmpty)
+            {
+                throw new ConfigException(entry.Location,
+                    $"table '{table.QualifiedName}' (flow '{flow.Name}') has no primary key; add 'key: [column, ...]' naming columns that identify a row to this pipeline entry, or to a narrower entry above it just for this table");
+            }
+
+            var known = columns[table.QualifiedName].ToHashSet(StringComparer.Ordinal);
+            foreach (var column in entry.Key.Concat(entry.Incremental is null ? [] : [entry.Incremental]))
+            {
+                if (!known.Contains(column))
+                {
+                    throw new ConfigException(entry.Location, $"column '{column}' does not exist in table '{table.QualifiedName}' (flow '{flow.Name}'); its columns are: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
+                }
+            }
+
+            if (table.NeverAnalyzed && !table.RowsAreExact)
+            {
+                warnings.Add($"{entry.Location}: table '{table.QualifiedName}' has never been analyzed, so its row estimate is 0; run ANALYZE on it or set 'exact_counts: true'");
+            }
+
+            var index = entry.Index.Replace("{schema}", table.Schema, StringComparison.Ordinal)
+                .Replace("{table}", table.Name, StringComparison.Ordinal)
+                .Replace("{flow}", flow.Name, StringComparison.Ordinal)
+                .ToLowerInvariant(); // Elasticsearch index names must be lowercase.
+            var stats = ToStats(table);
+            pipelines.Add(new PipelineEntity
+            {
+                Entity = new OrchestratorEntityDef
+                {
+                    Name = table.QualifiedName,
+                    SourceDBConn = new PostgresEngine(source.DisplayName, _ => Task.FromResult(stats), source.Probe),
+                    DestDBConn = Dest([index]),
+                    AuxiliaryDBConnMap = auxiliary,
+                },
+                Table = table,
+                Index = index,
+                Key = key,
+                Incremental = entry.Incremental,
+            });
+        }
+
+        var built = pipelines.ToImmutable();
+        if (built.IsEmpty)
+        {
+            warnings.Add($"{flow.Location}: flow '{flow.Name}' selects no table in {source.DisplayName}; it will do nothing");
+        }
+
+        var flowStats = Sum(built.Select(p => p.Table).ToList());
+        return new FlowEntity
+        {
+            Entity = new OrchestratorEntityDef
+            {
+                Name = flow.Name,
+                SourceDBConn = new PostgresEngine(source.DisplayName, _ => Task.FromResult(flowStats), source.Probe),
+                DestDBConn = Dest(built.Select(p => p.Index).Distinct(StringComparer.Ordinal).ToList()),
+                AuxiliaryDBConnMap = auxiliary,
+            },
+            SourceName = source.DisplayName,
+            Destination = destination,
+            MaxReplicas = flow.MaxReplicas,
+            Pipelines = built,
+        };
+    }
+
+    private static async Task<List<(TableInfo Table, PipelineConfig Entry)>> ApplyExactCountsAsync(
+        FlowConfig flow, Source source, List<(TableInfo Table, PipelineConfig Entry)> matched, CancellationToken cancellationToken)
+    {
+        var toCount = matched.Where(m => m.Entry.ExactCounts).Select(m => m.Table).Distinct().ToList();
+        if (toCount.Count == 0)
+        {
+            return matched;
+        }
+
+        IReadOnlyList<long> counts;
+        try
+        {
+            counts = await PostgresCatalog.CountRowsAsync(source.DataSource, toCount, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NpgsqlException ex)
+        {
+            throw new DiscoveryException($"{flow.Location}: counting rows for 'exact_counts' of flow '{flow.Name}' failed: {ex.Message}", ex);
+        }
+
+        var exact = toCount.Zip(counts).ToDictionary(x => x.First, x => x.Second);
+        return matched.Select(m => exact.TryGetValue(m.Table, out var n) ? (m.Table with { Rows = n, RowsAreExact = true }, m.Entry) : m).ToList();
+    }
+
+    private static TableStats ToStats(TableInfo t) => new()
+    {
+        TotalRows = t.Rows,
+        TotalBytes = t.Bytes,
+        TableCount = 1,
+        PartitionCount = t.PartitionCount,
+        RowsAreExact = t.RowsAreExact,
+    };
+
+    private static TableStats Sum(IReadOnlyList<TableInfo> tables) => new()
+    {
+        TotalRows = tables.Sum(t => t.Rows),
+        TotalBytes = tables.Sum(t => t.Bytes),
+        TableCount = tables.Count,
+        PartitionCount = tables.Sum(t => t.PartitionCount),
+        RowsAreExact = tables.Count > 0 && tables.All(t => t.RowsAreExact),
+    };
+
+    private static Source GetSource(Dictionary<string, Source> sources, string connectionString)
+    {
+        if (!sources.TryGetValue(connectionString, out var source))
+        {
+            source = new Source(connectionString);
+            sources.Add(connectionString, source);
+        }
+
+        return source;
+    }
+
+    /// <summary>One source database: its catalog is read once, however many flows use it.</summary>
+    private sealed class Source
+    {
+        private Task<IReadOnlyList<TableInfo>>? _tables;
+
+        public Source(string connectionString)
+        {
+            DataSource = NpgsqlDataSource.Create(connectionString);
+            DisplayName = PostgresCatalog.DisplayName(connectionString);
+            Probe = new PostgresProbe(DataSource);
+        }
+
+        public NpgsqlDataSource DataSource { get; }
+
+        public string DisplayName { get; }
+
+        public PostgresProbe Probe { get; }
+
+        public Task<IReadOnlyList<TableInfo>> TablesAsync(CancellationToken cancellationToken)
+        {
+            if (_tables is null || _tables.IsFaulted || _tables.IsCanceled)
+            {
+                _tables = PostgresCatalog.LoadTablesAsync(DataSource, cancellationToken);
+            }
+
+            return _tables;
+        }
+
+        public Task<ILookup<string, string>> ColumnsAsync(IReadOnlyList<TableInfo> tables, CancellationToken cancellationToken)
+            => PostgresCatalog.LoadColumnsAsync(DataSource, tables, cancellationToken);
+    }
+}
