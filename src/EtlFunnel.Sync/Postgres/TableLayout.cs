@@ -1,0 +1,65 @@
+namespace EtlFunnel.Sync.Postgres;
+
+/// <summary>How a column is read from the binary COPY stream and written into the document.</summary>
+internal enum ColumnKind
+{
+    Int16,
+    Int32,
+    Int64,
+    Float4,
+    Float8,
+    Bool,
+    Text,
+    Uuid,
+    Bytea,
+
+    /// <summary>Read as text that is already JSON (PostgreSQL's own <c>to_json</c>), written as-is.</summary>
+    RawJson,
+}
+
+internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
+{
+    /// <summary>The SELECT-list expression that yields this column in the shape <see cref="Kind"/> reads.</summary>
+    public string Expression => Kind switch
+    {
+        ColumnKind.Text => $"{Sql.Ident(Name)}::text",
+        ColumnKind.RawJson when TypeName is "jsonb" => $"{Sql.Ident(Name)}::text",
+        // json keeps the user's whitespace (newlines would break NDJSON); jsonb's text form is one line.
+        ColumnKind.RawJson when TypeName is "json" => $"{Sql.Ident(Name)}::jsonb::text",
+        ColumnKind.RawJson => $"to_json({Sql.Ident(Name)})::text",
+        _ => Sql.Ident(Name),
+    };
+
+    public static ColumnKind KindOf(string typeName) => typeName switch
+    {
+        "int2" => ColumnKind.Int16,
+        "int4" => ColumnKind.Int32,
+        "int8" => ColumnKind.Int64,
+        "float4" => ColumnKind.Float4,
+        "float8" => ColumnKind.Float8,
+        "bool" => ColumnKind.Bool,
+        "text" or "varchar" or "name" or "citext" or "char" => ColumnKind.Text,
+        "uuid" => ColumnKind.Uuid,
+        "bytea" => ColumnKind.Bytea,
+        _ => ColumnKind.RawJson,
+    };
+}
+
+/// <summary>A leaf relation (the table itself, or one leaf partition) and its heap size in blocks at the run's snapshot.</summary>
+internal sealed record LeafRelation(string QualifiedName, long Blocks);
+
+/// <summary>What the engine knows about one source table, taken inside the run's snapshot.</summary>
+internal sealed record TableLayout(
+    string QualifiedName,
+    IReadOnlyList<ColumnInfo> Columns,
+    IReadOnlyList<string> KeyColumns,
+    IReadOnlyList<LeafRelation> Leaves);
+
+internal static class Sql
+{
+    public static string Ident(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    public static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    public static string Qualified(string schema, string table) => Ident(schema) + "." + Ident(table);
+}

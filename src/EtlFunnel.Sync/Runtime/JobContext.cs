@@ -1,0 +1,32 @@
+using EtlFunnel.Sync.Sinks;
+using EtlFunnel.Sync.State;
+using Serilog;
+
+namespace EtlFunnel.Sync.Runtime;
+
+/// <summary>Test seams: called by the engine at points where real faults happen, so tests can cause them deterministically.</summary>
+internal sealed class SyncTestHooks
+{
+    /// <summary>After a batch was handed to the sink, while the COPY of its chunk is still open.</summary>
+    public Func<BatchDispatched, ValueTask>? AfterDispatch { get; init; }
+}
+
+internal readonly record struct BatchDispatched(string Flow, string Replica, int BackendProcessId, long BatchNumber);
+
+/// <summary>What every replica of one run shares.</summary>
+internal sealed class JobContext
+{
+    public required SyncOptions Options { get; init; }
+
+    public required StateStore Store { get; init; }
+
+    public required string RunId { get; init; }
+
+    public required DeadLetterWriter DeadLetters { get; init; }
+
+    public required ILogger Log { get; init; }
+
+    public IProgress<SyncProgress>? Progress { get; init; }
+
+    public SyncTestHooks? Hooks { get; init; }
+}

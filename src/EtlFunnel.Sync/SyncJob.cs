@@ -1,0 +1,116 @@
+namespace EtlFunnel.Sync;
+
+/// <summary>Everything one sync run needs: the flows (replicas already expanded by the planner) and the run options.</summary>
+public sealed record SyncJob
+{
+    /// <summary>The flow replicas to run; each carries its own pipeline replicas.</summary>
+    public required IReadOnlyList<SyncFlow> Flows { get; init; }
+
+    /// <summary>How the run behaves (concurrency, state and dead-letter folders, mode).</summary>
+    public SyncOptions Options { get; init; } = new();
+}
+
+/// <summary>A flow replica: one source database and one destination, with the pipeline replicas that run under it.</summary>
+public sealed record SyncFlow
+{
+    /// <summary>Unique name of this flow replica (e.g. <c>orders_core_0</c>); used in state keys and the report.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Npgsql connection string of the source database.</summary>
+    public required string SourceConnectionString { get; init; }
+
+    /// <summary>Where documents go.</summary>
+    public required SyncDestination Destination { get; init; }
+
+    /// <summary>The pipeline replicas of this flow replica.</summary>
+    public required IReadOnlyList<SyncPipeline> Pipelines { get; init; }
+}
+
+/// <summary>A pipeline replica: one partition of one table, written to one index.</summary>
+public sealed record SyncPipeline
+{
+    /// <summary>Unique name of this pipeline replica within its flow (e.g. <c>orders_partition_1</c>).</summary>
+    public required string ReplicaName { get; init; }
+
+    /// <summary>Schema of the source table.</summary>
+    public string Schema { get; init; } = "public";
+
+    /// <summary>Source table (a plain or a partitioned table).</summary>
+    public required string Table { get; init; }
+
+    /// <summary>Columns whose values make the document <c>_id</c>; empty means the table's primary key.</summary>
+    public IReadOnlyList<string> KeyColumns { get; init; } = [];
+
+    /// <summary>Destination index (or folder name for the files destination).</summary>
+    public required string IndexName { get; init; }
+
+    /// <summary>Column used as the incremental watermark; null means every run reads the whole partition.</summary>
+    public string? IncrementalColumn { get; init; }
+
+    /// <summary>The share of the table this replica reads; <see cref="PartitionRange.Whole"/> for an unreplicated pipeline.</summary>
+    public PartitionRange Partition { get; init; } = PartitionRange.Whole;
+
+    /// <summary>Replica props from the plan (see <c>ReplicaPropKeys</c>): batch_size, batch_bytes, max_in_flight, fetch_size.</summary>
+    public IReadOnlyDictionary<string, object?> Props { get; init; } = new Dictionary<string, object?>();
+}
+
+/// <summary>Where a flow's documents go.</summary>
+public abstract record SyncDestination;
+
+/// <summary>An Elasticsearch cluster reached through the official client.</summary>
+/// <param name="Uri">Cluster address, e.g. <c>http://localhost:9200</c>.</param>
+/// <param name="ApiKey">Optional API key (sent as <c>Authorization: ApiKey ...</c>).</param>
+/// <param name="Username">Optional basic-auth user.</param>
+/// <param name="Password">Optional basic-auth password.</param>
+public sealed record ElasticsearchDestination(Uri Uri, string? ApiKey = null, string? Username = null, string? Password = null) : SyncDestination;
+
+/// <summary>Bulk-ready NDJSON files: <c>&lt;Directory&gt;/&lt;index&gt;/&lt;flow&gt;.&lt;replica&gt;.ndjson</c>, loadable with <c>curl --data-binary</c>.</summary>
+/// <param name="Directory">Root folder of the output.</param>
+public sealed record FilesDestination(string Directory) : SyncDestination;
+
+/// <summary>Whether a run reads whole partitions or only rows above the last watermark.</summary>
+public enum SyncMode
+{
+    /// <summary>Every pipeline reads its whole partition (an interrupted full run resumes where it stopped).</summary>
+    Full,
+
+    /// <summary>Pipelines with an incremental column read rows above their last watermark minus the safety margin; others read everything.</summary>
+    Incremental,
+}
+
+/// <summary>Run-wide options.</summary>
+public sealed record SyncOptions
+{
+    /// <summary>Most pipeline replicas running at once (default: twice the processor count).</summary>
+    public int MaxConcurrency { get; init; } = Environment.ProcessorCount * 2;
+
+    /// <summary>Folder of the checkpoint store (one JSON file per replica).</summary>
+    public string StateDirectory { get; init; } = Path.Combine(".etlfunnel", "state");
+
+    /// <summary>Folder where dead-lettered documents are written.</summary>
+    public string DeadLetterDirectory { get; init; } = Path.Combine(".etlfunnel", "dead-letter");
+
+    /// <summary>Full or incremental.</summary>
+    public SyncMode Mode { get; init; } = SyncMode.Full;
+
+    /// <summary>Heap blocks (8 kB each by default) per checkpointed chunk; a crash re-reads at most one chunk per replica.</summary>
+    public int BlocksPerChunk { get; init; } = 1024;
+
+    /// <summary>Re-read window behind the watermark for date/time incremental columns (transactions still in flight at the last run).</summary>
+    public TimeSpan IncrementalTimeMargin { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Re-read window behind the watermark for numeric incremental columns.</summary>
+    public long IncrementalNumericMargin { get; init; } = 1000;
+
+    /// <summary>Attempts per bulk request for retryable failures (429, 502, 503, 504, dropped connections) before the replica fails.</summary>
+    public int MaxBulkRetries { get; init; } = 8;
+
+    /// <summary>First backoff delay; doubles on each attempt, with jitter.</summary>
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Attempts to reconnect and resume after the source connection breaks mid-read.</summary>
+    public int MaxSourceReconnects { get; init; } = 5;
+
+    /// <summary>Clock used for durations and checkpoint timestamps.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}
