@@ -121,6 +121,19 @@ internal static class Program
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
+    private static async Task<string> SdkVersionAsync()
+    {
+        try
+        {
+            var result = await Processes.RunAsync(new System.Diagnostics.ProcessStartInfo("dotnet", "--version"), TimeSpan.FromMinutes(1));
+            return result.StdOut.Trim();
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "?";
+        }
+    }
+
     private static async Task<string> MachineAsync(PostgresServer postgres, string loadBefore)
     {
         string pgVersion;
@@ -135,7 +148,7 @@ internal static class Program
         var memGb = memory is null ? "?" : (long.Parse(memory, CultureInfo.InvariantCulture) / 1024.0 / 1024.0).ToString("F1", CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores, {memGb} GiB, {RuntimeInformation.OSDescription}, ");
-        sb.Append(CultureInfo.InvariantCulture, $".NET {Environment.Version}, PostgreSQL {pgVersion}; load average before {loadBefore}, after {LoadAverage()}.");
+        sb.Append(CultureInfo.InvariantCulture, $".NET SDK {await SdkVersionAsync()} (runtime {Environment.Version}), PostgreSQL {pgVersion}; load average before {loadBefore}, after {LoadAverage()}.");
         return sb.ToString();
     }
 }

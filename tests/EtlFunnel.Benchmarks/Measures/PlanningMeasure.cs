@@ -57,7 +57,7 @@ internal static class PlanningMeasure
         if (File.Exists(ctx.Cli))
         {
             var cli = new List<double>();
-            for (var r = 0; r < ctx.Repetitions; r++)
+            for (var r = 0; r <= ctx.Repetitions; r++)
             {
                 var psi = new ProcessStartInfo(ctx.Cli) { WorkingDirectory = work };
                 foreach (var a in new[] { "plan", "--config", config, "--machine", ctx.UsProfile, "--format", "json" })
@@ -73,7 +73,7 @@ internal static class PlanningMeasure
                     throw new InvalidOperationException($"etlfunnel plan failed with exit code {result.ExitCode}:\n{result.StdErr}");
                 }
 
-                if (r > 0 || ctx.Repetitions == 1)
+                if (r > 0)
                 {
                     cli.Add(result.Elapsed.TotalSeconds); // the first run fills the hook cache
                 }

@@ -47,8 +47,8 @@ internal static class SyncMeasures
                    timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', md5(g::text)::uuid,
                    jsonb_build_object('k', g % 10, 'tag', 't' || (g % 7))
             FROM generate_series(1, {ctx.SyncRows}) g;
-            VACUUM ANALYZE {Table};
             """);
+        await PostgresServer.ExecuteAsync(cs, $"VACUUM ANALYZE {Table}");
         Log.Info($"sync: loaded {Fmt.N(ctx.SyncRows)} rows in {load.Elapsed.TotalSeconds:F1} s");
 
         await using var es = await ElasticsearchTestServer.StartAsync();
@@ -118,6 +118,7 @@ internal static class SyncMeasures
 
         var children = result.StdOut.Trim().Split('\n')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
         var cpu = children.Sum(ParseShellTime);
+        Log.Info($"sync: psql COPY {lines} rows in {result.Elapsed.TotalSeconds:F2} s, psql CPU {cpu:F2} s");
         return new SyncRun(result.Elapsed.TotalSeconds, cpu, lines, 0, new FileInfo(output).Length);
     }
 
@@ -132,6 +133,7 @@ internal static class SyncMeasures
     {
         var work = ctx.NewWorkDir($"sync-{replicas}-{(esUrl is null ? "files" : "es")}");
         var r = await Processes.RunChildAsync("sync", new SyncArgs(cs, Table, replicas, work, esUrl, ctx.SyncRows), TimeSpan.FromMinutes(10));
+        Log.Info($"sync: {replicas} replica(s) → {(esUrl is null ? "files" : "Elasticsearch")}: {r}");
         return new SyncRun(
             r.GetProperty("seconds").GetDouble(), r.GetProperty("cpuSeconds").GetDouble(), r.GetProperty("rows").GetInt64(),
             r.GetProperty("peakRssBytes").GetInt64(), r.GetProperty("outputBytes").GetInt64());

@@ -51,7 +51,12 @@ internal static class Fmt
 
     public static string X(double ratio) => $"{ratio.ToString("F2", CultureInfo.InvariantCulture)}×";
 
-    public static string Ns(double ns) => ns >= 10_000 ? $"{(ns / 1000).ToString("F1", CultureInfo.InvariantCulture)} µs" : $"{ns.ToString("F0", CultureInfo.InvariantCulture)} ns";
+    public static string Ns(double ns) => ns switch
+    {
+        >= 10_000_000 => Ms(ns / 1e6),
+        >= 10_000 => $"{(ns / 1000).ToString("F1", CultureInfo.InvariantCulture)} µs",
+        _ => $"{ns.ToString("F0", CultureInfo.InvariantCulture)} ns",
+    };
 
     public static string Mb(double bytes) => $"{(bytes / (1024.0 * 1024.0)).ToString("F1", CultureInfo.InvariantCulture)} MB";
 
