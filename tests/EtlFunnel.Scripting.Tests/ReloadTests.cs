@@ -92,16 +92,20 @@ public sealed class ReloadTests
             """);
         await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
 
-        var oldVersion = await ReloadDuringACall(host, hooks);
+        var (oldVersion, oldContext) = await ReloadDuringACall(host, hooks);
 
+        // The call's completion ran this test's continuation inline on the hook's thread; leave that stack first.
+        await Task.Yield();
         oldVersion.IsUnloaded.Should().BeTrue("the old version's context is unloaded once its last call has finished");
+        WaitUntilCollected([oldContext]).Should().Be(0);
     }
 
     // Out of line so the test's own (debug-built) state machine does not keep the old hook reachable.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static async Task<Loading.HookFileVersion> ReloadDuringACall(HookHost host, TempHooks hooks)
+    private static async Task<(Loading.HookFileVersion, WeakReference)> ReloadDuringACall(HookHost host, TempHooks hooks)
     {
         var oldVersion = ((Loading.GuardedHook)host.FlowHooks.Single()).Version;
+        var oldContext = host.ActiveScriptContexts.Single();
         var stats = new TaskCompletionSource<TableStats>(TaskCreationOptions.RunContinuationsAsynchronously);
         var entity = new OrchestratorEntityDef { Name = "a", SourceDBConn = new PendingDatabaseEngine(stats.Task), DestDBConn = new StaticDatabaseEngine(new TableStats()) };
 
@@ -113,7 +117,7 @@ public sealed class ReloadTests
         stats.SetResult(new TableStats { TotalRows = 42 });
 
         (await inFlight).Single().NewEntityName.Should().Be("old_42");
-        return oldVersion;
+        return (oldVersion, oldContext);
     }
 
     [Fact]
