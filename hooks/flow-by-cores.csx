@@ -16,7 +16,7 @@ List<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param)
             {
                 ParentEntityName = entity.Name,
                 NewEntityName = $"{entity.Name}_core_{i}",
-                ReplicaProps = new Dictionary<string, object?>
+                ReplicaProps = new Dictionary<string, object>
                 {
                     ["replica_id"] = i,
                     ["thread_id"] = i,

@@ -27,7 +27,7 @@ List<OrchestratorTune> GetPipelineOrchestration(OrchestratorProps param)
             {
                 ParentEntityName = entity.Name,
                 NewEntityName = $"{entity.Name}_partition_{i}",
-                ReplicaProps = new Dictionary<string, object?>
+                ReplicaProps = new Dictionary<string, object>
                 {
                     ["replica_id"] = i,
                     ["total_replicas"] = numReplicas,

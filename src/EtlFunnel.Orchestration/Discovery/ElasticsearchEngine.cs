@@ -9,14 +9,15 @@ internal sealed class ElasticsearchCluster
 {
     private const int RoundTrips = 3;
     private readonly ElasticsearchClient _client;
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private IReadOnlyDictionary<string, (long Docs, long Bytes)>? _indices;
-    private ConnectionStats? _measured;
+    private readonly Once<IReadOnlyDictionary<string, (long Docs, long Bytes)>> _indices;
+    private readonly Once<ConnectionStats> _measured;
 
     public ElasticsearchCluster(string url)
     {
         Url = url;
         _client = new ElasticsearchClient(new ElasticsearchClientSettings(new Uri(url)).RequestTimeout(TimeSpan.FromSeconds(10)));
+        _indices = new(LoadIndicesAsync);
+        _measured = new(MeasureOnceAsync);
     }
 
     public string Url { get; }
@@ -24,7 +25,7 @@ internal sealed class ElasticsearchCluster
     /// <summary>Docs and store bytes of the given indices; an unreachable cluster or a missing index counts as empty.</summary>
     public async Task<TableStats> StatsAsync(IReadOnlyCollection<string> indices, CancellationToken cancellationToken)
     {
-        var all = await LoadIndicesAsync(cancellationToken).ConfigureAwait(false);
+        var all = await _indices.GetAsync(cancellationToken).ConfigureAwait(false);
         long docs = 0, bytes = 0;
         var existing = 0;
         foreach (var index in indices)
@@ -40,76 +41,42 @@ internal sealed class ElasticsearchCluster
         return new TableStats { TotalRows = docs, TotalBytes = bytes, TableCount = existing, RowsAreExact = true };
     }
 
-    public async Task<ConnectionStats> MeasureAsync(CancellationToken cancellationToken)
+    public Task<ConnectionStats> MeasureAsync(CancellationToken cancellationToken) => _measured.GetAsync(cancellationToken);
+
+    private async Task<ConnectionStats> MeasureOnceAsync(CancellationToken cancellationToken)
     {
-        if (_measured is { } cached)
+        var samples = new TimeSpan[RoundTrips];
+        for (var i = 0; i < RoundTrips; i++)
         {
-            return cached;
-        }
-
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_measured is null)
+            var start = Stopwatch.GetTimestamp();
+            var response = await _client.PingAsync(cancellationToken).ConfigureAwait(false);
+            samples[i] = Stopwatch.GetElapsedTime(start);
+            if (!response.IsValidResponse)
             {
-                var samples = new TimeSpan[RoundTrips];
-                for (var i = 0; i < RoundTrips; i++)
-                {
-                    var start = Stopwatch.GetTimestamp();
-                    var response = await _client.PingAsync(cancellationToken).ConfigureAwait(false);
-                    samples[i] = Stopwatch.GetElapsedTime(start);
-                    if (!response.IsValidResponse)
-                    {
-                        throw new InvalidOperationException(
-                            $"Elasticsearch at {Url} did not answer a ping ({response.ElasticsearchServerError?.ToString() ?? response.DebugInformation.Split('\n')[0]}); " +
-                            "start the cluster or fix the destination URL, or make the hook not call MeasureConnection on DestDBConn.",
-                            response.ApiCallDetails.OriginalException);
-                    }
-                }
-
-                Array.Sort(samples);
-                _measured = new ConnectionStats { RoundTripLatency = samples[RoundTrips / 2] };
+                throw new InvalidOperationException(
+                    $"Elasticsearch at {Url} did not answer a ping ({response.ElasticsearchServerError?.ToString() ?? response.DebugInformation.Split('\n')[0]}); " +
+                    "start the cluster or fix the destination URL, or make the hook not call MeasureConnection on DestDBConn.",
+                    response.ApiCallDetails.OriginalException);
             }
+        }
 
-            return _measured;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        Array.Sort(samples);
+        return new ConnectionStats { RoundTripLatency = samples[RoundTrips / 2] };
     }
 
     private async Task<IReadOnlyDictionary<string, (long Docs, long Bytes)>> LoadIndicesAsync(CancellationToken cancellationToken)
     {
-        if (_indices is { } cached)
+        var result = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
+        var response = await _client.Indices.StatsAsync(cancellationToken).ConfigureAwait(false);
+        if (response.IsValidResponse && response.Indices is { } indices)
         {
-            return cached;
-        }
-
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_indices is null)
+            foreach (var (name, stats) in indices)
             {
-                var result = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
-                var response = await _client.Indices.StatsAsync(cancellationToken).ConfigureAwait(false);
-                if (response.IsValidResponse && response.Indices is { } indices)
-                {
-                    foreach (var (name, stats) in indices)
-                    {
-                        result[name] = (stats.Primaries?.Docs?.Count ?? 0, stats.Total?.Store?.SizeInBytes ?? 0);
-                    }
-                }
-
-                _indices = result;
+                result[name] = (stats.Primaries?.Docs?.Count ?? 0, stats.Total?.Store?.SizeInBytes ?? 0);
             }
+        }
 
-            return _indices;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return result;
     }
 }
 

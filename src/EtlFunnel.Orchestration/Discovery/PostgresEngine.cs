@@ -9,44 +9,31 @@ internal sealed class PostgresProbe
 {
     private const int RoundTrips = 5;
     private readonly NpgsqlDataSource _dataSource;
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private ConnectionStats? _measured;
+    private readonly Once<ConnectionStats> _measured;
 
-    public PostgresProbe(NpgsqlDataSource dataSource) => _dataSource = dataSource;
-
-    public async Task<ConnectionStats> MeasureAsync(CancellationToken cancellationToken)
+    public PostgresProbe(NpgsqlDataSource dataSource)
     {
-        if (_measured is { } cached)
+        _dataSource = dataSource;
+        _measured = new Once<ConnectionStats>(MeasureOnceAsync);
+    }
+
+    public Task<ConnectionStats> MeasureAsync(CancellationToken cancellationToken) => _measured.GetAsync(cancellationToken);
+
+    private async Task<ConnectionStats> MeasureOnceAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand("SELECT 1", conn);
+        await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false); // warm-up: the first trip pays for preparation
+        var samples = new TimeSpan[RoundTrips];
+        for (var i = 0; i < RoundTrips; i++)
         {
-            return cached;
+            var start = Stopwatch.GetTimestamp();
+            await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            samples[i] = Stopwatch.GetElapsedTime(start);
         }
 
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_measured is null)
-            {
-                await using var conn = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                await using var cmd = new NpgsqlCommand("SELECT 1", conn);
-                await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false); // warm-up: the first trip pays for preparation
-                var samples = new TimeSpan[RoundTrips];
-                for (var i = 0; i < RoundTrips; i++)
-                {
-                    var start = Stopwatch.GetTimestamp();
-                    await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-                    samples[i] = Stopwatch.GetElapsedTime(start);
-                }
-
-                Array.Sort(samples);
-                _measured = new ConnectionStats { RoundTripLatency = samples[RoundTrips / 2] };
-            }
-
-            return _measured;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        Array.Sort(samples);
+        return new ConnectionStats { RoundTripLatency = samples[RoundTrips / 2] };
     }
 }
 

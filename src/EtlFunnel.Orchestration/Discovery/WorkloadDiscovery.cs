@@ -232,13 +232,14 @@ public static class WorkloadDiscovery
     /// <summary>One source database: its catalog is read once, however many flows use it.</summary>
     private sealed class Source
     {
-        private Task<IReadOnlyList<TableInfo>>? _tables;
+        private readonly Once<IReadOnlyList<TableInfo>> _tables;
 
         public Source(string connectionString)
         {
             DataSource = NpgsqlDataSource.Create(connectionString);
             DisplayName = PostgresCatalog.DisplayName(connectionString);
             Probe = new PostgresProbe(DataSource);
+            _tables = new(ct => PostgresCatalog.LoadTablesAsync(DataSource, ct));
         }
 
         public NpgsqlDataSource DataSource { get; }
@@ -247,15 +248,7 @@ public static class WorkloadDiscovery
 
         public PostgresProbe Probe { get; }
 
-        public Task<IReadOnlyList<TableInfo>> TablesAsync(CancellationToken cancellationToken)
-        {
-            if (_tables is null || _tables.IsFaulted || _tables.IsCanceled)
-            {
-                _tables = PostgresCatalog.LoadTablesAsync(DataSource, cancellationToken);
-            }
-
-            return _tables;
-        }
+        public Task<IReadOnlyList<TableInfo>> TablesAsync(CancellationToken cancellationToken) => _tables.GetAsync(cancellationToken);
 
         public Task<ILookup<string, string>> ColumnsAsync(IReadOnlyList<TableInfo> tables, CancellationToken cancellationToken)
             => PostgresCatalog.LoadColumnsAsync(DataSource, tables, cancellationToken);

@@ -106,7 +106,7 @@ public sealed class Planner
     }
 
     /// <summary>Assigns partitions: flow replica i of N and pipeline replica j of M read [(iM+j)/NM, (iM+j+1)/NM).</summary>
-    private static IEnumerable<FlowReplicaPlan> BuildFlow(FlowEntity flow, List<(Replica Flow, List<Replica> Pipelines)> perReplica, PlanLimits limits, List<PlanError> errors)
+    private static List<FlowReplicaPlan> BuildFlow(FlowEntity flow, List<(Replica Flow, List<Replica> Pipelines)> perReplica, PlanLimits limits, List<PlanError> errors)
     {
         // Group once: a flow replica's pipeline replicas by table, in replica-id order.
         var byTable = perReplica.Select(r => r.Pipelines
@@ -126,9 +126,10 @@ public sealed class Planner
 
         if (errors.Count > 0)
         {
-            yield break;
+            return [];
         }
 
+        var built = new List<FlowReplicaPlan>(perReplica.Count);
         var offsets = flow.Pipelines.ToDictionary(p => p.Name, _ => 0, StringComparer.Ordinal);
         var n = perReplica.Count;
         for (var r = 0; r < perReplica.Count; r++)
@@ -167,7 +168,7 @@ public sealed class Planner
                 offsets[table.Name] += m;
             }
 
-            yield return new FlowReplicaPlan
+            built.Add(new FlowReplicaPlan
             {
                 Name = flowReplica.Name,
                 Parent = flow.Name,
@@ -177,8 +178,10 @@ public sealed class Planner
                 Source = new PlanEndpoint("postgres", flow.SourceName),
                 Destination = new PlanEndpoint(flow.Destination.Kind == DestinationKind.Elasticsearch ? "elasticsearch" : "files", flow.Destination.Target),
                 Pipelines = pipelines.ToImmutable(),
-            };
+            });
         }
+
+        return built;
     }
 
     private async Task<List<Replica>> RunLevelAsync(Level level, MachineInfo machine, List<PlanError> errors, CancellationToken cancellationToken)
