@@ -163,6 +163,12 @@ public sealed class SyncEngine
             _log.Information("{Summary}", report.Summary);
             return report;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Cancelled while preparing: nothing was read or written, so there is nothing to drain.
+            _log.Information("Cancelled before any replica started");
+            return new SyncReport { Outcome = SyncOutcome.Cancelled, Replicas = [], Duration = options.TimeProvider.GetElapsedTime(started) };
+        }
         finally
         {
             foreach (var snapshot in snapshots.Values)

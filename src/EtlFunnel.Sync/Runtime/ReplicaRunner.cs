@@ -27,6 +27,8 @@ internal sealed class ReplicaRunner
     private readonly IReadOnlyList<Segment> _segments;
     private readonly Func<IReplicaSink> _sinkFactory;
     private readonly ReplicaProps _props;
+    // Batch buffers are reused across chunks: at most max_in_flight + 1 of them per replica.
+    private readonly Stack<DocumentBatch> _freeBatches = new();
     private long _retries;
     private long _batches;
 
@@ -214,10 +216,10 @@ internal sealed class ReplicaRunner
         PartitionReader reader, NpgsqlConnection connection, IReplicaSink sink, BlockChunk chunk, ReplicaState state, CancellationToken ct)
     {
         var maxInFlight = Math.Max(1, Math.Min(_props.MaxInFlight, sink.MaxInFlight));
-        var free = new Stack<DocumentBatch>();
+        var free = _freeBatches;
         var pending = new Queue<(Task<BatchOutcome> Task, DocumentBatch Batch)>();
         long indexed = 0, dead = 0, retries = 0;
-        var batch = new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20));
+        var batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20));
 
         async ValueTask Complete()
         {
@@ -276,6 +278,8 @@ internal sealed class ReplicaRunner
                 }
             }
 
+            batch.Clear();
+            free.Push(batch);
             if (drainErrors.Count > 0)
             {
                 throw new InvalidOperationException($"Writing to the destination failed: {drainErrors[0].Message}", drainErrors[0]);
