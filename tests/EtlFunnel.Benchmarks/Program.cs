@@ -10,7 +10,7 @@ using Npgsql;
 namespace EtlFunnel.Benchmarks;
 
 /// <summary>
-/// <c>EtlFunnel.Benchmarks [--smoke] [--only hooks,reload,hotpath,planning,sync] [--out results.md] [--repo dir]</c>:
+/// <c>EtlFunnel.Benchmarks [--smoke] [--only hooks,reload,hotpath,planning,sync] [--out results.md] [--repo dir] [--cli etlfunnel]</c>:
 /// measures, prints one markdown table on stdout (progress on stderr) and exits non-zero if a measure could not run.
 /// <c>--child &lt;mode&gt; &lt;json&gt;</c> is the same executable as a measured child process.
 /// </summary>
@@ -28,9 +28,9 @@ internal static class Program
         var smoke = args.Contains("--smoke");
         var only = Option(args, "--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries) ?? AllMeasures;
         var unknown = only.Except(AllMeasures).ToList();
-        if (unknown.Count > 0 || args.Any(a => a.StartsWith("--", StringComparison.Ordinal) && a is not ("--smoke" or "--only" or "--out" or "--repo")))
+        if (unknown.Count > 0 || args.Any(a => a.StartsWith("--", StringComparison.Ordinal) && a is not ("--smoke" or "--only" or "--out" or "--repo" or "--cli")))
         {
-            await Console.Error.WriteLineAsync($"usage: EtlFunnel.Benchmarks [--smoke] [--only {string.Join(',', AllMeasures)}] [--out results.md] [--repo dir]");
+            await Console.Error.WriteLineAsync($"usage: EtlFunnel.Benchmarks [--smoke] [--only {string.Join(',', AllMeasures)}] [--out results.md] [--repo dir] [--cli path/to/etlfunnel]");
             return 2;
         }
 
@@ -40,7 +40,7 @@ internal static class Program
         var loadBefore = LoadAverage();
         Log.Info($"{(smoke ? "smoke" : "full")} run of [{string.Join(", ", only)}] in {work}; load average {loadBefore}");
         var postgres = await PostgresServer.GetAsync();
-        var ctx = new BenchContext { Smoke = smoke, RepoRoot = repo, WorkRoot = work, Postgres = postgres };
+        var ctx = new BenchContext { Smoke = smoke, RepoRoot = repo, WorkRoot = work, Postgres = postgres, CliOverride = Option(args, "--cli") is { } cli ? Path.GetFullPath(cli) : null };
         var table = new ResultTable();
         var failures = 0;
         foreach (var measure in only)

@@ -31,7 +31,10 @@ internal sealed class BenchContext
 
     public string HooksDirectory => Path.Combine(RepoRoot, "hooks");
 
-    public string Cli => Path.Combine(RepoRoot, "src", "EtlFunnel.Cli", "bin", "Release", "net10.0", "etlfunnel");
+    /// <summary>The CLI under test: <c>--cli</c>, else the Release build.</summary>
+    public string Cli => CliOverride ?? Path.Combine(RepoRoot, "src", "EtlFunnel.Cli", "bin", "Release", "net10.0", "etlfunnel");
+
+    public string? CliOverride { get; init; }
 
     public string UsProfile => Path.Combine(RepoRoot, "samples", "regions", "us.yaml");
 
