@@ -16,6 +16,7 @@ namespace EtlFunnel.Benchmarks.Measures;
 /// (<see cref="IOrchestrationHook.InvokeAsync"/>: time budget, fresh script submission, result checks) against the same
 /// logic called directly (the sample plugin's <see cref="CpuFlows"/>).
 /// </summary>
+[MemoryDiagnoser]
 public class HookInvocationBenchmarks
 {
     private HookHost? _host;
@@ -67,15 +68,14 @@ internal static class HotPath
             .WithArtifactsPath(Path.Combine(ctx.WorkRoot, "bdn"))
             .WithOptions(ConfigOptions.DisableLogFile);
         var summary = BenchmarkRunner.Run<HookInvocationBenchmarks>(config);
+        BenchmarkDotNet.Reports.BenchmarkReport Report(string method) => summary.Reports.Single(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method);
         double Median(string method)
-        {
-            var report = summary.Reports.Single(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method);
-            return report.ResultStatistics?.Median ?? throw new InvalidOperationException($"BenchmarkDotNet produced no result for {method}; see its output above");
-        }
+            => Report(method).ResultStatistics?.Median ?? throw new InvalidOperationException($"BenchmarkDotNet produced no result for {method}; see its output above");
+        long Allocated(string method) => Report(method) is var r ? r.GcStats.GetBytesAllocatedPerOperation(r.BenchmarkCase) ?? 0 : 0;
 
         var host = Median(nameof(HookInvocationBenchmarks.ThroughHost));
         var direct = Median(nameof(HookInvocationBenchmarks.Direct));
-        table.Add(new ResultRow($"hot path: hook invocation, seed flow hook via host vs direct call (BenchmarkDotNet {job.Id}, in-process); overhead {Fmt.Ns(host - direct)}",
+        table.Add(new ResultRow($"hot path: hook invocation, seed flow hook via host vs direct call (BenchmarkDotNet {job.Id}, in-process); overhead {Fmt.Ns(host - direct)}; allocated {Allocated(nameof(HookInvocationBenchmarks.ThroughHost))} vs {Allocated(nameof(HookInvocationBenchmarks.Direct))} B/call",
             Fmt.Ns(host), Fmt.Ns(direct), Fmt.X(host / direct), "— (info)", null));
     }
 
