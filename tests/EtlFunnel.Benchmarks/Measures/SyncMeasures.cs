@@ -13,7 +13,16 @@ internal sealed record SyncArgs(string ConnectionString, string Table, int Repli
 /// <summary>One measured sync run (in a child process).</summary>
 internal sealed record SyncRun(double Seconds, double CpuSeconds, long Rows, long PeakRssBytes, long OutputBytes)
 {
-    public double RowsPerSecond => Rows / Seconds;
+    /// <summary>CPU seconds of all PostgreSQL processes during the run.</summary>
+    public double ServerCpuSeconds { get; init; }
+
+    /// <summary>CPU seconds of the benchmark parent during the run (the Elasticsearch test server lives there).</summary>
+    public double ParentCpuSeconds { get; init; }
+}
+
+internal static class SyncRunExtensions
+{
+    public static double RowsPerSecond(this SyncRun run) => run.Rows / run.Seconds;
 }
 
 /// <summary>
@@ -63,21 +72,29 @@ internal static class SyncMeasures
             psql.Add(await PsqlCopyAsync(ctx, cs));
             files1.Add(await SyncAsync(ctx, cs, 1, null));
             files2.Add(await SyncAsync(ctx, cs, 2, null));
-            elastic.Add(await SyncAsync(ctx, cs, 1, es.Uri.ToString()));
+            if (r < 2)
+            {
+                // At most two: into the test server a run takes minutes on 2 cores.
+                elastic.Add(await SyncAsync(ctx, cs, 1, es.Uri.ToString()));
+            }
         }
 
         var rows = Fmt.N(ctx.SyncRows);
-        double Rate(List<SyncRun> runs) => Fmt.Median(runs.Select(x => x.RowsPerSecond));
+        double Rate(List<SyncRun> runs) => Fmt.Median(runs.Select(x => x.RowsPerSecond()));
         double Secs(List<SyncRun> runs) => Fmt.Median(runs.Select(x => x.Seconds));
         var psqlRate = Rate(psql);
         var oneRate = Rate(files1);
         var twoRate = Rate(files2);
         var esRate = Rate(elastic);
-        table.Add(new ResultRow($"sync: {rows} rows × 10 mixed columns → NDJSON files, 1 replica, vs psql COPY row_to_json → file",
+        string Cpu(List<SyncRun> runs, bool parent = false, string client = "sync") =>
+            $"CPU/row: {client} {Fmt.Ns(Fmt.Median(runs.Select(x => x.CpuSeconds / x.Rows * 1e9)))}, PostgreSQL {Fmt.Ns(Fmt.Median(runs.Select(x => x.ServerCpuSeconds / x.Rows * 1e9)))}" +
+            (parent ? $", test server {Fmt.Ns(Fmt.Median(runs.Select(x => x.ParentCpuSeconds / x.Rows * 1e9)))}" : "");
+        Log.Info($"sync CPU: psql {Cpu(psql, client: "psql")}; files×1 {Cpu(files1)}; files×2 {Cpu(files2)}; Elasticsearch {Cpu(elastic, parent: true)}");
+        table.Add(new ResultRow($"sync: {rows} rows × 10 mixed columns → NDJSON files, 1 replica, vs psql COPY row_to_json → file ({Cpu(files1)}; baseline {Cpu(psql, client: "psql")})",
             $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", $"{Fmt.Rate(psqlRate)} ({Fmt.Sec(Secs(psql))})", Fmt.X(oneRate / psqlRate), "≥ 1.0×", oneRate / psqlRate >= 1.0));
         table.Add(new ResultRow($"sync: 2 replicas vs 1 → files ({Environment.ProcessorCount} cores here, shared with PostgreSQL)",
             $"{Fmt.Rate(twoRate)} ({Fmt.Sec(Secs(files2))})", $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", Fmt.X(twoRate / oneRate), "≥ 1.6×", twoRate / oneRate >= 1.6));
-        table.Add(new ResultRow("sync: → Elasticsearch test server (in the parent process) vs → files, 1 replica",
+        table.Add(new ResultRow($"sync: → Elasticsearch test server (in the parent process) vs → files, 1 replica ({Cpu(elastic, parent: true)})",
             $"{Fmt.Rate(esRate)} ({Fmt.Sec(Secs(elastic))})", $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", Fmt.X(esRate / oneRate), "≥ 0.7×", esRate / oneRate >= 0.7));
 
         var peaks = new[] { ("files, 1 replica", files1), ("files, 2 replicas", files2), ("Elasticsearch", elastic) }
@@ -104,7 +121,9 @@ internal static class SyncMeasures
         var psi = new ProcessStartInfo("bash");
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(script);
+        var server = CpuMeter.PostgresSeconds();
         var result = await Processes.RunAsync(psi, TimeSpan.FromMinutes(10));
+        server = CpuMeter.PostgresSeconds() - server;
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"psql COPY failed with exit code {result.ExitCode}: {result.StdErr}");
@@ -118,8 +137,8 @@ internal static class SyncMeasures
 
         var children = result.StdOut.Trim().Split('\n')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
         var cpu = children.Sum(ParseShellTime);
-        Log.Info($"sync: psql COPY {lines} rows in {result.Elapsed.TotalSeconds:F2} s, psql CPU {cpu:F2} s");
-        return new SyncRun(result.Elapsed.TotalSeconds, cpu, lines, 0, new FileInfo(output).Length);
+        Log.Info($"sync: psql COPY {lines} rows in {result.Elapsed.TotalSeconds:F2} s, psql CPU {cpu:F2} s, PostgreSQL CPU {server:F2} s");
+        return new SyncRun(result.Elapsed.TotalSeconds, cpu, lines, 0, new FileInfo(output).Length) { ServerCpuSeconds = server };
     }
 
     private static double ParseShellTime(string value)
@@ -132,11 +151,14 @@ internal static class SyncMeasures
     private static async Task<SyncRun> SyncAsync(BenchContext ctx, string cs, int replicas, string? esUrl)
     {
         var work = ctx.NewWorkDir($"sync-{replicas}-{(esUrl is null ? "files" : "es")}");
+        var (server, parent) = (CpuMeter.PostgresSeconds(), CpuMeter.SelfSeconds());
         var r = await Processes.RunChildAsync("sync", new SyncArgs(cs, Table, replicas, work, esUrl, ctx.SyncRows), TimeSpan.FromMinutes(10));
-        Log.Info($"sync: {replicas} replica(s) → {(esUrl is null ? "files" : "Elasticsearch")}: {r}");
+        (server, parent) = (CpuMeter.PostgresSeconds() - server, CpuMeter.SelfSeconds() - parent);
+        Log.Info($"sync: {replicas} replica(s) → {(esUrl is null ? "files" : "Elasticsearch")}: {r}; PostgreSQL CPU {server:F2} s, parent CPU {parent:F2} s");
         return new SyncRun(
             r.GetProperty("seconds").GetDouble(), r.GetProperty("cpuSeconds").GetDouble(), r.GetProperty("rows").GetInt64(),
-            r.GetProperty("peakRssBytes").GetInt64(), r.GetProperty("outputBytes").GetInt64());
+            r.GetProperty("peakRssBytes").GetInt64(), r.GetProperty("outputBytes").GetInt64())
+        { ServerCpuSeconds = server, ParentCpuSeconds = parent };
     }
 
     /// <summary>Child: one full sync of the table with fresh state; reports wall time, CPU time and peak RSS.</summary>
