@@ -103,6 +103,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     private FileSystemWatcher? watcher;
     private ITimer? debounce;
     private Task pendingReload = Task.CompletedTask;
+    private bool attempted; // set by LoadVersion when it really loaded or compiled (reloads are serialised)
 
     private HookHost(HookHostOptions options)
     {
@@ -210,10 +211,12 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
             }
             else
             {
-                foreach (var (path, kind) in Discover())
+                var discovered = Discover();
+                foreach (var (path, kind) in discovered)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     oldByPath.TryGetValue(path, out var previous);
+                    attempted = false;
                     var (version, fileDiagnostics) = kind == EntryKind.Script ? LoadScriptEntry(path, previous) : LoadPluginEntry(path, previous);
                     found.AddRange(fileDiagnostics);
                     if (version is not null)
@@ -221,21 +224,21 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
                         next.Add(version);
                     }
 
-                    if (version != previous || fileDiagnostics.Count > 0 && previous is not null)
+                    if (version != previous || attempted)
                     {
                         changed.Add(path);
                     }
+                }
+
+                foreach (var gone in failed.Keys.Except(discovered.Select(d => d.Path)).ToList())
+                {
+                    failed.Remove(gone);
                 }
             }
 
             foreach (var removed in old.Versions.Where(v => !next.Contains(v)))
             {
                 changed.Add(removed.SourcePath);
-            }
-
-            foreach (var gone in failed.Keys.Where(p => !File.Exists(p) && !Directory.Exists(Path.GetDirectoryName(p))).ToList())
-            {
-                failed.Remove(gone);
             }
 
             Volatile.Write(ref current, new Snapshot(next));
@@ -305,6 +308,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
         }
         catch (IOException ex)
         {
+            attempted = true;
             return (previous, [new HookDiagnostic(path, 0, 0, "error", "EF0005", $"cannot read the hook: {ex.Message}; the last good version stays active")]);
         }
 
@@ -351,6 +355,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
             return (previous, failure.Diagnostics);
         }
 
+        attempted = true;
         var (version, loadDiagnostics) = load();
         if (version is null)
         {

@@ -127,7 +127,11 @@ public sealed class SyncEngine
                         ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName),
                         _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
                     };
-                    runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink));
+                    // A files replica with an old file must still run, to truncate what a previous run left there.
+                    Func<bool> hasOutput = f.Destination is FilesDestination fd
+                        ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)
+                        : () => false;
+                    runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput));
                 }
             }
 
@@ -194,6 +198,11 @@ public sealed class SyncEngine
                 if (!replicas.Add(p.ReplicaName))
                 {
                     throw new SyncConfigurationException($"Flow '{flow.Name}': pipeline replica name '{p.ReplicaName}' appears twice.");
+                }
+
+                if (p.Partition.Denominator <= 0)
+                {
+                    throw new SyncConfigurationException($"Flow '{flow.Name}', pipeline '{p.ReplicaName}': no partition range (use PartitionRange.Whole or PartitionRange.ForReplica).");
                 }
 
                 if (string.IsNullOrWhiteSpace(p.IndexName))

@@ -79,6 +79,21 @@ public sealed class InvocationTests(RuntimeFixture fixture) : IClassFixture<Runt
     }
 
     [Fact]
+    public async Task A_throw_inside_a_loaded_helper_reports_the_helpers_file_and_line()
+    {
+        using var hooks = new TempHooks();
+        var helper = hooks.Write("lib/guard.csx", "// helper\nstatic class Guard\n{\n    public static void Fail(string why) => throw new InvalidOperationException(why);\n}\n");
+        hooks.Write("flow.csx", "#load \"lib/guard.csx\"\nList<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param)\n{\n    Guard.Fail(\"no\");\n    return null;\n}\n");
+        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+
+        var act = () => host.FlowHooks.Single().InvokeAsync(Props.Of(1, Props.Entity("a")));
+
+        var failure = (await act.Should().ThrowAsync<HookInvocationException>()).Which;
+        failure.File.Should().Be(helper);
+        failure.Line.Should().Be(4);
+    }
+
+    [Fact]
     public async Task A_null_result_is_reported()
     {
         var act = () => fixture.Flow("returns-null.csx").InvokeAsync(Props.Of(1, Props.Entity("a")));

@@ -31,6 +31,10 @@ public sealed class ReloadTests
         host.Diagnostics.Should().Equal(broken.Diagnostics);
         (await FirstName(host)).Should().Be("a_good");
 
+        var unchanged = await host.ReloadAsync();
+        unchanged.ChangedFiles.Should().BeEmpty("nothing changed since, and the broken version is not recompiled");
+        unchanged.Diagnostics.Should().Equal(broken.Diagnostics, "the file is still broken");
+
         hooks.Write("flow.csx", Hook("fixed"));
         var fixedReload = await host.ReloadAsync();
 

@@ -71,4 +71,16 @@ public sealed class CoverageTests
         report.Replicas[^1].DocsIndexed.Should().BeGreaterThan(5000, "the last replica's range is open-ended");
         bed.ReadOutput().Select(d => d.Id).Should().OnlyHaveUniqueItems().And.HaveCount(8000);
     }
+
+    [Fact]
+    public async Task Ten_thousand_mostly_empty_replicas_run_on_the_worker_pool_and_still_cover_the_table_once()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("many", "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 3000) g;");
+        var report = await new SyncEngine().RunAsync(bed.Job("t", 100, 100));
+        report.Outcome.Should().Be(SyncOutcome.Succeeded);
+        report.Replicas.Should().HaveCount(10000);
+        report.DocsIndexed.Should().Be(3000);
+        Directory.EnumerateFiles(bed.OutputDirectory, "*.ndjson", SearchOption.AllDirectories).Count().Should().BeLessThan(50, "empty shares write no file");
+        bed.ReadOutput().Select(d => d.Id).Should().OnlyHaveUniqueItems().And.HaveCount(3000);
+    }
 }

@@ -127,6 +127,15 @@ public sealed class DocumentMappingTests
         Directory.Exists(bed.OutputDirectory).Should().BeFalse();
     }
 
+    [Fact]
+    public async Task A_null_in_an_explicit_key_column_fails_the_replica_with_a_message_naming_the_column()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("nullkey", "CREATE TABLE nk(id int PRIMARY KEY, code int); INSERT INTO nk VALUES (1, 10), (2, NULL);");
+        var report = await new SyncEngine().RunAsync(bed.Job("nk", 1, 1, keys: ["code"]));
+        report.Outcome.Should().Be(SyncOutcome.Failed);
+        report.Replicas[0].Error.Should().Contain("\"code\" is NULL").And.Contain("nk");
+    }
+
     private static bool JsonSemanticallyEqual(JsonElement a, JsonElement b)
     {
         if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number)

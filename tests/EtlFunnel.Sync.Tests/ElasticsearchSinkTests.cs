@@ -18,7 +18,14 @@ public sealed class ElasticsearchSinkTests
     {
         await using var bed = await SyncTestBed.CreateAsync("es", Orders);
         await using var es = await ElasticsearchTestServer.StartAsync();
-        var report = await new SyncEngine().RunAsync(bed.Job("orders", 2, 3, destination: new ElasticsearchDestination(es.Uri), index: "orders-v1", props: SmallBatches));
+        var progress = new CollectingProgress();
+        var report = await new SyncEngine().RunAsync(bed.Job("orders", 2, 3, destination: new ElasticsearchDestination(es.Uri), index: "orders-v1", props: SmallBatches), progress);
+
+        var finals = progress.Updates.Where(u => u.Outcome is not null).ToList();
+        finals.Should().HaveCount(6, "each replica reports once when it ends");
+        finals.Should().OnlyContain(u => u.Outcome == SyncOutcome.Succeeded && u.BlocksDone == u.BlocksTotal);
+        finals.Sum(u => u.DocsIndexed).Should().Be(12000);
+        progress.Updates.Count.Should().BeGreaterThan(30, "updates also come per batch");
 
         report.Outcome.Should().Be(SyncOutcome.Succeeded);
         report.DocsIndexed.Should().Be(12000);
@@ -128,6 +135,26 @@ public sealed class ElasticsearchSinkTests
         var report = await new SyncEngine().RunAsync(ChildProcess.BuildJob(args with { DelayPerBatchMs = 0 }));
         report.Outcome.Should().Be(SyncOutcome.Succeeded);
         report.Replicas.Should().Contain(r => r.Resumed);
+        es.Documents("idx").Should().HaveCount(12000);
+    }
+
+    [Fact]
+    public async Task When_retries_run_out_the_replica_fails_keeps_its_checkpoint_and_a_rerun_completes_exactly()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("esfail", Orders);
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        es.Faults.FailNextBulkCalls(1000, 503);
+        var job = bed.Job("orders", 1, 2, bed.Options() with { MaxBulkRetries = 2 }, new ElasticsearchDestination(es.Uri), props: SmallBatches);
+
+        var failed = await new SyncEngine().RunAsync(job);
+        failed.Outcome.Should().Be(SyncOutcome.Failed);
+        failed.Replicas.Should().OnlyContain(r => r.Outcome == SyncOutcome.Failed && r.Error!.Contains("503", StringComparison.Ordinal));
+        failed.Summary.Should().Contain("run again to resume");
+
+        es.Faults.Clear();
+        var rerun = await new SyncEngine().RunAsync(job);
+        rerun.Outcome.Should().Be(SyncOutcome.Succeeded);
+        rerun.Replicas.Should().OnlyContain(r => r.Resumed);
         es.Documents("idx").Should().HaveCount(12000);
     }
 }

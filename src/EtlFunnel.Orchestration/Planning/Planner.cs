@@ -44,7 +44,7 @@ public sealed class Planner
 
         var flowByName = flows.ToDictionary(f => f.Name, StringComparer.Ordinal);
         var flowReplicas = await RunLevelAsync(
-            new Level("flow", "flows", flowHooks, [.. flows.Select(f => f.Entity)], Parent: null, Scope: "",
+            new Level("flow", "flows", flowHooks, flows.Select(f => f.Entity).ToList().AsReadOnly(), Parent: null, Scope: "",
                 name => flowByName[name].MaxReplicas ?? limits.MaxFlowReplicas,
                 name => flowByName[name].MaxReplicas is null ? $"limits.max_flow_replicas ({limits.MaxFlowReplicas})" : $"max_replicas of flow '{name}' ({flowByName[name].MaxReplicas})"),
             machine, errors, cancellationToken).ConfigureAwait(false);
@@ -58,7 +58,7 @@ public sealed class Planner
         foreach (var flow in flows)
         {
             var replicas = flowReplicas.Where(r => r.Parent == flow.Name).OrderBy(r => r.ReplicaId).ToList();
-            var pipelineEntities = flow.Pipelines.Select(p => p.Entity).ToList();
+            var pipelineEntities = flow.Pipelines.Select(p => p.Entity).ToList().AsReadOnly(); // shared by every flow replica: hooks must not be able to edit it
             var perReplica = new List<(Replica Flow, List<Replica> Pipelines)>(replicas.Count);
             foreach (var flowReplica in replicas)
             {

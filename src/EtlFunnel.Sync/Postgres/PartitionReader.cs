@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using EtlFunnel.Sync.Documents;
@@ -25,13 +26,22 @@ internal sealed class PartitionReader
     private readonly JsonEncodedText[] _names;
     private readonly string _selectList;
     private readonly string? _extraFilter;
+    private readonly int _integerKeyOrdinal = -1;
 
     public PartitionReader(TableLayout layout, string? extraFilter)
     {
         _layout = layout;
         _extraFilter = extraFilter;
         _names = layout.Columns.Select(c => JsonEncodedText.Encode(c.Name, JavaScriptEncoder.UnsafeRelaxedJsonEscaping)).ToArray();
-        _selectList = string.Join(", ", layout.Columns.Select(c => c.Expression).Concat(layout.KeyColumns.Select(k => $"{Sql.Ident(k)}::text")));
+        // A single integer key is formatted from the value already read (same text as PostgreSQL's); other keys come as ::text.
+        if (layout.KeyColumns.Count == 1
+            && layout.Columns.FirstOrDefault(c => c.Name == layout.KeyColumns[0]) is { Kind: ColumnKind.Int16 or ColumnKind.Int32 or ColumnKind.Int64 } key)
+        {
+            _integerKeyOrdinal = layout.Columns.ToList().IndexOf(key);
+        }
+
+        var keyTexts = _integerKeyOrdinal >= 0 ? [] : layout.KeyColumns.Select(k => $"{Sql.Ident(k)}::text");
+        _selectList = string.Join(", ", layout.Columns.Select(c => c.Expression).Concat(keyTexts));
     }
 
     public string CopyCommand(BlockChunk chunk)
@@ -82,8 +92,26 @@ internal sealed class PartitionReader
                 json.WritePropertyName(_names[i]);
                 if (exporter.IsNull)
                 {
+                    if (i == _integerKeyOrdinal)
+                    {
+                        throw NullKey(columns[i].Name);
+                    }
+
                     exporter.Skip();
                     json.WriteNullValue();
+                    continue;
+                }
+
+                if (i == _integerKeyOrdinal)
+                {
+                    var key = columns[i].Kind switch
+                    {
+                        ColumnKind.Int16 => exporter.Read<short>(NpgsqlDbType.Smallint),
+                        ColumnKind.Int32 => exporter.Read<int>(NpgsqlDbType.Integer),
+                        _ => exporter.Read<long>(NpgsqlDbType.Bigint),
+                    };
+                    json.WriteNumberValue(key);
+                    keyParts[0] = key.ToString(CultureInfo.InvariantCulture);
                     continue;
                 }
 
@@ -92,8 +120,13 @@ internal sealed class PartitionReader
 
             json.WriteEndObject();
             json.Flush();
-            for (var k = 0; k < keyCount; k++)
+            for (var k = 0; k < keyCount && _integerKeyOrdinal < 0; k++)
             {
+                if (exporter.IsNull)
+                {
+                    throw NullKey(_layout.KeyColumns[k]);
+                }
+
                 keyParts[k] = exporter.Read<string>(NpgsqlDbType.Text);
             }
 
@@ -147,6 +180,9 @@ internal sealed class PartitionReader
                 break;
         }
     }
+
+    private SyncConfigurationException NullKey(string column) => new(
+        $"Key column \"{column}\" is NULL in a row of {_layout.QualifiedName}; document ids need non-null keys. Use key columns that are NOT NULL (e.g. the primary key).");
 
     private static void WriteFloat(Utf8JsonWriter json, float v)
     {

@@ -26,6 +26,7 @@ internal sealed class ReplicaRunner
     private readonly TableLayout _layout;
     private readonly IReadOnlyList<Segment> _segments;
     private readonly Func<IReplicaSink> _sinkFactory;
+    private readonly Func<bool> _sinkHasOutput;
     private readonly ReplicaProps _props;
     // Batch buffers are reused across chunks: at most max_in_flight + 1 of them per replica.
     private readonly Stack<DocumentBatch> _freeBatches = new();
@@ -33,8 +34,9 @@ internal sealed class ReplicaRunner
     private long _batches;
 
     public ReplicaRunner(JobContext job, SyncFlow flow, SyncPipeline pipeline, SourceSnapshot snapshot, TableLayout layout,
-        IReadOnlyList<Segment> segments, ReplicaProps props, Func<IReplicaSink> sinkFactory)
+        IReadOnlyList<Segment> segments, ReplicaProps props, Func<IReplicaSink> sinkFactory, Func<bool> sinkHasOutput)
     {
+        _sinkHasOutput = sinkHasOutput;
         _job = job;
         _flow = flow;
         _pipeline = pipeline;
@@ -65,6 +67,13 @@ internal sealed class ReplicaRunner
 
         try
         {
+            if (!resumed && _segments.Count == 0 && !_sinkHasOutput())
+            {
+                // An empty share (common when a plan has far more replicas than the table has blocks): no connection,
+                // no state, no file. A later run recomputes it from the block counts of that run.
+                return Report(new ReplicaState(), SyncOutcome.Succeeded, started, resumed: false, null);
+            }
+
             if (!resumed)
             {
                 state = await FreshStateAsync(previous, ct).ConfigureAwait(false);

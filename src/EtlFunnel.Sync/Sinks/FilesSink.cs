@@ -19,7 +19,7 @@ internal sealed class FilesSink : IReplicaSink
 
     public FilesSink(string directory, string index, string flow, string replica)
     {
-        Path = System.IO.Path.Combine(directory, index, $"{State.StateStore.SafeName(flow)}.{State.StateStore.SafeName(replica)}.ndjson");
+        Path = System.IO.Path.Combine(directory, State.StateStore.SafeName(index), $"{State.StateStore.SafeName(flow)}.{State.StateStore.SafeName(replica)}.ndjson");
     }
 
     public string Path { get; }

@@ -227,4 +227,18 @@ public sealed class PlannerTests
             (ReplicaPropKeys.BatchSize, 500), ("tags", new[] { "x", "y" }), ("nested", new Dictionary<string, object> { ["a"] = 1 }))).ToList()));
         plan.Flows[0].Props.GetRawText().Should().Be("""{"replica_id":0,"total_replicas":1,"batch_size":500,"tags":["x","y"],"nested":{"a":1}}""");
     }
+
+    [Fact]
+    public async Task A_hook_cannot_edit_the_entity_list_the_next_flow_replica_gets()
+    {
+        var pipeline = TestHook.Pipeline("hooks/p.csx", p =>
+        {
+            ((IList<OrchestratorEntityDef>)p.Entity).Clear();
+            return Tunes.Split(p, _ => 1);
+        });
+        var ex = await Refused(SeedHooks.FlowByCores(), pipeline);
+
+        ex.Errors.Should().OnlyContain(e => e.Message.Contains("failed in flow replica", StringComparison.Ordinal) && e.Message.Contains("NotSupportedException", StringComparison.Ordinal));
+        pipeline.Calls.Should().OnlyContain(c => c.Entity.Count == 3);
+    }
 }
