@@ -70,8 +70,18 @@ internal static class HookMeasures
             warm.Add(await PlanOnceAsync(ctx, config, cs, warmCache));
         }
 
+        var help = new List<double>();
+        for (var r = 0; r < runs; r++)
+        {
+            var psi = new ProcessStartInfo(ctx.Cli);
+            psi.ArgumentList.Add("--help");
+            var result = await Processes.RunAsync(psi, TimeSpan.FromMinutes(1));
+            help.Add(result.Elapsed.TotalMilliseconds);
+        }
+
         var c = Fmt.Median(cold);
         var w = Fmt.Median(warm);
+        table.Add(new ResultRow($"hooks: `etlfunnel --help` whole process (start-up floor of every command, median of {runs})", Fmt.Ms(Fmt.Median(help)), "—", "—", "— (info)", null));
         table.Add(new ResultRow($"hooks: `etlfunnel plan` whole process, warm vs cold hook cache (median of {runs})", Fmt.Ms(w), Fmt.Ms(c), Fmt.X(w / c), "≤ 0.25×", w / c <= 0.25));
     }
 
