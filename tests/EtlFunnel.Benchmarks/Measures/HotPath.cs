@@ -23,6 +23,7 @@ public class HookInvocationBenchmarks
     private IOrchestrationHook? _hook;
     private OrchestratorProps? _props;
     private readonly CpuFlows _direct = new();
+    private readonly string _cache = Path.Combine(Path.GetTempPath(), $"etlfunnel-bench-bdn-{Environment.ProcessId}");
 
     /// <summary>Where the seed hooks are (set by the runner through an environment variable).</summary>
     public static string HooksDirectory => Environment.GetEnvironmentVariable("ETLFUNNEL_BENCH_HOOKS") ?? "hooks";
@@ -31,8 +32,7 @@ public class HookInvocationBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var cache = Path.Combine(Path.GetTempPath(), $"etlfunnel-bench-bdn-{Environment.ProcessId}");
-        _host = HookHost.LoadAsync(new HookHostOptions { HooksDirectory = HooksDirectory, CacheDirectory = cache }).GetAwaiter().GetResult();
+        _host = HookHost.LoadAsync(new HookHostOptions { HooksDirectory = HooksDirectory, CacheDirectory = _cache }).GetAwaiter().GetResult();
         _hook = _host.FlowHooks.Single(h => h.Name == "flow-by-cores.csx");
         _props = new OrchestratorProps
         {
@@ -43,7 +43,14 @@ public class HookInvocationBenchmarks
 
     /// <summary>Unloads the hooks.</summary>
     [GlobalCleanup]
-    public void Cleanup() => _host?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    public void Cleanup()
+    {
+        _host?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        if (Directory.Exists(_cache))
+        {
+            Directory.Delete(_cache, recursive: true);
+        }
+    }
 
     /// <summary>The hook's logic as a plain call.</summary>
     [Benchmark(Baseline = true)]
