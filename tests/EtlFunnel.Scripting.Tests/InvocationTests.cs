@@ -31,7 +31,9 @@ public sealed class InvocationTests(RuntimeFixture fixture) : IClassFixture<Runt
         var failure = (await act.Should().ThrowAsync<HookInvocationException>()).Which;
         failure.HookName.Should().Be("infinite-loop.csx");
         failure.File.Should().Be(RuntimeFixture.File("infinite-loop.csx"));
-        failure.Line.Should().Be(5);
+        // Line 5 is the loop's back-edge check; on a loaded machine the budget can run out before the hook's
+        // body starts, and then the method-entry check on line 3 stops it. Both are this hook's own lines.
+        failure.Line.Should().BeOneOf(3, 5);
         failure.Message.Should().Contain("ran past its time budget of 0.3 s").And.NotContain("abandoned");
 
         (await fixture.Flow("both-levels.csx").InvokeAsync(Props.Of(1, Props.Entity("a")))).Should().ContainSingle();
