@@ -17,27 +17,12 @@ internal enum PlanFormat
     Json,
 }
 
-internal sealed class PlanSettings : CommonSettings
+internal sealed class PlanSettings : PlanInputSettings
 {
-    [CommandOption("-c|--config <FILE>")]
-    [Description("The flows config (YAML), e.g. samples/quickstart/flows.yaml.")]
-    public string? Config { get; init; }
-
-    [CommandOption("--hooks <DIR>")]
-    [Description("The hooks folder; overrides 'hooks:' in the config (default ./hooks).")]
-    public string? Hooks { get; init; }
-
-    [CommandOption("-m|--machine <PROFILE>")]
-    [Description("A machine profile (YAML: region, cores, memory) that replaces this machine, e.g. samples/regions/eu.yaml.")]
-    public string? Machine { get; init; }
-
     [CommandOption("-f|--format <FORMAT>")]
     [Description("table (default) or json.")]
     [DefaultValue(PlanFormat.Table)]
     public PlanFormat Format { get; init; } = PlanFormat.Table;
-
-    public override ValidationResult Validate() =>
-        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required, e.g. --config samples/quickstart/flows.yaml") : ValidationResult.Success();
 }
 
 /// <summary><c>etlfunnel plan</c>: config → discovery → hooks → validated plan, printed.</summary>

@@ -19,20 +19,8 @@ internal enum RunMode
     Incremental,
 }
 
-internal sealed class RunSettings : CommonSettings
+internal sealed class RunSettings : PlanInputSettings
 {
-    [CommandOption("-c|--config <FILE>")]
-    [Description("The flows config (YAML), e.g. samples/quickstart/flows.yaml.")]
-    public string? Config { get; init; }
-
-    [CommandOption("--hooks <DIR>")]
-    [Description("The hooks folder; overrides 'hooks:' in the config (default ./hooks).")]
-    public string? Hooks { get; init; }
-
-    [CommandOption("-m|--machine <PROFILE>")]
-    [Description("A machine profile (YAML: region, cores, memory) that replaces this machine when planning.")]
-    public string? Machine { get; init; }
-
     [CommandOption("--report <FILE>")]
     [Description("Also write the run report as JSON to this file.")]
     public string? Report { get; init; }
@@ -45,9 +33,6 @@ internal sealed class RunSettings : CommonSettings
     [Description("full (default) or incremental.")]
     [DefaultValue(RunMode.Full)]
     public RunMode Mode { get; init; } = RunMode.Full;
-
-    public override ValidationResult Validate() =>
-        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required, e.g. --config samples/quickstart/flows.yaml") : ValidationResult.Success();
 }
 
 /// <summary><c>etlfunnel run</c>: the plan of <c>etlfunnel plan</c>, executed by the sync engine, with progress and a report.</summary>

@@ -11,20 +11,8 @@ using Spectre.Console.Cli;
 
 namespace EtlFunnel.Cli.Commands;
 
-internal sealed class WatchSettings : CommonSettings
+internal sealed class WatchSettings : PlanInputSettings
 {
-    [CommandOption("-c|--config <FILE>")]
-    [Description("The flows config (YAML). Read once at start; a change on disk asks for a restart.")]
-    public string? Config { get; init; }
-
-    [CommandOption("--hooks <DIR>")]
-    [Description("The hooks folder, watched for changes; overrides 'hooks:' in the config (default ./hooks).")]
-    public string? Hooks { get; init; }
-
-    [CommandOption("-m|--machine <PROFILE>")]
-    [Description("A machine profile (YAML: region, cores, memory) that replaces this machine when planning.")]
-    public string? Machine { get; init; }
-
     [CommandOption("--interval <DURATION>")]
     [Description("Interval of every flow that sets no 'interval:' of its own (overrides the config's global 'interval:'; default 5m). E.g. 30s, 5m, 1h30m.")]
     public string? Interval { get; init; }
@@ -36,9 +24,6 @@ internal sealed class WatchSettings : CommonSettings
     [CommandOption("--state <DIR>")]
     [Description("Checkpoint folder; overrides 'state:' in the config. Each flow keeps its checkpoints in <state>/watch/<flow>.")]
     public string? State { get; init; }
-
-    public override ValidationResult Validate() =>
-        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required, e.g. --config samples/quickstart/flows.yaml") : ValidationResult.Success();
 }
 
 /// <summary><c>etlfunnel watch</c>: <see cref="WatchService"/> wired to the hook host (watching), the planner and the sync engine.</summary>
