@@ -246,21 +246,35 @@ internal sealed partial class ElasticsearchRequestHandler(
         return answer is null ? WriteAsync(context, 404, EsResponses.IndexNotFound(index)) : WriteAsync(context, 200, answer);
     }
 
-    private Task GetMappingAsync(HttpContext context, string index)
+    private Task GetMappingAsync(HttpContext context, string index) =>
+        ReadIndexAsync(context, index, state => new JsonObject { ["mappings"] = state.Mappings.DeepClone() });
+
+    private Task PutMappingAsync(HttpContext context, string index) =>
+        UpdateIndexAsync(context, index, MergeMappings);
+
+    private Task GetSettingsAsync(HttpContext context, string index) =>
+        ReadIndexAsync(context, index, state => new JsonObject { ["settings"] = new JsonObject { ["index"] = IndexSettings(state) } });
+
+    private Task PutSettingsAsync(HttpContext context, string index) =>
+        UpdateIndexAsync(context, index, (state, body) => MergeSettings(state.Settings, body["settings"] as JsonObject ?? body));
+
+    /// <summary>Answers <c>{index: view(state)}</c>, or 404 index_not_found.</summary>
+    private Task ReadIndexAsync(HttpContext context, string index, Func<IndexState, JsonNode> view)
     {
         JsonObject? answer = null;
         lock (cluster.Gate)
         {
             if (cluster.Find(index) is { } state)
             {
-                answer = new JsonObject { [index] = new JsonObject { ["mappings"] = state.Mappings.DeepClone() } };
+                answer = new JsonObject { [index] = view(state) };
             }
         }
 
         return answer is null ? WriteAsync(context, 404, EsResponses.IndexNotFound(index)) : WriteAsync(context, 200, answer);
     }
 
-    private async Task PutMappingAsync(HttpContext context, string index)
+    /// <summary>Applies the request body to an existing index and acknowledges, or answers 404 index_not_found.</summary>
+    private async Task UpdateIndexAsync(HttpContext context, string index, Action<IndexState, JsonObject> update)
     {
         var body = await ReadJsonObjectAsync(context).ConfigureAwait(false) ?? [];
         bool found;
@@ -270,40 +284,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             found = state is not null;
             if (state is not null)
             {
-                MergeMappings(state, body);
-            }
-        }
-
-        await (found
-            ? WriteAsync(context, 200, new JsonObject { ["acknowledged"] = true })
-            : WriteAsync(context, 404, EsResponses.IndexNotFound(index))).ConfigureAwait(false);
-    }
-
-    private Task GetSettingsAsync(HttpContext context, string index)
-    {
-        JsonObject? answer = null;
-        lock (cluster.Gate)
-        {
-            if (cluster.Find(index) is { } state)
-            {
-                answer = new JsonObject { [index] = new JsonObject { ["settings"] = new JsonObject { ["index"] = IndexSettings(state) } } };
-            }
-        }
-
-        return answer is null ? WriteAsync(context, 404, EsResponses.IndexNotFound(index)) : WriteAsync(context, 200, answer);
-    }
-
-    private async Task PutSettingsAsync(HttpContext context, string index)
-    {
-        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false) ?? [];
-        bool found;
-        lock (cluster.Gate)
-        {
-            var state = cluster.Find(index);
-            found = state is not null;
-            if (state is not null)
-            {
-                MergeSettings(state.Settings, body["settings"] as JsonObject ?? body);
+                update(state, body);
             }
         }
 
