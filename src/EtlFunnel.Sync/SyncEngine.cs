@@ -42,7 +42,18 @@ public sealed class SyncEngine
         Validate(job);
         var options = job.Options;
         var started = options.TimeProvider.GetTimestamp();
-        var store = new StateStore(options.StateDirectory);
+        IStateStore store;
+        try
+        {
+            store = await StateStores.OpenAsync(options, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _log.Information("Cancelled before any replica started");
+            return new SyncReport { Outcome = SyncOutcome.Cancelled, Replicas = [], Duration = options.TimeProvider.GetElapsedTime(started) };
+        }
+
+        await using var storeScope = store.ConfigureAwait(false);
         var fingerprint = Fingerprint(job);
         var manifest = store.LoadManifest();
         if (manifest is { Completed: false } && manifest.Fingerprint != fingerprint)
@@ -143,7 +154,7 @@ public sealed class SyncEngine
                 }
             }
 
-            store.SaveManifest(manifest);
+            await store.SaveManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
             var reports = new ReplicaReport[runners.Count];
             await Parallel.ForEachAsync(
                 Enumerable.Range(0, runners.Count),
@@ -154,7 +165,15 @@ public sealed class SyncEngine
             if (outcome is SyncOutcome.Succeeded or SyncOutcome.CompletedWithRejections)
             {
                 manifest.Completed = true;
-                store.SaveManifest(manifest);
+                try
+                {
+                    await store.SaveManifestAsync(manifest, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (SyncConfigurationException ex)
+                {
+                    // Every replica's checkpoint says completed, so a rerun resumes this run and finds nothing left to do.
+                    _log.Warning("Could not mark run {RunId} completed: {Error}", manifest.RunId, ex.Message);
+                }
             }
 
             var report = new SyncReport

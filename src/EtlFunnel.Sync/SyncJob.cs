@@ -84,8 +84,11 @@ public sealed record SyncOptions
     /// <summary>Most pipeline replicas running at once (default: twice the processor count).</summary>
     public int MaxConcurrency { get; init; } = Environment.ProcessorCount * 2;
 
-    /// <summary>Folder of the checkpoint store (one JSON file per replica).</summary>
+    /// <summary>Folder of the checkpoint store (one JSON file per replica); not used when <see cref="StateTable"/> is set.</summary>
     public string StateDirectory { get; init; } = Path.Combine(".etlfunnel", "state");
+
+    /// <summary>When set, checkpoints are rows of this PostgreSQL table (created if missing) instead of files under <see cref="StateDirectory"/>.</summary>
+    public PostgresStateTable? StateTable { get; init; }
 
     /// <summary>Folder where dead-lettered documents are written.</summary>
     public string DeadLetterDirectory { get; init; } = Path.Combine(".etlfunnel", "dead-letter");
@@ -113,4 +116,44 @@ public sealed record SyncOptions
 
     /// <summary>Clock used for durations and checkpoint timestamps.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}
+
+/// <summary>A PostgreSQL table that holds the checkpoints: one row per (scope, flow replica, pipeline replica) plus the run manifest.</summary>
+/// <param name="ConnectionString">Npgsql connection string of the database that holds (or will hold) the table.</param>
+public sealed record PostgresStateTable(string ConnectionString)
+{
+    /// <summary>The table used when none is named.</summary>
+    public const string DefaultTable = "etlfunnel.checkpoints";
+
+    /// <summary>The scope used when none is named.</summary>
+    public const string DefaultScope = "default";
+
+    /// <summary><c>schema.table</c> (or <c>table</c>, in <c>public</c>), lower-case; the schema and table are created if missing.</summary>
+    public string Table { get; init; } = DefaultTable;
+
+    /// <summary>Separates jobs that share the table, as separate folders do (<c>etlfunnel watch</c> uses <c>&lt;scope&gt;/watch/&lt;flow&gt;</c>).</summary>
+    public string Scope { get; init; } = DefaultScope;
+
+    /// <summary>Where the user configured this table (e.g. <c>flows.yaml(3,8)</c>), named in error messages.</summary>
+    public string? ConfiguredAt { get; init; }
+
+    /// <summary>The server and database, without credentials: <c>host:port/database</c>.</summary>
+    public string Server
+    {
+        get
+        {
+            try
+            {
+                var b = new Npgsql.NpgsqlConnectionStringBuilder(ConnectionString);
+                return $"{b.Host}:{b.Port}/{b.Database}";
+            }
+            catch (ArgumentException)
+            {
+                return "(invalid connection string)";
+            }
+        }
+    }
+
+    /// <summary>Describes the table without the connection string's password: <c>table etlfunnel.checkpoints (scope 'default') in host:5432/db</c>.</summary>
+    public override string ToString() => $"table {Table} (scope '{Scope}') in {Server}";
 }

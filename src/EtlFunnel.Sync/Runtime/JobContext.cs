@@ -18,7 +18,7 @@ internal sealed class JobContext
 {
     public required SyncOptions Options { get; init; }
 
-    public required StateStore Store { get; init; }
+    public required IStateStore Store { get; init; }
 
     public required string RunId { get; init; }
 

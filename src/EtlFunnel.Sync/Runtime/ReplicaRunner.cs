@@ -82,7 +82,7 @@ internal sealed class ReplicaRunner
             await using var sink = _sinkFactory();
             await sink.OpenAsync(resumed ? state.FileOffset : null, append: state.RunFromWatermark is not null, ct).ConfigureAwait(false);
             state.FileOffset = await sink.FlushAsync(ct).ConfigureAwait(false);
-            Save(state);
+            await SaveAsync(state).ConfigureAwait(false);
 
             var filter = await IncrementalFilterAsync(state, ct).ConfigureAwait(false);
             var reader = new PartitionReader(_layout, filter);
@@ -106,7 +106,7 @@ internal sealed class ReplicaRunner
 
             state.Completed = true;
             state.Watermark = state.RunToWatermark ?? state.Watermark;
-            Save(state);
+            await SaveAsync(state).ConfigureAwait(false);
             var outcome = state.DeadLettered > 0 ? SyncOutcome.CompletedWithRejections : SyncOutcome.Succeeded;
             return Report(state, outcome, started, resumed, null);
         }
@@ -216,7 +216,7 @@ internal sealed class ReplicaRunner
                 state.NextBlock = state.Segment < _segments.Count ? _segments[state.Segment].Start : 0;
             }
 
-            Save(state);
+            await SaveAsync(state).ConfigureAwait(false);
             ReportProgress(state, 0, null);
         }
     }
@@ -317,10 +317,11 @@ internal sealed class ReplicaRunner
         ex is NpgsqlException or System.IO.IOException or System.Net.Sockets.SocketException
         || (ex is InvalidOperationException && ex.InnerException is NpgsqlException);
 
-    private void Save(ReplicaState state)
+    // Not cancellable: the chunk it records is confirmed, and a drained run must keep it.
+    private Task SaveAsync(ReplicaState state)
     {
         state.UpdatedAt = Options.TimeProvider.GetUtcNow();
-        _job.Store.Save(_flow.Name, _pipeline.ReplicaName, state);
+        return _job.Store.SaveAsync(_flow.Name, _pipeline.ReplicaName, state, CancellationToken.None);
     }
 
     private void ReportProgress(ReplicaState state, long inChunk, SyncOutcome? outcome)

@@ -1,0 +1,251 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Npgsql;
+using NpgsqlTypes;
+using Polly;
+using Polly.Retry;
+
+namespace EtlFunnel.Sync.State;
+
+/// <summary>
+/// The PostgreSQL-table checkpoint store: one row per (scope, flow, replica) plus one manifest row per scope, the same
+/// JSON as the folder store's files in a <c>jsonb</c> column. Every save is one upsert committed on its own
+/// (<c>synchronous_commit = on</c>), so it is durable once the call returns, like the folder store's rename.
+/// The scope's rows are read once when the store opens; only this run writes them afterwards.
+/// </summary>
+internal sealed partial class PostgresStateStore : IStateStore
+{
+    private const string ManifestKind = "run";
+    private const string ReplicaKind = "replica";
+    private static readonly JsonSerializerOptions Json = new();
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly PostgresStateTable _table;
+    private readonly string _qualified;
+    private readonly ResiliencePipeline _retry;
+    private readonly Dictionary<(string Flow, string Replica), byte[]> _replicas = [];
+    private RunManifest? _manifest;
+
+    private PostgresStateStore(NpgsqlDataSource dataSource, PostgresStateTable table, string qualified, SyncOptions options)
+    {
+        _dataSource = dataSource;
+        _table = table;
+        _qualified = qualified;
+        _retry = new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(IsTransient),
+                MaxRetryAttempts = 4,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.RetryBaseDelay,
+                MaxDelay = TimeSpan.FromSeconds(10),
+            })
+            .Build();
+    }
+
+    public string Description => _table.ToString();
+
+    /// <summary>The DDL of the table (what <see cref="OpenAsync"/> runs when the table is missing).</summary>
+    public static string CreateTableSql(string schema, string table) => $"""
+        CREATE TABLE IF NOT EXISTS {Quote(schema)}.{Quote(table)} (
+            scope      text        NOT NULL,
+            kind       text        NOT NULL CHECK (kind IN ('run', 'replica')),
+            flow       text        NOT NULL,
+            replica    text        NOT NULL,
+            state      jsonb       NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (scope, kind, flow, replica)
+        )
+        """;
+
+    /// <summary>Splits <c>schema.table</c> (or <c>table</c>, in <c>public</c>); null when the name is not plain lower-case identifiers.</summary>
+    public static (string Schema, string Table)? ParseTableName(string name)
+    {
+        var m = TableNamePattern().Match(name);
+        return m.Success ? (m.Groups["schema"].Success ? m.Groups["schema"].Value : "public", m.Groups["table"].Value) : null;
+    }
+
+    /// <summary>Creates the table if it is missing and reads the scope's rows; every failure is a clear <see cref="SyncConfigurationException"/>.</summary>
+    public static async Task<PostgresStateStore> OpenAsync(PostgresStateTable table, SyncOptions options, CancellationToken cancellationToken)
+    {
+        var at = table.ConfiguredAt ?? "SyncOptions.StateTable";
+        if (ParseTableName(table.Table) is not var (schema, name))
+        {
+            throw new SyncConfigurationException(
+                $"{at}: checkpoint table name '{table.Table}' must be 'schema.table' or 'table' in lower-case letters, digits and '_' (e.g. etlfunnel.checkpoints).");
+        }
+
+        if (string.IsNullOrEmpty(table.Scope))
+        {
+            throw new SyncConfigurationException($"{at}: the checkpoint scope must not be empty.");
+        }
+
+        NpgsqlDataSourceBuilder builder;
+        try
+        {
+            builder = new NpgsqlDataSourceBuilder(table.ConnectionString);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new SyncConfigurationException($"{at}: the connection string of the checkpoint table is not valid ({ex.Message}).", ex);
+        }
+
+        // A checkpoint must survive a server crash once saved, whatever the server's default is.
+        builder.ConnectionStringBuilder.Options = (builder.ConnectionStringBuilder.Options + " -c synchronous_commit=on").Trim();
+        builder.ConnectionStringBuilder.ApplicationName ??= "etlfunnel-state";
+        var dataSource = builder.Build();
+        var store = new PostgresStateStore(dataSource, table, $"{Quote(schema)}.{Quote(name)}", options);
+        try
+        {
+            await store.CreateIfMissingAsync(schema, name, cancellationToken).ConfigureAwait(false);
+            await store.LoadScopeAsync(cancellationToken).ConfigureAwait(false);
+            return store;
+        }
+        catch (Exception ex)
+        {
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+            throw ex switch
+            {
+                PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege } => new SyncConfigurationException(
+                    $"{at}: not allowed to create or use the checkpoint table {table.Table} in {table.Server} ({ex.Message}). " +
+                    $"Create it once as a privileged user and grant this user SELECT, INSERT, UPDATE on it:\n{CreateTableSql(schema, name)};", ex),
+                PostgresException { SqlState: PostgresErrorCodes.UndefinedColumn or PostgresErrorCodes.DatatypeMismatch } => new SyncConfigurationException(
+                    $"{at}: {table.Table} in {table.Server} exists but is not an etlfunnel checkpoint table ({ex.Message}); name another table in 'table:' or drop it.", ex),
+                _ when IsConnectionFailure(ex) => new SyncConfigurationException(
+                    $"{at}: cannot reach the checkpoint table {table.Table} in {table.Server} ({ex.Message}). " +
+                    "Start that PostgreSQL server or fix the connection in 'state:' (or --state), or keep checkpoints in a folder (state: ./.etlfunnel/state), then run again.", ex),
+                _ => ex,
+            };
+        }
+    }
+
+    public RunManifest? LoadManifest() => _manifest;
+
+    public Task SaveManifestAsync(RunManifest manifest, CancellationToken cancellationToken)
+    {
+        _manifest = manifest;
+        return UpsertAsync(ManifestKind, "", "", JsonSerializer.SerializeToUtf8Bytes(manifest, Json), "the run manifest", cancellationToken);
+    }
+
+    public ReplicaState? Load(string flow, string replica)
+    {
+        byte[]? json;
+        lock (_replicas)
+        {
+            json = _replicas.GetValueOrDefault((flow, replica));
+        }
+
+        return json is null ? null : JsonSerializer.Deserialize<ReplicaState>(json, Json);
+    }
+
+    public async Task SaveAsync(string flow, string replica, ReplicaState state, CancellationToken cancellationToken)
+    {
+        // Serialised before the first await: the runner goes on mutating its state object.
+        var json = JsonSerializer.SerializeToUtf8Bytes(state, Json);
+        await UpsertAsync(ReplicaKind, flow, replica, json, $"the checkpoint of {flow}/{replica}", cancellationToken).ConfigureAwait(false);
+        lock (_replicas)
+        {
+            _replicas[(flow, replica)] = json;
+        }
+    }
+
+    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+
+    private async Task CreateIfMissingAsync(string schema, string name, CancellationToken ct)
+    {
+        await using var conn = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(ct).ConfigureAwait(false);
+        // IF NOT EXISTS is not safe against a concurrent create (two watch flows, two processes): serialise on the name.
+        // Existing objects are not created again, so a user without CREATE rights can use a table made for them.
+        await using (var cmd = new NpgsqlCommand(
+            "SELECT pg_advisory_xact_lock(hashtext('etlfunnel.state:' || $1)), to_regnamespace($2) IS NOT NULL, to_regclass($1) IS NOT NULL", conn, tx))
+        {
+            cmd.Parameters.AddWithValue(_qualified);
+            cmd.Parameters.AddWithValue(Quote(schema));
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await r.ReadAsync(ct).ConfigureAwait(false);
+            var (schemaExists, tableExists) = (r.GetBoolean(1), r.GetBoolean(2));
+            await r.DisposeAsync().ConfigureAwait(false);
+            if (tableExists)
+            {
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+                return;
+            }
+
+            var ddl = (schemaExists ? "" : $"CREATE SCHEMA IF NOT EXISTS {Quote(schema)}; ") + CreateTableSql(schema, name);
+            await using var create = new NpgsqlCommand(ddl, conn, tx);
+            await create.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task LoadScopeAsync(CancellationToken ct)
+    {
+        await using var cmd = _dataSource.CreateCommand($"SELECT kind, flow, replica, state::text FROM {_qualified} WHERE scope = $1");
+        cmd.Parameters.AddWithValue(_table.Scope);
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            var (kind, flow, replica, json) = (r.GetString(0), r.GetString(1), r.GetString(2), System.Text.Encoding.UTF8.GetBytes(r.GetString(3)));
+            try
+            {
+                if (kind == ManifestKind)
+                {
+                    _manifest = JsonSerializer.Deserialize<RunManifest>(json, Json);
+                }
+                else
+                {
+                    _ = JsonSerializer.Deserialize<ReplicaState>(json, Json);
+                    _replicas[(flow, replica)] = json;
+                }
+            }
+            catch (JsonException ex)
+            {
+                throw new SyncConfigurationException(
+                    $"Checkpoint row ({_table.Scope}, {kind}, {flow}, {replica}) of {_table} is not a checkpoint ({ex.Message}). Delete it to start that " +
+                    $"{(kind == ManifestKind ? "run" : "replica")} over: DELETE FROM {_qualified} WHERE scope = '{_table.Scope.Replace("'", "''", StringComparison.Ordinal)}' AND kind = '{kind}' AND flow = '{flow.Replace("'", "''", StringComparison.Ordinal)}' AND replica = '{replica.Replace("'", "''", StringComparison.Ordinal)}';", ex);
+            }
+        }
+    }
+
+    private async Task UpsertAsync(string kind, string flow, string replica, byte[] json, string what, CancellationToken ct)
+    {
+        try
+        {
+            await _retry.ExecuteAsync(async token =>
+            {
+                await using var cmd = _dataSource.CreateCommand(
+                    $"INSERT INTO {_qualified} (scope, kind, flow, replica, state, updated_at) VALUES ($1, $2, $3, $4, $5, now()) " +
+                    "ON CONFLICT (scope, kind, flow, replica) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at");
+                cmd.Parameters.AddWithValue(_table.Scope);
+                cmd.Parameters.AddWithValue(kind);
+                cmd.Parameters.AddWithValue(flow);
+                cmd.Parameters.AddWithValue(replica);
+                cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = System.Text.Encoding.UTF8.GetString(json) });
+                await cmd.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsConnectionFailure(ex) && !ct.IsCancellationRequested)
+        {
+            throw new SyncConfigurationException(
+                $"could not save {what} to {_table} ({ex.Message}); the last saved checkpoint stays valid: run again once the checkpoint database is reachable.", ex);
+        }
+    }
+
+    private static bool IsTransient(Exception ex) => ex switch
+    {
+        PostgresException pg => pg.IsTransient,
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
+        _ => ex is IOException or SocketException or TimeoutException,
+    };
+
+    private static bool IsConnectionFailure(Exception ex) => ex is NpgsqlException or IOException or SocketException or TimeoutException;
+
+    private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    [GeneratedRegex(@"^(?:(?<schema>[a-z_][a-z0-9_]{0,62})\.)?(?<table>[a-z_][a-z0-9_]{0,62})$")]
+    private static partial Regex TableNamePattern();
+}

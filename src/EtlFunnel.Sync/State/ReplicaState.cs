@@ -1,0 +1,51 @@
+namespace EtlFunnel.Sync.State;
+
+/// <summary>Progress of one pipeline replica, saved after every confirmed chunk.</summary>
+internal sealed record ReplicaState
+{
+    /// <summary>The run this progress belongs to; a different run id means "start over" (keeping the watermark).</summary>
+    public string RunId { get; set; } = "";
+
+    public bool Completed { get; set; }
+
+    /// <summary>Index of the leaf relation being read (partitioned tables have several).</summary>
+    public int Segment { get; set; }
+
+    /// <summary>First heap block of the leaf not yet confirmed; -1 once the open-ended tail of the leaf is done.</summary>
+    public long NextBlock { get; set; }
+
+    /// <summary>Files destination: the byte length of the replica's file when the checkpoint was taken.</summary>
+    public long FileOffset { get; set; }
+
+    public long RowsRead { get; set; }
+
+    public long DocsIndexed { get; set; }
+
+    public long DeadLettered { get; set; }
+
+    /// <summary>The watermark of the last completed run (PostgreSQL text of the incremental column's maximum).</summary>
+    public string? Watermark { get; set; }
+
+    /// <summary>The lower watermark this run reads above (before the safety margin), null for a full read.</summary>
+    public string? RunFromWatermark { get; set; }
+
+    /// <summary>The watermark this run commits when it completes.</summary>
+    public string? RunToWatermark { get; set; }
+
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+/// <summary>The run as a whole: its id, the job fingerprint and the block count of every leaf relation at the start of the run.</summary>
+internal sealed record RunManifest
+{
+    public string RunId { get; set; } = "";
+
+    public string Fingerprint { get; set; } = "";
+
+    public bool Completed { get; set; }
+
+    /// <summary>Block counts by <c>source|relation</c>, fixed for the run so resumed replicas keep the same partition boundaries.</summary>
+    public Dictionary<string, long> Blocks { get; set; } = new(StringComparer.Ordinal);
+
+    public DateTimeOffset StartedAt { get; set; }
+}
