@@ -25,8 +25,8 @@ internal sealed class RunSettings : PlanInputSettings
     [Description("Also write the run report as JSON to this file.")]
     public string? Report { get; init; }
 
-    [CommandOption("--state <DIR>")]
-    [Description("Checkpoint folder; overrides 'state:' in the config (default .etlfunnel/state beside the config). Dead letters go to its sibling 'dead-letter'.")]
+    [CommandOption("--state <DIR|URL>")]
+    [Description("Checkpoint folder, or a PostgreSQL table given as postgres://user:password@host:5432/db; overrides 'state:' in the config (default .etlfunnel/state beside the config). Dead letters go to the folder's sibling 'dead-letter'.")]
     public string? State { get; init; }
 
     [CommandOption("--mode <MODE>")]
@@ -69,11 +69,22 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return exitCode;
         }
 
-        var state = settings.State is null ? work.Config.StateDirectory : Path.GetFullPath(settings.State);
+        StateLocation state;
+        try
+        {
+            state = StateLocation.Resolve(settings.State, work.Config);
+        }
+        catch (FormatException ex)
+        {
+            await _context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
         var options = new SyncOptions
         {
-            StateDirectory = state,
-            DeadLetterDirectory = DeadLetterDirectoryFor(state),
+            StateDirectory = state.Directory,
+            StateTable = state.Table,
+            DeadLetterDirectory = DeadLetterDirectoryFor(state.Directory),
             Mode = settings.Mode == RunMode.Incremental ? SyncMode.Incremental : SyncMode.Full,
         };
 

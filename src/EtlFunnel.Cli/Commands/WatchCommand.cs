@@ -21,8 +21,8 @@ internal sealed class WatchSettings : PlanInputSettings
     [Description("Serve /, /healthz, /plan, /runs, /metrics here: http://127.0.0.1:PORT (loopback only; port 0 picks a free one).")]
     public string? StatusUrl { get; init; }
 
-    [CommandOption("--state <DIR>")]
-    [Description("Checkpoint folder; overrides 'state:' in the config. Each flow keeps its checkpoints in <state>/watch/<flow>.")]
+    [CommandOption("--state <DIR|URL>")]
+    [Description("Checkpoint folder or postgres:// URL of a checkpoint table; overrides 'state:' in the config. Each flow keeps its checkpoints in <state>/watch/<flow> (a table: scope <scope>/watch/<flow>).")]
     public string? State { get; init; }
 }
 
@@ -56,6 +56,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
 
         var config = inputs.Config;
         IReadOnlyList<FlowSchedule> schedules;
+        StateLocation stateRoot;
         try
         {
             if (settings.StatusUrl is not null)
@@ -72,6 +73,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                 config.Flows.Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
                 settings.Interval ?? config.Interval);
             _ = SyncJobBuilder.ElasticsearchOverride(_context.Environment);
+            stateRoot = StateLocation.Resolve(settings.State, config);
         }
         catch (Exception ex) when (ex is FormatException or ConfigException)
         {
@@ -99,7 +101,6 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             using var signal = ShutdownSignal.Register(log);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
-            var stateRoot = settings.State is null ? config.StateDirectory : Path.GetFullPath(settings.State);
             IOrchestrationHooks hooks = host is null ? new NoHooks() : host;
             ExecutionPlan? previous = null;
             var options = new WatchServiceOptions
@@ -168,15 +169,16 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         })),];
 
     /// <summary>Runs one configured flow on the plan captured when the run started; incremental where the pipelines say so.</summary>
-    private async Task<FlowRunResult> RunFlowAsync(EtlConfig config, string stateRoot, FlowRunContext run, CancellationToken cancellationToken)
+    private async Task<FlowRunResult> RunFlowAsync(EtlConfig config, StateLocation stateRoot, FlowRunContext run, CancellationToken cancellationToken)
     {
         var plan = (ExecutionPlan)run.Plan.Model!;
-        // One state folder per flow: flows run independently, and one run manifest per folder keeps their resumes apart.
-        var state = Path.Combine(stateRoot, "watch", run.Flow);
+        // One state folder (or scope) per flow: flows run independently, and one run manifest each keeps their resumes apart.
+        var state = stateRoot.ForWatchedFlow(run.Flow);
         var options = new SyncOptions
         {
-            StateDirectory = state,
-            DeadLetterDirectory = RunCommand.DeadLetterDirectoryFor(stateRoot),
+            StateDirectory = state.Directory,
+            StateTable = state.Table,
+            DeadLetterDirectory = RunCommand.DeadLetterDirectoryFor(stateRoot.Directory),
             Mode = SyncMode.Incremental,
         };
 

@@ -7,6 +7,7 @@ namespace EtlFunnel.Orchestration.Config;
 /// <summary>Loads <c>flows.yaml</c>: unknown keys, bad values and unset <c>${VAR}</c>s are <see cref="ConfigException"/>s naming the line.</summary>
 public static partial class ConfigLoader
 {
+    private const string DefaultStateDirectory = ".etlfunnel/state";
     private static readonly string[] IndexPlaceholders = ["schema", "table", "flow"];
 
     /// <summary>Loads and validates a config file; <paramref name="environment"/> resolves <c>${VAR}</c> (default: the process environment).</summary>
@@ -68,16 +69,93 @@ public static partial class ConfigLoader
             flows.Add(flow);
         }
 
+        var (stateDirectory, stateTable) = top.TryGetValue("state", out var state) ? ParseState(yaml, state.Value, flows) : (null, null);
         return new EtlConfig
         {
             File = displayFile,
             HooksDirectory = top.TryGetValue("hooks", out var hooks) ? Resolve(baseDirectory, yaml.NonEmptyString(hooks.Value, "hooks")) : null,
-            StateDirectory = Resolve(baseDirectory, top.TryGetValue("state", out var state) ? yaml.NonEmptyString(state.Value, "state") : ".etlfunnel/state"),
+            StateDirectory = Resolve(baseDirectory, stateDirectory ?? DefaultStateDirectory),
+            StateTable = stateTable,
             Limits = limits,
             Interval = top.TryGetValue("interval", out var interval) ? yaml.NonEmptyString(interval.Value, "interval") : null,
             IntervalLocation = top.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
             Flows = flows.ToImmutable(),
         };
+    }
+
+    /// <summary><c>state:</c> is a folder path, a <c>postgres://</c> URL, or a mapping naming a PostgreSQL database.</summary>
+    private static (string? Directory, StateTableConfig? Table) ParseState(YamlReader yaml, YamlNode node, IReadOnlyList<FlowConfig> flows)
+    {
+        const string Forms = "write a folder ('state: ./.etlfunnel/state'), a URL ('state: postgres://user:password@host:5432/db'), " +
+            "or 'state: {postgres: \"Host=...;Database=...\", table: etlfunnel.checkpoints}' / 'state: {source: <flow name>}'";
+        if (node is YamlScalarNode)
+        {
+            var value = yaml.NonEmptyString(node, "state");
+            return PostgresUrl.IsUrl(value)
+                ? (null, new StateTableConfig { ConnectionString = UrlConnectionString(yaml, node, value, "state"), Location = yaml.At(node) })
+                : (value, null);
+        }
+
+        if (node is not YamlMappingNode)
+        {
+            throw new ConfigException(yaml.At(node), $"'state:' must be a folder path or a mapping; {Forms}");
+        }
+
+        var m = yaml.Mapping(node, "state", "postgres", "source", "table", "scope");
+        string connectionString;
+        if (m.TryGetValue("postgres", out var pg) == m.TryGetValue("source", out var source))
+        {
+            throw new ConfigException(yaml.At(node), $"'state:' needs exactly one of 'postgres:' (a connection string or URL) or 'source:' (a flow whose source database holds the table); {Forms}");
+        }
+        else if (pg.Value is not null)
+        {
+            connectionString = yaml.NonEmptyString(pg.Value, "state.postgres");
+            if (PostgresUrl.IsUrl(connectionString))
+            {
+                connectionString = UrlConnectionString(yaml, pg.Value, connectionString, "state.postgres");
+            }
+            else
+            {
+                ValidateConnectionString(yaml, pg.Value, connectionString, "state.postgres");
+            }
+        }
+        else
+        {
+            var flowName = yaml.NonEmptyString(source.Value, "state.source");
+            connectionString = flows.FirstOrDefault(f => f.Name == flowName)?.SourceConnectionString
+                ?? throw new ConfigException(yaml.At(source.Value),
+                    $"state.source '{flowName}' is not a flow of this file; name the flow whose source database should hold the checkpoints ({string.Join(", ", flows.Select(f => f.Name))})");
+        }
+
+        var table = StateTableConfig.DefaultTable;
+        if (m.TryGetValue("table", out var t))
+        {
+            table = yaml.NonEmptyString(t.Value, "state.table");
+            if (!TableNamePattern().IsMatch(table))
+            {
+                throw new ConfigException(yaml.At(t.Value), $"state.table '{table}' must be 'schema.table' or 'table' in lower-case letters, digits and '_' (e.g. etlfunnel.checkpoints)");
+            }
+        }
+
+        return (null, new StateTableConfig
+        {
+            ConnectionString = connectionString,
+            Table = table,
+            Scope = m.TryGetValue("scope", out var scope) ? yaml.NonEmptyString(scope.Value, "state.scope") : StateTableConfig.DefaultScope,
+            Location = yaml.At(node),
+        });
+    }
+
+    private static string UrlConnectionString(YamlReader yaml, YamlNode node, string url, string what)
+    {
+        try
+        {
+            return PostgresUrl.ToConnectionString(url);
+        }
+        catch (FormatException ex)
+        {
+            throw new ConfigException(yaml.At(node), $"{what}: {ex.Message}", ex);
+        }
     }
 
     private static FlowConfig ParseFlow(YamlReader yaml, YamlNode node, string baseDirectory)
@@ -236,6 +314,9 @@ public static partial class ConfigLoader
     }
 
     private static string Resolve(string baseDirectory, string path) => Path.GetFullPath(Path.Combine(baseDirectory, path));
+
+    [GeneratedRegex(@"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")]
+    private static partial Regex TableNamePattern();
 
     [GeneratedRegex("^[A-Za-z0-9_-]+$")]
     private static partial Regex NamePattern();

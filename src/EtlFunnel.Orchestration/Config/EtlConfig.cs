@@ -11,8 +11,11 @@ public sealed record EtlConfig
     /// <summary>The hooks folder from <c>hooks:</c>, or <c>null</c> when not set.</summary>
     public string? HooksDirectory { get; init; }
 
-    /// <summary>The checkpoint folder from <c>state:</c> (default <c>.etlfunnel/state</c> beside the config).</summary>
+    /// <summary>The checkpoint folder from <c>state:</c> (default <c>.etlfunnel/state</c> beside the config); when <see cref="StateTable"/> is set, only its sibling <c>dead-letter</c> folder is used.</summary>
     public required string StateDirectory { get; init; }
+
+    /// <summary>The checkpoint table when <c>state:</c> names a PostgreSQL database, else <c>null</c> (checkpoints in <see cref="StateDirectory"/>).</summary>
+    public StateTableConfig? StateTable { get; init; }
 
     /// <summary>Replica caps from <c>limits:</c>.</summary>
     public PlanLimits Limits { get; init; } = new();
@@ -110,4 +113,29 @@ public sealed record PipelineConfig
 
     /// <summary>Where the entry is defined.</summary>
     public required ConfigLocation Location { get; init; }
+}
+
+/// <summary>Checkpoints in a PostgreSQL table: <c>state: postgres://...</c> or <c>state: {postgres: ..., table: ..., scope: ...}</c> or <c>state: {source: &lt;flow&gt;}</c>.</summary>
+public sealed record StateTableConfig
+{
+    /// <summary>The table used when none is named.</summary>
+    public const string DefaultTable = "etlfunnel.checkpoints";
+
+    /// <summary>The scope used when none is named.</summary>
+    public const string DefaultScope = "default";
+
+    /// <summary>Npgsql connection string of the database holding the table (may contain a password: never print it).</summary>
+    public required string ConnectionString { get; init; }
+
+    /// <summary><c>schema.table</c> or <c>table</c> (in <c>public</c>), lower-case.</summary>
+    public string Table { get; init; } = DefaultTable;
+
+    /// <summary>Separates jobs that share one table (e.g. one scope per region).</summary>
+    public string Scope { get; init; } = DefaultScope;
+
+    /// <summary>Where <c>state:</c> is written, for error messages.</summary>
+    public required ConfigLocation Location { get; init; }
+
+    /// <summary>Describes the table without credentials.</summary>
+    public override string ToString() => $"table {Table} (scope '{Scope}') at {Location}";
 }
