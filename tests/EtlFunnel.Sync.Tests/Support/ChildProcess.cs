@@ -8,7 +8,7 @@ namespace EtlFunnel.Sync.Tests.Support;
 /// <summary>Arguments of a sync run in a child process (the crash tests kill it with SIGKILL).</summary>
 internal sealed record ChildSyncArgs(
     string ConnectionString, string Table, string Output, string State, string DeadLetters, int Flows, int Pipelines,
-    int BlocksPerChunk, int BatchSize, int DelayPerBatchMs, string? ElasticsearchUrl = null);
+    int BlocksPerChunk, int BatchSize, int DelayPerBatchMs, string? ElasticsearchUrl = null, string? StateTableConnectionString = null);
 
 internal static class ChildProcess
 {
@@ -41,6 +41,7 @@ internal static class ChildProcess
         Options = new SyncOptions
         {
             StateDirectory = a.State,
+            StateTable = a.StateTableConnectionString is null ? null : new PostgresStateTable(a.StateTableConnectionString),
             DeadLetterDirectory = a.DeadLetters,
             BlocksPerChunk = a.BlocksPerChunk,
             MaxConcurrency = 4,
