@@ -73,7 +73,7 @@ public sealed class SyncEngine
         }
         else
         {
-            _log.Information("Resuming interrupted run {RunId}", manifest!.RunId);
+            _log.Information("Resuming interrupted run {RunId} from {Store}", manifest!.RunId, store.Description);
         }
 
         var snapshots = new Dictionary<string, SourceSnapshot>(StringComparer.Ordinal);

@@ -60,6 +60,14 @@ internal sealed partial class PostgresStateStore : IStateStore
         )
         """;
 
+    /// <summary>What a privileged user runs so that the connection's user can use the table without CREATE rights.</summary>
+    private static string GrantSql(string schema, string table, PostgresStateTable config)
+    {
+        var user = new NpgsqlConnectionStringBuilder(config.ConnectionString).Username is { Length: > 0 } u ? Quote(u) : "<user>";
+        return $"CREATE SCHEMA IF NOT EXISTS {Quote(schema)};\n{CreateTableSql(schema, table)};\n" +
+            $"GRANT USAGE ON SCHEMA {Quote(schema)} TO {user};\nGRANT SELECT, INSERT, UPDATE ON {Quote(schema)}.{Quote(table)} TO {user};";
+    }
+
     /// <summary>Splits <c>schema.table</c> (or <c>table</c>, in <c>public</c>); null when the name is not plain lower-case identifiers.</summary>
     public static (string Schema, string Table)? ParseTableName(string name)
     {
@@ -106,20 +114,27 @@ internal sealed partial class PostgresStateStore : IStateStore
         catch (Exception ex)
         {
             await dataSource.DisposeAsync().ConfigureAwait(false);
-            throw ex switch
+            if (OpenError(ex, table, at, schema, name) is { } error)
             {
-                PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege } => new SyncConfigurationException(
-                    $"{at}: not allowed to create or use the checkpoint table {table.Table} in {table.Server} ({ex.Message}). " +
-                    $"Create it once as a privileged user and grant this user SELECT, INSERT, UPDATE on it:\n{CreateTableSql(schema, name)};", ex),
-                PostgresException { SqlState: PostgresErrorCodes.UndefinedColumn or PostgresErrorCodes.DatatypeMismatch } => new SyncConfigurationException(
-                    $"{at}: {table.Table} in {table.Server} exists but is not an etlfunnel checkpoint table ({ex.Message}); name another table in 'table:' or drop it.", ex),
-                _ when IsConnectionFailure(ex) => new SyncConfigurationException(
-                    $"{at}: cannot reach the checkpoint table {table.Table} in {table.Server} ({ex.Message}). " +
-                    "Start that PostgreSQL server or fix the connection in 'state:' (or --state), or keep checkpoints in a folder (state: ./.etlfunnel/state), then run again.", ex),
-                _ => ex,
-            };
+                throw error;
+            }
+
+            throw;
         }
     }
+
+    private static SyncConfigurationException? OpenError(Exception ex, PostgresStateTable table, string at, string schema, string name) => ex switch
+    {
+        PostgresException { SqlState: PostgresErrorCodes.InsufficientPrivilege } => new SyncConfigurationException(
+            $"{at}: not allowed to create or use the checkpoint table {table.Table} in {table.Server} ({ex.Message}). " +
+            $"Create it once as a privileged user:\n{GrantSql(schema, name, table)}", ex),
+        PostgresException { SqlState: PostgresErrorCodes.UndefinedColumn or PostgresErrorCodes.DatatypeMismatch } => new SyncConfigurationException(
+            $"{at}: {table.Table} in {table.Server} exists but is not an etlfunnel checkpoint table ({ex.Message}); name another table in 'table:' or drop it.", ex),
+        _ when IsConnectionFailure(ex) => new SyncConfigurationException(
+            $"{at}: cannot reach the checkpoint table {table.Table} in {table.Server} ({ex.Message}). " +
+            "Start that PostgreSQL server or fix the connection in 'state:' (or --state), or keep checkpoints in a folder (state: ./.etlfunnel/state), then run again.", ex),
+        _ => null,
+    };
 
     public RunManifest? LoadManifest() => _manifest;
 

@@ -181,6 +181,38 @@ public sealed class PostgresStateStoreTests
             .Should().Contain("SyncOptions.StateTable: etlfunnel.checkpoints in").And.Contain("is not an etlfunnel checkpoint table").And.Contain("name another table in 'table:'");
     }
 
+    [Fact]
+    public async Task A_user_without_create_rights_gets_the_sql_to_run_and_then_uses_the_table_made_for_it()
+    {
+        var server = await PostgresServer.GetAsync();
+        await using var bed = await SyncTestBed.CreateAsync("pgpriv", "CREATE TABLE t(id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 500);");
+        var role = "etl_state_" + Guid.NewGuid().ToString("N")[..12];
+        await PostgresServer.ExecuteAsync(server.AdminConnectionString, $"CREATE ROLE {role} LOGIN PASSWORD 'pw'");
+        try
+        {
+            var asRole = new NpgsqlConnectionStringBuilder(bed.ConnectionString) { Username = role, Password = "pw" }.ConnectionString;
+            var options = bed.Options() with { StateTable = new PostgresStateTable(asRole) { ConfiguredAt = "flows.yaml(2,8)" } };
+
+            var act = () => new SyncEngine().RunAsync(bed.Job("t", 1, 1, options));
+
+            var message = (await act.Should().ThrowAsync<SyncConfigurationException>()).Which.Message;
+            message.Should().StartWith("flows.yaml(2,8): not allowed to create or use the checkpoint table etlfunnel.checkpoints").And.Contain("Create it once as a privileged user:");
+            bed.ReadOutputLines().Should().Be(0);
+
+            // The SQL the message gives, run as is by an administrator, is all the role needs.
+            await bed.ExecuteAsync(message[(message.IndexOf("privileged user:\n", StringComparison.Ordinal) + "privileged user:\n".Length)..]);
+            await bed.ExecuteAsync($"GRANT SELECT ON t TO {role}");
+            var report = await new SyncEngine().RunAsync(bed.Job("t", 1, 1, options));
+            report.Outcome.Should().Be(SyncOutcome.Succeeded, string.Join("; ", report.Replicas.Select(r => r.Error)));
+            (await CheckpointsAsync(bed.ConnectionString)).Should().HaveCount(2);
+        }
+        finally
+        {
+            await bed.ExecuteAsync($"DROP OWNED BY {role}");
+            await PostgresServer.ExecuteAsync(server.AdminConnectionString, $"DROP ROLE {role}");
+        }
+    }
+
     [Theory]
     [InlineData("Etl.Checkpoints")]
     [InlineData("a.b.c")]
