@@ -103,6 +103,8 @@ internal sealed partial class PostgresStateStore : IStateStore
         // A checkpoint must survive a server crash once saved, whatever the server's default is.
         builder.ConnectionStringBuilder.Options = (builder.ConnectionStringBuilder.Options + " -c synchronous_commit=on").Trim();
         builder.ConnectionStringBuilder.ApplicationName ??= "etlfunnel-state";
+        // Only built-in types are used; skipping the type-catalog load saves a round of queries per run.
+        builder.ConfigureTypeLoading(t => t.EnableTypeLoading(false));
         var dataSource = builder.Build();
         var store = new PostgresStateStore(dataSource, table, $"{Quote(schema)}.{Quote(name)}", options);
         try

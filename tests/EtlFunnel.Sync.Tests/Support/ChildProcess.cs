@@ -95,6 +95,11 @@ internal static class Program
             return Bench(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), args[4]).GetAwaiter().GetResult();
         }
 
+        if (args.Length == 4 && args[0] == "state-bench")
+        {
+            return StateBench.RunAsync(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture)).GetAwaiter().GetResult();
+        }
+
         Console.Error.WriteLine($"This is a test assembly; run it with `dotnet test`. (`{ChildProcess.Verb} <json>` runs a sync for the crash tests.)");
         return 2;
     }
