@@ -67,14 +67,15 @@ internal static class ChildProcess
 internal static class Program
 {
     /// <summary>One measured sync of a table into NDJSON files (`sync-bench &lt;cs&gt; &lt;table&gt; &lt;replicas&gt; &lt;dir&gt;`); fresh state each time.</summary>
-    private static async Task<int> Bench(string cs, string table, int replicas, string dir)
+    private static async Task<int> Bench(string cs, string table, int replicas, string dir, string? stateTable = null)
     {
         if (Directory.Exists(dir))
         {
             Directory.Delete(dir, recursive: true);
         }
 
-        var a = new ChildSyncArgs(cs, table, Path.Combine(dir, "out"), Path.Combine(dir, "state"), Path.Combine(dir, "dead"), 1, replicas, 1024, 5000, 0);
+        var a = new ChildSyncArgs(cs, table, Path.Combine(dir, "out"), Path.Combine(dir, "state"), Path.Combine(dir, "dead"), 1, replicas, 1024, 5000, 0,
+            StateTableConnectionString: stateTable);
         var watch = Stopwatch.StartNew();
         var report = await new SyncEngine().RunAsync(ChildProcess.BuildJob(a));
         watch.Stop();
@@ -90,9 +91,10 @@ internal static class Program
             return ChildProcess.RunAsync(args[1]).GetAwaiter().GetResult();
         }
 
-        if (args.Length == 5 && args[0] == "sync-bench")
+        if (args.Length is 5 or 6 && args[0] == "sync-bench")
         {
-            return Bench(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), args[4]).GetAwaiter().GetResult();
+            // An optional sixth argument keeps the checkpoints in a PostgreSQL table (that connection string) instead of a folder.
+            return Bench(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture), args[4], args.Length == 6 ? args[5] : null).GetAwaiter().GetResult();
         }
 
         if (args.Length == 4 && args[0] == "state-bench")
