@@ -5,6 +5,7 @@ using System.Text.Json;
 using EtlFunnel.Sync.Runtime;
 using EtlFunnel.Sync.State;
 using EtlFunnel.Sync.Tests.Support;
+using EtlFunnel.Testing.Elasticsearch;
 using EtlFunnel.Testing.Postgres;
 using Npgsql;
 
@@ -16,6 +17,10 @@ public sealed class PostgresStateStoreTests
     private const string Table50k =
         "CREATE TABLE big(id int PRIMARY KEY, name text, amount numeric(12,2), at timestamptz); " +
         "INSERT INTO big SELECT g, 'name ' || g, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 50000) g;";
+
+    private const string Orders =
+        "CREATE TABLE orders(id int PRIMARY KEY, customer text, total numeric(14,2), placed timestamptz, tags text[]); " +
+        "INSERT INTO orders SELECT g, 'cüstomer ' || (g % 300), g * 0.5, '2024-03-01'::timestamptz + g * interval '1 minute', ARRAY['t' || (g % 4)] FROM generate_series(1, 12000) g;";
 
     [Fact]
     public async Task A_run_killed_with_sigkill_and_started_again_writes_every_row_exactly_once_with_checkpoints_in_a_table()
@@ -80,6 +85,92 @@ public sealed class PostgresStateStoreTests
         bed.ReadOutput().Should().HaveCount(50000);
         (await CheckpointsAsync(bed.ConnectionString))[("run", "", "")].GetProperty("RunId").GetString()
             .Should().NotBe(done[("run", "", "")].GetProperty("RunId").GetString());
+    }
+
+    [Fact]
+    public async Task A_run_into_elasticsearch_killed_with_sigkill_and_rerun_ends_with_exactly_the_rows_with_checkpoints_in_a_table()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("pgeskill", Orders);
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var args = new ChildSyncArgs(bed.ConnectionString, "orders", bed.OutputDirectory, bed.StateDirectory, bed.DeadLetterDirectory,
+            Flows: 1, Pipelines: 3, BlocksPerChunk: 4, BatchSize: 200, DelayPerBatchMs: 40, ElasticsearchUrl: es.Uri.ToString(), StateTableConnectionString: bed.ConnectionString);
+        using (var child = ChildProcess.Start(args))
+        {
+            var watch = Stopwatch.StartNew();
+            while (!child.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60) && (!es.IndexNames.Contains("idx") || es.Documents("idx").Count < 2000))
+            {
+                await Task.Delay(50);
+            }
+
+            child.HasExited.Should().BeFalse("the child must be killed mid-run");
+            child.Kill(entireProcessTree: true);
+            await child.WaitForExitAsync();
+        }
+
+        es.Documents("idx").Count.Should().BeLessThan(12000);
+        var report = await new SyncEngine().RunAsync(ChildProcess.BuildJob(args with { DelayPerBatchMs = 0 }));
+        report.Outcome.Should().Be(SyncOutcome.Succeeded);
+        report.Replicas.Should().Contain(r => r.Resumed);
+        es.Documents("idx").Should().HaveCount(12000);
+    }
+
+    [Fact]
+    public async Task A_resumed_run_keeps_the_block_count_from_the_table_manifest_and_the_open_ended_replica_reads_rows_appended_since()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("pgtail", "CREATE TABLE t(id int PRIMARY KEY, pad text); INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 3000) g;");
+        var job = bed.Job("t", 1, 4, bed.Options(blocksPerChunk: 1) with { StateTable = new PostgresStateTable(bed.ConnectionString) },
+            props: new Dictionary<string, object?> { ["batch_size"] = 10 });
+        using (var cancel = new CancellationTokenSource())
+        {
+            var hooks = new SyncTestHooks { AfterDispatch = _ => { cancel.Cancel(); return ValueTask.CompletedTask; } };
+            var first = await new SyncEngine(null, hooks).RunAsync(job with { Options = job.Options with { MaxConcurrency = 1 } }, null, cancel.Token);
+            first.Outcome.Should().Be(SyncOutcome.Cancelled);
+            first.DocsIndexed.Should().BeLessThan(3000);
+        }
+
+        await bed.ExecuteAsync("INSERT INTO t SELECT g, repeat('q', 100) FROM generate_series(3001, 8000) g");
+        var report = await new SyncEngine().RunAsync(job);
+        report.Outcome.Should().Be(SyncOutcome.Succeeded);
+        report.DocsIndexed.Should().Be(8000);
+        report.Replicas[^1].DocsIndexed.Should().BeGreaterThan(5000, "the last replica's range is open-ended");
+        bed.ReadOutput().Select(d => d.Id).Should().OnlyHaveUniqueItems().And.HaveCount(8000);
+    }
+
+    [Fact]
+    public async Task When_the_checkpoint_database_goes_away_mid_run_the_replica_fails_on_its_last_saved_checkpoint_and_a_rerun_completes_exactly()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("pglost", Table50k);
+        var server = await PostgresServer.GetAsync();
+        var stateDb = await server.CreateDatabaseAsync("pglost_state");
+        var stateName = new NpgsqlConnectionStringBuilder(stateDb).Database!;
+        var options = bed.Options(blocksPerChunk: 8) with { StateTable = new PostgresStateTable(stateDb) };
+        var job = bed.Job("big", 1, 1, options, props: new Dictionary<string, object?> { ["batch_size"] = 500 });
+        var cut = 0;
+        var hooks = new SyncTestHooks
+        {
+            AfterDispatch = async e =>
+            {
+                if (e.BatchNumber == 20 && Interlocked.Exchange(ref cut, 1) == 0)
+                {
+                    await PostgresServer.ExecuteAsync(server.AdminConnectionString,
+                        $"ALTER DATABASE \"{stateName}\" ALLOW_CONNECTIONS false; " +
+                        $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{stateName}' AND application_name = 'etlfunnel-state';");
+                }
+            },
+        };
+
+        var failed = await new SyncEngine(null, hooks).RunAsync(job);
+
+        failed.Outcome.Should().Be(SyncOutcome.Failed);
+        failed.Replicas.Single().Error.Should().StartWith("could not save the checkpoint of flow_0/big_0 to table etlfunnel.checkpoints (scope 'default')")
+            .And.Contain("run again once the checkpoint database is reachable");
+        failed.DocsIndexed.Should().BeLessThan(50000);
+
+        await PostgresServer.ExecuteAsync(server.AdminConnectionString, $"ALTER DATABASE \"{stateName}\" ALLOW_CONNECTIONS true");
+        var rerun = await new SyncEngine().RunAsync(job);
+        rerun.Outcome.Should().Be(SyncOutcome.Succeeded);
+        rerun.Replicas.Should().OnlyContain(r => r.Resumed, "the last checkpoint saved before the database went away is where the rerun starts");
+        bed.ReadOutput().Select(d => d.Id).Should().HaveCount(50000).And.OnlyHaveUniqueItems();
     }
 
     [Fact]
