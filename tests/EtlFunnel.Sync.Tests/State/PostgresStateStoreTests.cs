@@ -18,6 +18,10 @@ public sealed class PostgresStateStoreTests
         "CREATE TABLE big(id int PRIMARY KEY, name text, amount numeric(12,2), at timestamptz); " +
         "INSERT INTO big SELECT g, 'name ' || g, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 50000) g;";
 
+    private const string Table20k =
+        "CREATE TABLE big(id int PRIMARY KEY, name text, amount numeric(12,2), at timestamptz); " +
+        "INSERT INTO big SELECT g, 'name ' || g, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 20000) g;";
+
     private const string Orders =
         "CREATE TABLE orders(id int PRIMARY KEY, customer text, total numeric(14,2), placed timestamptz, tags text[]); " +
         "INSERT INTO orders SELECT g, 'cüstomer ' || (g % 300), g * 0.5, '2024-03-01'::timestamptz + g * interval '1 minute', ARRAY['t' || (g % 4)] FROM generate_series(1, 12000) g;";
@@ -57,14 +61,14 @@ public sealed class PostgresStateStoreTests
     [Fact]
     public async Task Cancellation_keeps_the_table_checkpoints_a_rerun_resumes_to_exactly_the_rows_and_a_run_after_completion_starts_fresh()
     {
-        await using var bed = await SyncTestBed.CreateAsync("pgcancel", Table50k);
+        await using var bed = await SyncTestBed.CreateAsync("pgcancel", Table20k);
         var options = bed.Options(blocksPerChunk: 8) with { StateTable = new PostgresStateTable(bed.ConnectionString) };
         var job = bed.Job("big", 2, 2, options, props: new Dictionary<string, object?> { ["batch_size"] = 500 });
         using var cts = new CancellationTokenSource();
         var hooks = new SyncTestHooks { AfterDispatch = e => { if (e.BatchNumber == 10) { cts.Cancel(); } return ValueTask.CompletedTask; } };
         var first = await new SyncEngine(null, hooks).RunAsync(job, null, cts.Token);
         first.Outcome.Should().Be(SyncOutcome.Cancelled);
-        first.DocsIndexed.Should().BeLessThan(50000);
+        first.DocsIndexed.Should().BeLessThan(20000);
         var saved = await CheckpointsAsync(bed.ConnectionString);
         saved.Should().ContainKey(("run", "", "")).WhoseValue.GetProperty("Completed").GetBoolean().Should().BeFalse();
         saved.Keys.Where(k => k.Kind == "replica").Should().NotBeEmpty();
@@ -72,8 +76,8 @@ public sealed class PostgresStateStoreTests
         var second = await new SyncEngine().RunAsync(job);
         second.Outcome.Should().Be(SyncOutcome.Succeeded);
         second.Replicas.Should().Contain(r => r.Resumed);
-        second.DocsIndexed.Should().Be(50000);
-        bed.ReadOutput().Select(d => d.Id).Should().HaveCount(50000).And.OnlyHaveUniqueItems();
+        second.DocsIndexed.Should().Be(20000);
+        bed.ReadOutput().Select(d => d.Id).Should().HaveCount(20000).And.OnlyHaveUniqueItems();
         var done = await CheckpointsAsync(bed.ConnectionString);
         done[("run", "", "")].GetProperty("Completed").GetBoolean().Should().BeTrue();
         done.Where(kv => kv.Key.Kind == "replica").Should().HaveCount(4).And.OnlyContain(kv => kv.Value.GetProperty("Completed").GetBoolean());
@@ -81,8 +85,8 @@ public sealed class PostgresStateStoreTests
         var third = await new SyncEngine().RunAsync(job);
         third.Outcome.Should().Be(SyncOutcome.Succeeded);
         third.Replicas.Should().OnlyContain(r => !r.Resumed, "a completed run is not resumed: the next run is a fresh full sync");
-        third.RowsRead.Should().Be(50000);
-        bed.ReadOutput().Should().HaveCount(50000);
+        third.RowsRead.Should().Be(20000);
+        bed.ReadOutput().Should().HaveCount(20000);
         (await CheckpointsAsync(bed.ConnectionString))[("run", "", "")].GetProperty("RunId").GetString()
             .Should().NotBe(done[("run", "", "")].GetProperty("RunId").GetString());
     }
@@ -139,7 +143,7 @@ public sealed class PostgresStateStoreTests
     [Fact]
     public async Task When_the_checkpoint_database_goes_away_mid_run_the_replica_fails_on_its_last_saved_checkpoint_and_a_rerun_completes_exactly()
     {
-        await using var bed = await SyncTestBed.CreateAsync("pglost", Table50k);
+        await using var bed = await SyncTestBed.CreateAsync("pglost", Table20k);
         var server = await PostgresServer.GetAsync();
         var stateDb = await server.CreateDatabaseAsync("pglost_state");
         var stateName = new NpgsqlConnectionStringBuilder(stateDb).Database!;
@@ -150,7 +154,7 @@ public sealed class PostgresStateStoreTests
         {
             AfterDispatch = async e =>
             {
-                if (e.BatchNumber == 20 && Interlocked.Exchange(ref cut, 1) == 0)
+                if (e.BatchNumber == 10 && Interlocked.Exchange(ref cut, 1) == 0)
                 {
                     await PostgresServer.ExecuteAsync(server.AdminConnectionString,
                         $"ALTER DATABASE \"{stateName}\" ALLOW_CONNECTIONS false; " +
@@ -164,13 +168,13 @@ public sealed class PostgresStateStoreTests
         failed.Outcome.Should().Be(SyncOutcome.Failed);
         failed.Replicas.Single().Error.Should().StartWith("could not save the checkpoint of flow_0/big_0 to table etlfunnel.checkpoints (scope 'default')")
             .And.Contain("run again once the checkpoint database is reachable");
-        failed.DocsIndexed.Should().BeLessThan(50000);
+        failed.DocsIndexed.Should().BeLessThan(20000);
 
         await PostgresServer.ExecuteAsync(server.AdminConnectionString, $"ALTER DATABASE \"{stateName}\" ALLOW_CONNECTIONS true");
         var rerun = await new SyncEngine().RunAsync(job);
         rerun.Outcome.Should().Be(SyncOutcome.Succeeded);
         rerun.Replicas.Should().OnlyContain(r => r.Resumed, "the last checkpoint saved before the database went away is where the rerun starts");
-        bed.ReadOutput().Select(d => d.Id).Should().HaveCount(50000).And.OnlyHaveUniqueItems();
+        bed.ReadOutput().Select(d => d.Id).Should().HaveCount(20000).And.OnlyHaveUniqueItems();
     }
 
     [Fact]
