@@ -46,6 +46,34 @@ public static class WorkloadDiscovery
         return new Workload(flows.ToImmutable(), warnings.ToImmutable(), [.. sources.Values.Select(s => s.DataSource)]);
     }
 
+    /// <summary>The checkpoint table is ours, not the user's data: a broad pipeline entry in the database that holds it must not plan it.</summary>
+    private static IReadOnlyList<TableInfo> WithoutCheckpointTable(IReadOnlyList<TableInfo> catalog, StateTableConfig? state, string sourceConnectionString)
+    {
+        if (state is null || !SameDatabase(state.ConnectionString, sourceConnectionString))
+        {
+            return catalog;
+        }
+
+        var dot = state.Table.IndexOf('.', StringComparison.Ordinal);
+        var (schema, name) = dot < 0 ? ("public", state.Table) : (state.Table[..dot], state.Table[(dot + 1)..]);
+        return [.. catalog.Where(t => !(t.Schema == schema && t.Name == name))];
+    }
+
+    private static bool SameDatabase(string a, string b)
+    {
+        try
+        {
+            var x = new NpgsqlConnectionStringBuilder(a);
+            var y = new NpgsqlConnectionStringBuilder(b);
+            return string.Equals(x.Host, y.Host, StringComparison.OrdinalIgnoreCase) && x.Port == y.Port &&
+                   string.Equals(x.Database ?? x.Username, y.Database ?? y.Username, StringComparison.Ordinal);
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
     private static async Task<FlowEntity> DiscoverFlowAsync(
         EtlConfig config,
         FlowConfig flow,
@@ -65,6 +93,8 @@ public static class WorkloadDiscovery
             throw new DiscoveryException(
                 $"{flow.Location}: cannot read the tables of flow '{flow.Name}' from {source.DisplayName}: {ex.Message}. Check that the server runs and the connection string is right.", ex);
         }
+
+        catalog = WithoutCheckpointTable(catalog, config.StateTable, flow.SourceConnectionString);
 
         // First matching entry wins, like routing rules: a narrow entry above a broad one configures its tables.
         var globs = flow.Pipelines.Select(p => (Entry: p, Schema: new Glob(p.Schema), Table: new Glob(p.Table))).ToList();

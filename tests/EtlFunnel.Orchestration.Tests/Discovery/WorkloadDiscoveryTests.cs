@@ -74,6 +74,27 @@ public sealed class WorkloadDiscoveryTests
     }
 
     [Fact]
+    public async Task The_checkpoint_table_beside_the_data_is_not_planned_by_a_wildcard_schema()
+    {
+        var cs = await Database("CREATE SCHEMA etlfunnel; CREATE TABLE etlfunnel.checkpoints (scope text, flow text, replica text, state jsonb, PRIMARY KEY (scope, flow, replica)); CREATE TABLE public.items (id int PRIMARY KEY);");
+        var yaml = $"""
+            state: {"{"}source: f{"}"}
+            flows:
+              - name: f
+                source: {"{"}postgres: "{cs}"{"}"}
+                destination: {"{"}files: ./out{"}"}
+                pipelines:
+                  - schema: "*"
+            """;
+        await using var withState = await WorkloadDiscovery.DiscoverAsync(ConfigLoader.Parse(yaml, "flows.yaml", Path.GetTempPath(), _ => null));
+        withState.Flows[0].Pipelines.Select(p => p.Name).Should().Equal("public.items");
+
+        // Without a table store in that database the same table is ordinary data and is planned.
+        await using var without = await WorkloadDiscovery.DiscoverAsync(ConfigLoader.Parse(yaml[(yaml.IndexOf('\n') + 1)..], "flows.yaml", Path.GetTempPath(), _ => null));
+        without.Flows[0].Pipelines.Select(p => p.Name).Should().Equal("etlfunnel.checkpoints", "public.items");
+    }
+
+    [Fact]
     public async Task A_table_without_primary_key_is_refused_naming_the_pipeline_line()
     {
         var cs = await Database("CREATE TABLE public.ok (id int PRIMARY KEY); CREATE TABLE public.nokey (a int, b text);");
