@@ -40,7 +40,7 @@ internal sealed class JsonRowWriter
     public void Write(byte[] row, int[] offsets, int[] lengths, IBufferWriter<byte> output)
     {
         var kinds = _kinds;
-        var span = output.GetSpan(Bound(lengths, 0));
+        var span = output.GetSpan(Bound(row, offsets, lengths, 0));
         var pos = 0;
         if (kinds.Length == 0)
         {
@@ -67,7 +67,7 @@ internal sealed class JsonRowWriter
                 // A value the fast path does not copy: written by Utf8JsonWriter itself, then the rest of the row continues.
                 output.Advance(pos);
                 WriteSlow(kinds[i], value, output);
-                span = output.GetSpan(Bound(lengths, i + 1));
+                span = output.GetSpan(Bound(row, offsets, lengths, i + 1));
                 pos = 0;
                 continue;
             }
@@ -129,7 +129,7 @@ internal sealed class JsonRowWriter
     }
 
     // Room the fast path needs for columns [from, end) plus the closing brace; values it does not copy are measured again when met.
-    private int Bound(int[] lengths, int from)
+    private int Bound(byte[] row, int[] offsets, int[] lengths, int from)
     {
         var bound = _fixedBound;
         var kinds = _kinds;
@@ -145,6 +145,9 @@ internal sealed class JsonRowWriter
                 ColumnKind.Bool => 5,
                 ColumnKind.Uuid => 38,
                 ColumnKind.Bytea => Base64.GetMaxEncodedToUtf8Length(length) + 2,
+                ColumnKind.Numeric => PgNumeric.MaxTextLength(row.AsSpan(offsets[i], length)),
+                ColumnKind.TimestampTz or ColumnKind.Timestamp => PgDateTime.MaxJsonLength,
+                ColumnKind.Date => PgDateTime.MaxJsonLength,
                 _ => length + 2, // text (quoted) and raw JSON
             };
         }
@@ -199,6 +202,14 @@ internal sealed class JsonRowWriter
                 return WriteQuoted(value, destination);
             case ColumnKind.Uuid:
                 return WriteUuid(value, destination);
+            case ColumnKind.Numeric:
+                return PgNumeric.WriteJson(value, destination);
+            case ColumnKind.TimestampTz:
+                return PgDateTime.WriteTimestampJson(BinaryPrimitives.ReadInt64BigEndian(value), withZone: true, destination);
+            case ColumnKind.Timestamp:
+                return PgDateTime.WriteTimestampJson(BinaryPrimitives.ReadInt64BigEndian(value), withZone: false, destination);
+            case ColumnKind.Date:
+                return PgDateTime.WriteDateJson(BinaryPrimitives.ReadInt32BigEndian(value), destination);
             case ColumnKind.Bytea:
                 {
                     destination[0] = (byte)'"';

@@ -77,10 +77,16 @@ internal sealed class PartitionReader
         Func<ValueTask> onFull,
         CancellationToken ct)
     {
-        var fields = _layout.Columns.Count + (_integerKeyOrdinal >= 0 ? 0 : _layout.KeyColumns.Count);
-        long rows = 0;
         // The raw binary stream parsed here: Npgsql's exporter costs a call chain and, for text, a byte[] per value.
         await using var raw = await connection.BeginRawBinaryCopyAsync(CopyCommand(chunk), ct).ConfigureAwait(false);
+        return await DecodeAsync(raw, current, maxDocs, maxBytes, onFull, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Decodes a binary COPY stream of <see cref="CopyCommand"/>'s shape into documents (the part of <see cref="ReadAsync"/> after the COPY started).</summary>
+    public async Task<long> DecodeAsync(Stream raw, Func<DocumentBatch> current, int maxDocs, int maxBytes, Func<ValueTask> onFull, CancellationToken ct)
+    {
+        var fields = _layout.Columns.Count + (_integerKeyOrdinal >= 0 ? 0 : _layout.KeyColumns.Count);
+        long rows = 0;
         var copy = new BinaryCopyBuffer(raw, _bufferArray, fields);
         await copy.ReadHeaderAsync(ct).ConfigureAwait(false);
         while (true)
