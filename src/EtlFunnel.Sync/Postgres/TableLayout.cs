@@ -13,6 +13,18 @@ internal enum ColumnKind
     Uuid,
     Bytea,
 
+    /// <summary>Binary numeric (base-10000 digits), written as PostgreSQL's own text of it.</summary>
+    Numeric,
+
+    /// <summary>Binary timestamptz (microseconds since 2000-01-01 UTC), written as <c>to_json</c> writes it in UTC.</summary>
+    TimestampTz,
+
+    /// <summary>Binary timestamp without time zone, written as <c>to_json</c> writes it.</summary>
+    Timestamp,
+
+    /// <summary>Binary date (days since 2000-01-01), written as <c>to_json</c> writes it.</summary>
+    Date,
+
     /// <summary>Read as text that is already JSON (PostgreSQL's own <c>to_json</c>), written as-is.</summary>
     RawJson,
 }
@@ -41,6 +53,12 @@ internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
         "text" or "varchar" or "name" or "citext" or "char" => ColumnKind.Text,
         "uuid" => ColumnKind.Uuid,
         "bytea" => ColumnKind.Bytea,
+        // Formatted here rather than by to_json() on the server: to_json looks the type up for every value, which cost
+        // PostgreSQL about a third of its COPY time on the sync benchmark's table.
+        "numeric" => ColumnKind.Numeric,
+        "timestamptz" => ColumnKind.TimestampTz,
+        "timestamp" => ColumnKind.Timestamp,
+        "date" => ColumnKind.Date,
         _ => ColumnKind.RawJson,
     };
 }

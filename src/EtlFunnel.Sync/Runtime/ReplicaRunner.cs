@@ -267,8 +267,7 @@ internal sealed class ReplicaRunner
         long rows;
         try
         {
-            rows = await reader.ReadAsync(connection, chunk, () => batch,
-                b => b.Count >= _props.BatchSize || b.Bytes >= _props.BatchBytes, Dispatch, ct).ConfigureAwait(false);
+            rows = await reader.ReadAsync(connection, chunk, () => batch, _props.BatchSize, _props.BatchBytes, Dispatch, ct).ConfigureAwait(false);
             await Dispatch().ConfigureAwait(false);
         }
         finally
