@@ -35,6 +35,7 @@ internal static class Planning
                 : await MachineProfiles.LoadAsync(machinePath, cancellationToken).ConfigureAwait(false);
             context.Log.Information("Planning for {Machine}: {Cores} cores, {Memory:0.#} GiB{Profile}", machine.Region ?? machine.HostName, machine.LogicalCores,
                 machine.TotalMemoryBytes / (double)(1L << 30), machinePath is null ? " (this machine)" : $" (profile {machinePath})");
+            StartupTrace.Mark("config and machine loaded");
             return (new PlanInputs(config, machine), ExitCodes.Ok);
         }
         catch (ConfigException ex)
@@ -53,6 +54,7 @@ internal static class Planning
         var started = Stopwatch.GetTimestamp();
         await using var workload = await WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken).ConfigureAwait(false);
         var discovered = Stopwatch.GetElapsedTime(started);
+        StartupTrace.Mark("tables discovered");
         foreach (var warning in workload.Warnings)
         {
             context.Log.Warning("{Warning}", warning);
@@ -90,11 +92,14 @@ internal static class Planning
             return (null, hooksExit);
         }
 
+        StartupTrace.Mark("hooks loaded");
+
         await using (hooks.ConfigureAwait(false))
         {
             try
             {
                 var plan = await PlanAsync(context, inputs, hooks.Hooks, cancellationToken).ConfigureAwait(false);
+                StartupTrace.Mark("planned");
                 return (new PlannedWork(inputs.Config, inputs.Machine, plan), ExitCodes.Ok);
             }
             catch (Exception ex) when (ex is ConfigException or DiscoveryException or PlanValidationException)
