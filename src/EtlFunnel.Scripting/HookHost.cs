@@ -111,6 +111,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     private ITimer? debounce;
     private ITimer? lateTrim;
     private bool compiled; // set by LoadScript when this reload ran the compiler (reloads are serialised)
+    private int nativeTrims;
     private Task pendingReload = Task.CompletedTask;
     private bool attempted; // set by LoadVersion when it really loaded or compiled (reloads are serialised)
 
@@ -198,6 +199,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
 
         disposing.Dispose();
     }
+
+    /// <summary>How many loads or reloads returned the C allocator's free memory to the OS right after compiling.</summary>
+    internal int NativeTrims => Volatile.Read(ref nativeTrims);
 
     /// <summary>The load contexts of the active script versions (tests use them to prove unloading).</summary>
     internal IEnumerable<WeakReference> ActiveScriptContexts
@@ -420,6 +424,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
         }
 
         NativeHeap.Trim();
+        Interlocked.Increment(ref nativeTrims);
         lateTrim ??= options.TimeProvider.CreateTimer(static _ => NativeHeap.Trim(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         lateTrim.Change(LateTrimDelay, Timeout.InfiniteTimeSpan);
     }

@@ -49,10 +49,17 @@ internal static class Planning
     /// Discovers the flows' tables and runs the hooks; throws <see cref="ConfigException"/>, <see cref="DiscoveryException"/>
     /// or <see cref="PlanValidationException"/> (see <see cref="PrintFailureAsync"/>).
     /// </summary>
-    public static async Task<ExecutionPlan> PlanAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, CancellationToken cancellationToken)
+    public static Task<ExecutionPlan> PlanAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, CancellationToken cancellationToken)
+        => PlanDiscoveredAsync(context, inputs, hooks, StartDiscovery(inputs, cancellationToken), cancellationToken);
+
+    /// <summary>Discovery on a pool thread, so that it (mostly JIT of Npgsql on a cold process) overlaps loading the hooks.</summary>
+    private static Task<Workload> StartDiscovery(PlanInputs inputs, CancellationToken cancellationToken)
+        => Task.Run(() => WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken), cancellationToken);
+
+    private static async Task<ExecutionPlan> PlanDiscoveredAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, Task<Workload> discovery, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        await using var workload = await WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken).ConfigureAwait(false);
+        await using var workload = await discovery.ConfigureAwait(false);
         var discovered = Stopwatch.GetElapsedTime(started);
         StartupTrace.Mark("tables discovered");
         foreach (var warning in workload.Warnings)
@@ -86,9 +93,12 @@ internal static class Planning
             return (null, exitCode);
         }
 
+        // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
+        var discovery = StartDiscovery(inputs, cancellationToken);
         var (hooks, hooksExit) = await HooksFolder.LoadAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
         if (hooks is null)
         {
+            await AbandonAsync(discovery).ConfigureAwait(false);
             return (null, hooksExit);
         }
 
@@ -98,7 +108,7 @@ internal static class Planning
         {
             try
             {
-                var plan = await PlanAsync(context, inputs, hooks.Hooks, cancellationToken).ConfigureAwait(false);
+                var plan = await PlanDiscoveredAsync(context, inputs, hooks.Hooks, discovery, cancellationToken).ConfigureAwait(false);
                 StartupTrace.Mark("planned");
                 return (new PlannedWork(inputs.Config, inputs.Machine, plan), ExitCodes.Ok);
             }
@@ -106,6 +116,20 @@ internal static class Planning
             {
                 return (null, await PrintFailureAsync(context, ex).ConfigureAwait(false));
             }
+        }
+    }
+
+    /// <summary>Waits for a discovery nobody needs any more and releases its connections; its errors are moot.</summary>
+    private static async Task AbandonAsync(Task<Workload> discovery)
+    {
+        try
+        {
+            await (await discovery.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The command already failed for another reason, which is the one to report.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
         }
     }
 
