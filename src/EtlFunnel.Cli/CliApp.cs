@@ -47,6 +47,7 @@ internal static class CliApp
             LiveConsole = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected ? AnsiConsole.Create(new AnsiConsoleSettings()) : null,
         };
 
+        StartupTrace.Mark("logger and console ready");
         var app = new CommandApp();
         app.Configure(config =>
         {
@@ -87,6 +88,9 @@ internal static class CliApp
             });
         });
 
-        return await app.RunAsync(args, cancellationToken).ConfigureAwait(false);
+        StartupTrace.Mark("commands configured");
+        var exit = await app.RunAsync(args, cancellationToken).ConfigureAwait(false);
+        StartupTrace.Mark("command finished");
+        return exit;
     }
 }

@@ -28,6 +28,13 @@ public sealed record HookHostOptions
     /// <summary>How long the folder must be quiet after a change before a watch-mode reload starts (default 200 ms).</summary>
     public TimeSpan ReloadDebounce { get; init; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>
+    /// After a load or reload that compiled, give the C allocator's free memory back to the OS (glibc's <c>malloc_trim</c>,
+    /// now and again a few seconds later); default true. Without it a long-running service keeps the native peak of
+    /// every compile (docs/hooks.md, "Memory of reloads").
+    /// </summary>
+    public bool TrimNativeMemory { get; init; } = true;
+
     /// <summary>The clock for budgets and debouncing (default <see cref="TimeProvider.System"/>).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -102,6 +109,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     private IReadOnlyList<HookDiagnostic> diagnostics = [];
     private FileSystemWatcher? watcher;
     private ITimer? debounce;
+    private ITimer? lateTrim;
+    private bool compiled; // set by LoadScript when this reload ran the compiler (reloads are serialised)
+    private int nativeTrims;
     private Task pendingReload = Task.CompletedTask;
     private bool attempted; // set by LoadVersion when it really loaded or compiled (reloads are serialised)
 
@@ -162,6 +172,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
         await disposing.CancelAsync().ConfigureAwait(false);
         watcher?.Dispose();
         debounce?.Dispose();
+        lateTrim?.Dispose();
         try
         {
             await pendingReload.ConfigureAwait(false);
@@ -189,6 +200,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
         disposing.Dispose();
     }
 
+    /// <summary>How many loads or reloads returned the C allocator's free memory to the OS right after compiling.</summary>
+    internal int NativeTrims => Volatile.Read(ref nativeTrims);
+
     /// <summary>The load contexts of the active script versions (tests use them to prove unloading).</summary>
     internal IEnumerable<WeakReference> ActiveScriptContexts
         => current.Versions.OfType<ScriptHookVersion>().Select(v => v.LoadContextReference);
@@ -204,6 +218,7 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
             var next = new List<HookFileVersion>();
             var found = new List<HookDiagnostic>();
             var changed = new SortedSet<string>(triggeredBy, StringComparer.Ordinal);
+            compiled = false;
 
             if (!Directory.Exists(root))
             {
@@ -249,6 +264,10 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
             }
 
             args = new HookReloadedEventArgs([.. changed], !found.Any(d => d.Severity == "error"), found);
+            if (compiled)
+            {
+                TrimAfterCompile();
+            }
         }
         finally
         {
@@ -381,15 +400,36 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
             }
         }
 
-        var compiled = Compile(sources);
-        if (!compiled.Succeeded)
+        compiled = true;
+        var result = Compile(sources);
+        if (!result.Succeeded)
         {
-            return (null, compiled.Diagnostics);
+            return (null, result.Diagnostics);
         }
 
-        cache.Put(sources.Key, compiled.Assembly!, compiled.Pdb!);
-        return (ScriptHookVersion.Load(root, sources.MainPath, sources.Key, compiled.Assembly!, compiled.Pdb!, options.TimeBudget, options.TimeProvider), compiled.Diagnostics);
+        cache.Put(sources.Key, result.Assembly!, result.Pdb!);
+        return (ScriptHookVersion.Load(root, sources.MainPath, sources.Key, result.Assembly!, result.Pdb!, options.TimeBudget, options.TimeProvider), result.Diagnostics);
     }
+
+    /// <summary>
+    /// Trims now (what the compile freed) and again once things are quiet: the JIT keeps recompiling the compiler's hot
+    /// methods at a higher tier on a background thread for a while after a compile, and the replaced versions' load
+    /// contexts are torn down by a later GC; both free native memory after this reload has returned.
+    /// </summary>
+    private void TrimAfterCompile()
+    {
+        if (!options.TrimNativeMemory || !NativeHeap.CanTrim)
+        {
+            return;
+        }
+
+        NativeHeap.Trim();
+        Interlocked.Increment(ref nativeTrims);
+        lateTrim ??= options.TimeProvider.CreateTimer(static _ => NativeHeap.Trim(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        lateTrim.Change(LateTrimDelay, Timeout.InfiniteTimeSpan);
+    }
+
+    private static readonly TimeSpan LateTrimDelay = TimeSpan.FromSeconds(5);
 
     // Kept out of line so that JIT-compiling the cache-hit path never touches the compiler's types.
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -10,13 +10,13 @@ using Npgsql;
 namespace EtlFunnel.Benchmarks;
 
 /// <summary>
-/// <c>EtlFunnel.Benchmarks [--smoke] [--only hooks,reload,hotpath,planning,sync] [--out results.md] [--repo dir] [--cli etlfunnel]</c>:
+/// <c>EtlFunnel.Benchmarks [--smoke] [--only hooks,reload,watch,hotpath,planning,sync] [--out results.md] [--repo dir] [--cli etlfunnel]</c>:
 /// measures, prints one markdown table on stdout (progress on stderr) and exits non-zero if a measure could not run.
 /// <c>--child &lt;mode&gt; &lt;json&gt;</c> is the same executable as a measured child process.
 /// </summary>
 internal static class Program
 {
-    private static readonly string[] AllMeasures = ["hooks", "reload", "hotpath", "planning", "sync"];
+    private static readonly string[] AllMeasures = ["hooks", "reload", "watch", "hotpath", "planning", "sync"];
 
     public static async Task<int> Main(string[] args)
     {
@@ -52,6 +52,7 @@ internal static class Program
                 {
                     case "hooks": await HookMeasures.RunAsync(ctx, table); break;
                     case "reload": await ReloadMeasure.RunAsync(ctx, table); break;
+                    case "watch": await WatchMeasure.RunAsync(ctx, table); break;
                     case "hotpath": HotPath.Run(ctx, table); break;
                     case "planning": await PlanningMeasure.RunAsync(ctx, table); break;
                     case "sync": await SyncMeasures.RunAsync(ctx, table); break;

@@ -35,6 +35,7 @@ internal static class Planning
                 : await MachineProfiles.LoadAsync(machinePath, cancellationToken).ConfigureAwait(false);
             context.Log.Information("Planning for {Machine}: {Cores} cores, {Memory:0.#} GiB{Profile}", machine.Region ?? machine.HostName, machine.LogicalCores,
                 machine.TotalMemoryBytes / (double)(1L << 30), machinePath is null ? " (this machine)" : $" (profile {machinePath})");
+            StartupTrace.Mark("config and machine loaded");
             return (new PlanInputs(config, machine), ExitCodes.Ok);
         }
         catch (ConfigException ex)
@@ -48,11 +49,19 @@ internal static class Planning
     /// Discovers the flows' tables and runs the hooks; throws <see cref="ConfigException"/>, <see cref="DiscoveryException"/>
     /// or <see cref="PlanValidationException"/> (see <see cref="PrintFailureAsync"/>).
     /// </summary>
-    public static async Task<ExecutionPlan> PlanAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, CancellationToken cancellationToken)
+    public static Task<ExecutionPlan> PlanAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, CancellationToken cancellationToken)
+        => PlanDiscoveredAsync(context, inputs, hooks, StartDiscovery(inputs, cancellationToken), cancellationToken);
+
+    /// <summary>Discovery on a pool thread, so that it (mostly JIT of Npgsql on a cold process) overlaps loading the hooks.</summary>
+    private static Task<Workload> StartDiscovery(PlanInputs inputs, CancellationToken cancellationToken)
+        => Task.Run(() => WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken), cancellationToken);
+
+    private static async Task<ExecutionPlan> PlanDiscoveredAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, Task<Workload> discovery, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        await using var workload = await WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken).ConfigureAwait(false);
+        await using var workload = await discovery.ConfigureAwait(false);
         var discovered = Stopwatch.GetElapsedTime(started);
+        StartupTrace.Mark("tables discovered");
         foreach (var warning in workload.Warnings)
         {
             context.Log.Warning("{Warning}", warning);
@@ -84,23 +93,43 @@ internal static class Planning
             return (null, exitCode);
         }
 
+        // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
+        var discovery = StartDiscovery(inputs, cancellationToken);
         var (hooks, hooksExit) = await HooksFolder.LoadAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
         if (hooks is null)
         {
+            await AbandonAsync(discovery).ConfigureAwait(false);
             return (null, hooksExit);
         }
+
+        StartupTrace.Mark("hooks loaded");
 
         await using (hooks.ConfigureAwait(false))
         {
             try
             {
-                var plan = await PlanAsync(context, inputs, hooks.Hooks, cancellationToken).ConfigureAwait(false);
+                var plan = await PlanDiscoveredAsync(context, inputs, hooks.Hooks, discovery, cancellationToken).ConfigureAwait(false);
+                StartupTrace.Mark("planned");
                 return (new PlannedWork(inputs.Config, inputs.Machine, plan), ExitCodes.Ok);
             }
             catch (Exception ex) when (ex is ConfigException or DiscoveryException or PlanValidationException)
             {
                 return (null, await PrintFailureAsync(context, ex).ConfigureAwait(false));
             }
+        }
+    }
+
+    /// <summary>Waits for a discovery nobody needs any more and releases its connections; its errors are moot.</summary>
+    private static async Task AbandonAsync(Task<Workload> discovery)
+    {
+        try
+        {
+            await (await discovery.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The command already failed for another reason, which is the one to report.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
         }
     }
 

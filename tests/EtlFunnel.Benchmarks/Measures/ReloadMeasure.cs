@@ -9,7 +9,8 @@ namespace EtlFunnel.Benchmarks.Measures;
 /// <summary>Arguments of the <c>reload</c> child mode.</summary>
 /// <param name="Invoke">Invoke the new version after each reload (the real pattern); off only to diagnose growth.</param>
 /// <param name="Alternate">Alternate between two sources (every reload a cache hit, no compile); on only to diagnose growth.</param>
-internal sealed record ReloadArgs(string Hooks, string Work, int Cycles, bool Invoke = true, bool Alternate = false);
+/// <param name="Trim">The host's <see cref="HookHostOptions.TrimNativeMemory"/>; off only to diagnose growth.</param>
+internal sealed record ReloadArgs(string Hooks, string Work, int Cycles, bool Invoke = true, bool Alternate = false, bool Trim = true);
 
 /// <summary>
 /// Hot reload: an operator edits a hook N times; each edit is reloaded (a real compile of new source) and the new version
@@ -24,7 +25,7 @@ internal static class ReloadMeasure
     public static async Task RunAsync(BenchContext ctx, ResultTable table)
     {
         var work = ctx.NewWorkDir("reload");
-        var r = await Processes.RunChildAsync("reload", new ReloadArgs(ctx.HooksDirectory, work, ctx.ReloadCycles), TimeSpan.FromMinutes(15));
+        var r = await RunWithCliSettingsAsync(ctx, new ReloadArgs(ctx.HooksDirectory, work, ctx.ReloadCycles));
         var cycles = r.GetProperty("cycles").GetInt32();
         var alive = r.GetProperty("oldContextsAlive").GetInt32();
         var rssGrowth = r.GetProperty("rssGrowthBytes").GetDouble();
@@ -33,9 +34,40 @@ internal static class ReloadMeasure
         var firstHalf = r.GetProperty("rssGrowthFirstHalfBytes").GetDouble();
         var secondHalf = r.GetProperty("rssGrowthSecondHalfBytes").GetDouble();
         var afterTrim = r.GetProperty("rssGrowthAfterTrimBytes").GetDouble();
+        var jitted = r.GetProperty("methodsJittedDuringCycles").GetInt64();
+        Log.Info($"reload: {r}");
         table.Add(new ResultRow($"reload: {cycles} edit+reload cycles, old load contexts alive after GC", alive.ToString(System.Globalization.CultureInfo.InvariantCulture), "—", "—", "0", alive == 0));
-        table.Add(new ResultRow($"reload: {cycles} cycles, memory growth (RSS: first half {Fmt.Mb(firstHalf)}, second half {Fmt.Mb(secondHalf)}, {Fmt.Mb(afterTrim)} after malloc_trim; managed heap {Fmt.Mb(managedGrowth)})", Fmt.Mb(rssGrowth), "—", "—", "≤ 20 MB", rssGrowth <= 20 * 1024 * 1024));
+        table.Add(new ResultRow($"reload: {cycles} cycles, memory growth, CLI runtime settings (RSS: first half {Fmt.Mb(firstHalf)}, second half {Fmt.Mb(secondHalf)}, {Fmt.Mb(afterTrim)} after a final malloc_trim; managed heap {Fmt.Mb(managedGrowth)}; {jitted:N0} methods jitted during the cycles)", Fmt.Mb(rssGrowth), "—", "—", "≤ 20 MB", rssGrowth <= 20 * 1024 * 1024));
         table.Add(new ResultRow("reload: one edit → reload (compile + load + swap), median", Fmt.Ms(reloadMs), "—", "—", "— (info)", null));
+    }
+
+    /// <summary>
+    /// Runs the child under the CLI's own runtimeconfig (GC mode, tiered compilation, ...), so the memory is what an
+    /// <c>etlfunnel watch</c> process would show, not what the benchmark executable's settings would.
+    /// </summary>
+    private static async Task<System.Text.Json.JsonElement> RunWithCliSettingsAsync(BenchContext ctx, ReloadArgs args)
+    {
+        var cliConfig = Path.ChangeExtension(ctx.Cli, null) + ".runtimeconfig.json";
+        if (!File.Exists(cliConfig))
+        {
+            throw new InvalidOperationException($"{cliConfig} is missing; build the CLI first: dotnet build -c Release src/EtlFunnel.Cli (run.sh does)");
+        }
+
+        var self = typeof(ReloadMeasure).Assembly.Location;
+        var psi = new ProcessStartInfo("dotnet");
+        foreach (var a in new[] { "exec", "--runtimeconfig", cliConfig, "--depsfile", Path.ChangeExtension(self, ".deps.json"), self, "--child", "reload", System.Text.Json.JsonSerializer.Serialize(args) })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        var result = await Processes.RunAsync(psi, TimeSpan.FromMinutes(15));
+        var line = result.StdOut.Split('\n').LastOrDefault(l => l.StartsWith(Processes.ResultPrefix, StringComparison.Ordinal));
+        if (result.ExitCode != 0 || line is null)
+        {
+            throw new InvalidOperationException($"reload child failed with exit code {result.ExitCode}:\n{result.StdOut}\n{result.StdErr}");
+        }
+
+        return System.Text.Json.JsonDocument.Parse(line[Processes.ResultPrefix.Length..]).RootElement.Clone();
     }
 
     public static async Task<int> ChildAsync(ReloadArgs a)
@@ -55,7 +87,7 @@ internal static class ReloadMeasure
             Machine = new MachineInfo { LogicalCores = 4, TotalMemoryBytes = 8L << 30 },
         };
 
-        await using var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = hooks, CacheDirectory = Path.Combine(a.Work, "cache") });
+        await using var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = hooks, CacheDirectory = Path.Combine(a.Work, "cache"), TrimNativeMemory = a.Trim });
         var reloadMs = new List<double>(a.Cycles);
         for (var i = 0; i < WarmupCycles + a.Cycles; i++)
         {
@@ -64,6 +96,8 @@ internal static class ReloadMeasure
                 Settle();
                 Baseline = (GC.GetTotalMemory(forceFullCollection: true), Processes.StatusKb("VmRSS") * 1024);
                 CommittedBaseline = GC.GetGCMemoryInfo().TotalCommittedBytes;
+                SmapsBaseline = RssByMapping();
+                JittedBaseline = System.Runtime.JitInfo.GetCompiledMethodCount();
             }
             else if (i == WarmupCycles + (a.Cycles / 2))
             {
@@ -95,6 +129,8 @@ internal static class ReloadMeasure
         var alive = Settle() - activeScripts;
         var managed = GC.GetTotalMemory(forceFullCollection: true);
         var rss = Processes.StatusKb("VmRSS") * 1024;
+        var smaps = RssByMapping();
+        var jitted = System.Runtime.JitInfo.GetCompiledMethodCount() - JittedBaseline;
         // What the C allocator keeps of memory already freed (glibc rarely returns it on its own): trim and read again.
         var trimmed = OperatingSystem.IsLinux() && NativeMethods.malloc_trim(0) >= 0 ? Processes.StatusKb("VmRSS") * 1024 : rss;
         Processes.Report(new
@@ -109,6 +145,9 @@ internal static class ReloadMeasure
             medianReloadMs = Fmt.Median(reloadMs),
             threads = Processes.StatusKb("Threads"),
             gcCommittedGrowthBytes = GC.GetGCMemoryInfo().TotalCommittedBytes - CommittedBaseline,
+            rssGrowthByMappingBytes = smaps.Keys.Union(SmapsBaseline.Keys).ToDictionary(k => k, k => smaps.GetValueOrDefault(k) - SmapsBaseline.GetValueOrDefault(k)),
+            methodsJittedDuringCycles = jitted,
+            settings = new { gcConcurrent = AppContext.GetData("System.GC.Concurrent"), tieredPgo = AppContext.GetData("System.Runtime.TieredPGO"), conserve = AppContext.GetData("System.GC.ConserveMemory") },
         });
         return 0;
     }
@@ -118,6 +157,49 @@ internal static class ReloadMeasure
     private static long Midpoint { get; set; }
 
     private static long CommittedBaseline { get; set; }
+
+    private static Dictionary<string, long> SmapsBaseline { get; set; } = [];
+
+    private static long JittedBaseline { get; set; }
+
+    /// <summary>
+    /// Resident bytes by kind of mapping (/proc/self/smaps): the C heap (<c>[heap]</c> and glibc's thread arenas are
+    /// anonymous), executable memory (the runtime's W^X double mapping), other anonymous memory (GC, loader heaps,
+    /// arenas), files. Tells which part of the process grows.
+    /// </summary>
+    private static Dictionary<string, long> RssByMapping()
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (!File.Exists("/proc/self/smaps"))
+        {
+            return result;
+        }
+
+        var kind = "";
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 5 && parts[0].Contains('-', StringComparison.Ordinal) && !line.EndsWith(" kB", StringComparison.Ordinal))
+            {
+                var path = parts.Length == 6 ? parts[5].Trim() : "";
+                var perms = parts[1];
+                kind = path switch
+                {
+                    "" => perms.Contains('x', StringComparison.Ordinal) ? "anon-exec" : "anon",
+                    "[heap]" => "heap",
+                    _ when path.Contains("doublemapper", StringComparison.Ordinal) => perms.Contains('x', StringComparison.Ordinal) ? "doublemapper-exec" : "doublemapper-rw",
+                    _ when path.StartsWith('[') => "other",
+                    _ => "file",
+                };
+            }
+            else if (line.StartsWith("Rss:", StringComparison.Ordinal))
+            {
+                result[kind] = result.GetValueOrDefault(kind) + (long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024);
+            }
+        }
+
+        return result;
+    }
 
     // Kept out of line so no reference to a hook survives on this frame's stack.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
