@@ -7,7 +7,7 @@ namespace EtlFunnel.Sync.Tests;
 
 public sealed class DocumentMappingTests
 {
-    private const string AllTypes = """
+    internal const string AllTypes = """
         CREATE EXTENSION IF NOT EXISTS citext;
         CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
         CREATE TABLE all_types(
@@ -136,7 +136,7 @@ public sealed class DocumentMappingTests
         report.Replicas[0].Error.Should().Contain("\"code\" is NULL").And.Contain("nk");
     }
 
-    private static bool JsonSemanticallyEqual(JsonElement a, JsonElement b)
+    internal static bool JsonSemanticallyEqual(JsonElement a, JsonElement b)
     {
         if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number)
         {

@@ -81,9 +81,15 @@ internal sealed class DocumentBatch
         }
     }
 
-    /// <summary>Writes <c>"id"</c> when the id needs no escaping and returns its byte count, else -1.</summary>
+    /// <summary>Writes <c>"id"</c> when the id is ASCII and needs no escaping and returns its byte count, else -1.</summary>
     private static int WriteIdFast(string id, Span<byte> destination)
     {
+        // Non-ASCII ids (rare) go the slow way, which also turns a lone surrogate into \uFFFD as the writer does.
+        if (!Ascii.IsValid(id))
+        {
+            return -1;
+        }
+
         destination[0] = (byte)'"';
         var written = Encoding.UTF8.GetBytes(id, destination[1..]);
         if (Encoder.FindFirstCharacterToEncodeUtf8(destination.Slice(1, written)) >= 0)

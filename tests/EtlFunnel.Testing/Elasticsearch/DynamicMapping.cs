@@ -17,9 +17,19 @@ internal static class DynamicMapping
 {
     private const string ParsingException = "document_parsing_exception";
 
-    /// <summary>Null when the document was accepted (and the index's mappings now cover it), else the error.</summary>
-    public static MappingError? Apply(JsonObject properties, ReadOnlySpan<byte> source, string id)
+    /// <summary>How an object mapping treats fields it does not map yet (its <c>dynamic</c> parameter, inherited).</summary>
+    private enum Dynamic
     {
+        True,
+        False,
+        Strict,
+    }
+
+    /// <summary>Null when the document was accepted (and the index's mappings now cover it), else the error.</summary>
+    public static MappingError? Apply(JsonObject mappings, ReadOnlySpan<byte> source, string id)
+    {
+        var properties = (JsonObject)mappings["properties"]!;
+        var dynamic = DynamicOf(mappings, Dynamic.True);
         var reader = new Utf8JsonReader(source, new JsonReaderOptions { MaxDepth = 256 });
         List<(JsonObject Parent, string Name, JsonObject Mapping)>? added = null;
         try
@@ -29,7 +39,7 @@ internal static class DynamicMapping
                 return new MappingError(ParsingException, "[1:1] failed to parse: the source must be a JSON object");
             }
 
-            var error = WalkObject(ref reader, properties, "", id, ref added);
+            var error = WalkObject(ref reader, properties, dynamic, "", id, ref added);
             if (error is not null)
             {
                 return error;
@@ -57,16 +67,30 @@ internal static class DynamicMapping
     }
 
     /// <summary>Reader is on an object's StartObject; returns with it on the matching EndObject.</summary>
-    private static MappingError? WalkObject(ref Utf8JsonReader reader, JsonObject? properties, string path, string id,
+    private static MappingError? WalkObject(ref Utf8JsonReader reader, JsonObject? properties, Dynamic dynamic, string path, string id,
         ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var name = reader.GetString()!;
             var fieldPath = path.Length == 0 ? name : path + "." + name;
+            var column = reader.TokenStartIndex + 1;
             reader.Read();
             var mapping = properties?[name] as JsonObject ?? Pending(added, properties, name);
-            var error = WalkValue(ref reader, properties, name, mapping, fieldPath, id, ref added);
+            if (mapping is null && dynamic != Dynamic.True && reader.TokenType != JsonTokenType.Null)
+            {
+                if (dynamic == Dynamic.Strict)
+                {
+                    return new MappingError("strict_dynamic_mapping_exception",
+                        $"[1:{column}] mapping set to strict, dynamic introduction of [{name}] within [{(path.Length == 0 ? "_doc" : path)}] is not allowed");
+                }
+
+                // dynamic: false keeps the field in _source without mapping or checking it.
+                reader.Skip();
+                continue;
+            }
+
+            var error = WalkValue(ref reader, properties, name, mapping, fieldPath, dynamic, id, ref added);
             if (error is not null)
             {
                 return error;
@@ -77,8 +101,8 @@ internal static class DynamicMapping
     }
 
     /// <summary>Reader is on the value's first token; returns with it on its last token.</summary>
-    private static MappingError? WalkValue(ref Utf8JsonReader reader, JsonObject? parent, string name, JsonObject? mapping, string path, string id,
-        ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
+    private static MappingError? WalkValue(ref Utf8JsonReader reader, JsonObject? parent, string name, JsonObject? mapping, string path, Dynamic dynamic,
+        string id, ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
     {
         switch (reader.TokenType)
         {
@@ -87,7 +111,7 @@ internal static class DynamicMapping
             case JsonTokenType.StartArray:
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    var error = WalkValue(ref reader, parent, name, mapping, path, id, ref added);
+                    var error = WalkValue(ref reader, parent, name, mapping, path, dynamic, id, ref added);
                     if (error is not null)
                     {
                         return error;
@@ -114,7 +138,13 @@ internal static class DynamicMapping
                     return FieldError(column, path, concrete, id, "{...}");
                 }
 
-                return WalkObject(ref reader, mapping["properties"] as JsonObject, path, id, ref added);
+                if (mapping["properties"] is not JsonObject inner)
+                {
+                    inner = [];
+                    mapping["properties"] = inner;
+                }
+
+                return WalkObject(ref reader, inner, DynamicOf(mapping, dynamic), path, id, ref added);
             default:
                 if (mapping is null)
                 {
@@ -176,8 +206,10 @@ internal static class DynamicMapping
         {
             "long" or "integer" or "short" or "byte" or "unsigned_long" =>
                 token == JsonTokenType.Number || (token == JsonTokenType.String && IsNumber(reader.GetString()!, integral: true)),
+            // Elasticsearch refuses NaN and infinities in floating-point fields ("supports only finite values").
             "float" or "double" or "half_float" or "scaled_float" =>
-                token == JsonTokenType.Number || (token == JsonTokenType.String && IsNumber(reader.GetString()!, integral: false)),
+                (token == JsonTokenType.Number && reader.TryGetDouble(out var number) && double.IsFinite(number))
+                || (token == JsonTokenType.String && IsNumber(reader.GetString()!, integral: false)),
             "boolean" => token is JsonTokenType.True or JsonTokenType.False
                 || (token == JsonTokenType.String && reader.GetString() is "true" or "false" or ""),
             _ => true,
@@ -193,7 +225,19 @@ internal static class DynamicMapping
 
     private static bool IsNumber(string text, bool integral) =>
         double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value)
-        && (!integral || Math.Abs(value) < 9.3e18);
+        && double.IsFinite(value) && (!integral || Math.Abs(value) < 9.3e18);
+
+    private static Dynamic DynamicOf(JsonObject mapping, Dynamic inherited) => mapping["dynamic"] switch
+    {
+        JsonValue v when v.TryGetValue<bool>(out var b) => b ? Dynamic.True : Dynamic.False,
+        JsonValue v when v.TryGetValue<string>(out var text) => text switch
+        {
+            "false" => Dynamic.False,
+            "strict" => Dynamic.Strict,
+            _ => Dynamic.True,
+        },
+        _ => inherited,
+    };
 
     private static string? TypeOf(JsonObject mapping) =>
         mapping["type"] is JsonValue type && type.TryGetValue<string>(out var name) ? name : null;

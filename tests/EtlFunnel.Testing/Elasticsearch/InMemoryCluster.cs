@@ -101,7 +101,7 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
                 $"[{id}]: version conflict, document already exists (current version [{existing.Version}])");
         }
 
-        if (DynamicMapping.Apply(index.Properties, source, id) is { } refused)
+        if (DynamicMapping.Apply(index.Mappings, source, id) is { } refused)
         {
             return new WriteResult(400, "", 0, 0, refused.Type, refused.Reason);
         }
