@@ -25,8 +25,11 @@ internal static class DynamicMapping
         Strict,
     }
 
-    /// <summary>Null when the document was accepted (and the index's mappings now cover it), else the error.</summary>
-    public static MappingError? Apply(JsonObject mappings, ReadOnlySpan<byte> source, string id)
+    /// <summary>
+    /// Null when the document was accepted (and the index's mappings now cover it), else the error. <paramref name="tables"/>
+    /// caches lookups into the mappings; whoever changes the mappings clears it (this method does when it adds fields).
+    /// </summary>
+    public static MappingError? Apply(JsonObject mappings, Dictionary<JsonObject, FieldTable> tables, ReadOnlySpan<byte> source, string id)
     {
         var properties = (JsonObject)mappings["properties"]!;
         var dynamic = DynamicOf(mappings, Dynamic.True);
@@ -39,7 +42,7 @@ internal static class DynamicMapping
                 return new MappingError(ParsingException, "[1:1] failed to parse: the source must be a JSON object");
             }
 
-            var error = WalkObject(ref reader, properties, dynamic, "", id, ref added);
+            var error = WalkObject(ref reader, properties, tables, dynamic, "", id, ref added);
             if (error is not null)
             {
                 return error;
@@ -57,6 +60,7 @@ internal static class DynamicMapping
 
         if (added is not null)
         {
+            tables.Clear();
             foreach (var (parent, name, mapping) in added)
             {
                 parent[name] = mapping;
@@ -67,16 +71,27 @@ internal static class DynamicMapping
     }
 
     /// <summary>Reader is on an object's StartObject; returns with it on the matching EndObject.</summary>
-    private static MappingError? WalkObject(ref Utf8JsonReader reader, JsonObject? properties, Dynamic dynamic, string path, string id,
-        ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
+    private static MappingError? WalkObject(ref Utf8JsonReader reader, JsonObject? properties, Dictionary<JsonObject, FieldTable> tables, Dynamic dynamic,
+        string path, string id, ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
     {
+        var table = properties is null ? null : Table(tables, properties, path);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var name = reader.GetString()!;
-            var fieldPath = path.Length == 0 ? name : path + "." + name;
+            string name, fieldPath;
+            JsonObject? mapping;
+            if (table is not null && table.TryGet(ref reader) is { } known)
+            {
+                (name, fieldPath, mapping) = (known.Name, known.Path, known.Mapping);
+            }
+            else
+            {
+                name = reader.GetString()!;
+                fieldPath = path.Length == 0 ? name : path + "." + name;
+                mapping = properties?[name] as JsonObject ?? Pending(added, properties, name);
+            }
+
             var column = reader.TokenStartIndex + 1;
             reader.Read();
-            var mapping = properties?[name] as JsonObject ?? Pending(added, properties, name);
             if (mapping is null && dynamic != Dynamic.True && reader.TokenType != JsonTokenType.Null)
             {
                 if (dynamic == Dynamic.Strict)
@@ -90,7 +105,7 @@ internal static class DynamicMapping
                 continue;
             }
 
-            var error = WalkValue(ref reader, properties, name, mapping, fieldPath, dynamic, id, ref added);
+            var error = WalkValue(ref reader, properties, tables, name, mapping, fieldPath, dynamic, id, ref added);
             if (error is not null)
             {
                 return error;
@@ -100,9 +115,20 @@ internal static class DynamicMapping
         return null;
     }
 
+    private static FieldTable Table(Dictionary<JsonObject, FieldTable> tables, JsonObject properties, string path)
+    {
+        if (!tables.TryGetValue(properties, out var table))
+        {
+            table = new FieldTable(properties, path);
+            tables[properties] = table;
+        }
+
+        return table;
+    }
+
     /// <summary>Reader is on the value's first token; returns with it on its last token.</summary>
-    private static MappingError? WalkValue(ref Utf8JsonReader reader, JsonObject? parent, string name, JsonObject? mapping, string path, Dynamic dynamic,
-        string id, ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
+    private static MappingError? WalkValue(ref Utf8JsonReader reader, JsonObject? parent, Dictionary<JsonObject, FieldTable> tables, string name,
+        JsonObject? mapping, string path, Dynamic dynamic, string id, ref List<(JsonObject Parent, string Name, JsonObject Mapping)>? added)
     {
         switch (reader.TokenType)
         {
@@ -111,7 +137,7 @@ internal static class DynamicMapping
             case JsonTokenType.StartArray:
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    var error = WalkValue(ref reader, parent, name, mapping, path, dynamic, id, ref added);
+                    var error = WalkValue(ref reader, parent, tables, name, mapping, path, dynamic, id, ref added);
                     if (error is not null)
                     {
                         return error;
@@ -144,7 +170,7 @@ internal static class DynamicMapping
                     mapping["properties"] = inner;
                 }
 
-                return WalkObject(ref reader, inner, DynamicOf(mapping, dynamic), path, id, ref added);
+                return WalkObject(ref reader, inner, tables, DynamicOf(mapping, dynamic), path, id, ref added);
             default:
                 if (mapping is null)
                 {
@@ -242,3 +268,39 @@ internal static class DynamicMapping
     private static string? TypeOf(JsonObject mapping) =>
         mapping["type"] is JsonValue type && type.TryGetValue<string>(out var name) ? name : null;
 }
+
+/// <summary>One object level of an index's mappings, looked up by a property name straight from the reader without allocating.</summary>
+internal sealed class FieldTable
+{
+    private readonly Dictionary<string, MappedField>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+
+    public FieldTable(JsonObject properties, string path)
+    {
+        var fields = new Dictionary<string, MappedField>(StringComparer.Ordinal);
+        foreach (var (name, mapping) in properties)
+        {
+            if (mapping is JsonObject m)
+            {
+                fields[name] = new MappedField(name, path.Length == 0 ? name : path + "." + name, m);
+            }
+        }
+
+        _lookup = fields.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    /// <summary>The mapped field the reader's current property name names, or null (also for names too long to look up on the stack).</summary>
+    public MappedField? TryGet(ref Utf8JsonReader reader)
+    {
+        if (reader.HasValueSequence || reader.ValueSpan.Length > 128)
+        {
+            return null;
+        }
+
+        Span<char> name = stackalloc char[128];
+        var length = reader.CopyString(name);
+        return _lookup.TryGetValue(name[..length], out var field) ? field : null;
+    }
+}
+
+/// <summary>A mapped field: its name, its dotted path and its mapping.</summary>
+internal sealed record MappedField(string Name, string Path, JsonObject Mapping);

@@ -315,6 +315,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
     private static void MergeMappings(IndexState state, JsonObject mappings)
     {
+        state.FieldTables.Clear();
         foreach (var (key, value) in mappings)
         {
             if (key == "properties" && value is JsonObject properties)
@@ -472,7 +473,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             var hit = new JsonObject { ["_index"] = index, ["_id"] = id, ["_score"] = sorted ? null : 1.0 };
             if (includeSource)
             {
-                hit["_source"] = JsonNode.Parse(doc.Source!);
+                hit["_source"] = JsonNode.Parse(doc.Source!.Value.Span);
             }
 
             if (sorted)
@@ -610,7 +611,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             ["_seq_no"] = doc.SeqNo,
             ["_primary_term"] = 1,
             ["found"] = true,
-            ["_source"] = JsonNode.Parse(doc.Source),
+            ["_source"] = JsonNode.Parse(doc.Source.Value.Span),
         }).ConfigureAwait(false);
     }
 

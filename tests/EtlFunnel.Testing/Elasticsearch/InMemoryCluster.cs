@@ -4,7 +4,37 @@ using System.Text.Json.Nodes;
 namespace EtlFunnel.Testing.Elasticsearch;
 
 /// <summary>One stored document version; a null source is a delete tombstone, kept so a re-create continues the version.</summary>
-internal sealed record StoredDocument(byte[]? Source, long Version, long SeqNo);
+internal sealed record StoredDocument(ReadOnlyMemory<byte>? Source, long Version, long SeqNo);
+
+/// <summary>
+/// Append-only memory for document sources: 1 MB slabs on the large object heap, so that a million stored documents are
+/// not copied from generation to generation by the garbage collector (the test server shares the cores with what it tests).
+/// </summary>
+internal sealed class SourceArena
+{
+    private const int SlabSize = 1 << 20;
+    private byte[] _slab = [];
+    private int _used;
+
+    public ReadOnlyMemory<byte> Store(ReadOnlySpan<byte> source)
+    {
+        if (source.Length > SlabSize / 8)
+        {
+            return source.ToArray();
+        }
+
+        if (_slab.Length - _used < source.Length)
+        {
+            _slab = GC.AllocateUninitializedArray<byte>(SlabSize);
+            _used = 0;
+        }
+
+        source.CopyTo(_slab.AsSpan(_used));
+        var stored = _slab.AsMemory(_used, source.Length);
+        _used += source.Length;
+        return stored;
+    }
+}
 
 /// <summary>An index: its documents, mappings and settings. Guarded by the cluster's lock.</summary>
 internal sealed class IndexState(string name, string uuid, long creationDateMillis)
@@ -23,6 +53,11 @@ internal sealed class IndexState(string name, string uuid, long creationDateMill
     public JsonObject Settings { get; } = [];
 
     public Dictionary<string, StoredDocument> Documents { get; } = new(StringComparer.Ordinal);
+
+    public SourceArena Sources { get; } = new();
+
+    /// <summary>Lookup cache over <see cref="Mappings"/>; cleared whenever the mappings change.</summary>
+    public Dictionary<JsonObject, FieldTable> FieldTables { get; } = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>What search and count see when the server requires a refresh; null means "the live documents".</summary>
     public Dictionary<string, StoredDocument>? Searchable { get; set; }
@@ -101,14 +136,14 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
                 $"[{id}]: version conflict, document already exists (current version [{existing.Version}])");
         }
 
-        if (DynamicMapping.Apply(index.Mappings, source, id) is { } refused)
+        if (DynamicMapping.Apply(index.Mappings, index.FieldTables, source, id) is { } refused)
         {
             return new WriteResult(400, "", 0, 0, refused.Type, refused.Reason);
         }
 
         var version = (existing?.Version ?? 0) + 1;
         var seqNo = index.NextSeqNo++;
-        index.Documents[id] = new StoredDocument(source.ToArray(), version, seqNo);
+        index.Documents[id] = new StoredDocument(index.Sources.Store(source), version, seqNo);
         var created = existing?.Source is null;
         return new WriteResult(created ? 201 : 200, created ? "created" : "updated", version, seqNo);
     }
@@ -152,10 +187,10 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
                 "Validation Failed: 1: script or doc is missing (the test server supports only partial updates with doc);");
         }
 
-        var merged = JsonNode.Parse(existing.Source)!.AsObject();
+        var merged = JsonNode.Parse(existing.Source.Value.Span)!.AsObject();
         MergeInto(merged, doc);
         var mergedText = JsonSerializer.SerializeToUtf8Bytes(merged);
-        if (mergedText.AsSpan().SequenceEqual(existing.Source))
+        if (mergedText.AsSpan().SequenceEqual(existing.Source.Value.Span))
         {
             return new WriteResult(200, "noop", existing.Version, existing.SeqNo);
         }
