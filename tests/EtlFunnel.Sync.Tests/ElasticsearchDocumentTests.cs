@@ -2,7 +2,6 @@ using System.Text.Json;
 using Elastic.Clients.Elasticsearch.Mapping;
 using EtlFunnel.Sync.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;
-using Npgsql;
 
 namespace EtlFunnel.Sync.Tests;
 
@@ -28,38 +27,7 @@ public sealed class ElasticsearchDocumentTests
         var docs = indexed.ToDictionary(d => d.Key, d => JsonDocument.Parse(d.Value).RootElement);
 
         // Oracle: PostgreSQL's own row_to_json (UTC), except bytea, which the engine writes as base64.
-        await using var conn = new NpgsqlConnection(bed.ConnectionString);
-        await conn.OpenAsync();
-        await using (var tz = new NpgsqlCommand("SET TimeZone = 'UTC'", conn))
-        {
-            await tz.ExecuteNonQueryAsync();
-        }
-
-        await using var cmd = new NpgsqlCommand("SELECT id::text, row_to_json(r)::text, encode(by, 'base64') FROM all_types r", conn);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var compared = 0;
-        while (await reader.ReadAsync())
-        {
-            var doc = docs[reader.GetString(0)];
-            using var row = JsonDocument.Parse(reader.GetString(1));
-            var columns = row.RootElement.EnumerateObject().ToList();
-            doc.EnumerateObject().Select(p => p.Name).Should().Equal(columns.Select(p => p.Name), "fields are the columns, in order");
-            foreach (var column in columns)
-            {
-                var actual = doc.GetProperty(column.Name);
-                if (column.Name == "by")
-                {
-                    (actual.ValueKind == JsonValueKind.Null ? null : actual.GetString())
-                        .Should().Be(reader.IsDBNull(2) ? null : reader.GetString(2).Replace("\n", "", StringComparison.Ordinal));
-                    continue;
-                }
-
-                DocumentMappingTests.JsonSemanticallyEqual(actual, column.Value)
-                    .Should().BeTrue($"row {reader.GetString(0)} column {column.Name}: {actual.GetRawText()} vs {column.Value.GetRawText()}");
-                compared++;
-            }
-        }
-
+        var compared = await RowOracle.AssertAllTypesRowsEqualAsync(bed.ConnectionString, docs);
         compared.Should().BeGreaterThan(70);
         var one = docs["1"];
         one.GetProperty("num").GetRawText().Should().Be("123456789012345678901234567890.123456789012345678901234567890", "numeric keeps every digit");
@@ -98,6 +66,22 @@ public sealed class ElasticsearchDocumentTests
             [6] = "q\"uote|6|tab\tnew\nline",
             [7] = "🚀 ✓|7|<&>",
         });
+    }
+
+    [Fact]
+    public async Task Bulk_bodies_go_through_the_clients_transport_as_gzipped_ndjson_to_the_index_path()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("eswire",
+            "CREATE TABLE w(id int PRIMARY KEY, v text); INSERT INTO w SELECT g, 'v' || g FROM generate_series(1, 50) g;");
+        await using var es = await ElasticsearchTestServer.StartAsync();
+
+        var report = await new SyncEngine().RunAsync(bed.Job("w", 1, 1, destination: new ElasticsearchDestination(es.Uri), props: new Dictionary<string, object?> { ["batch_size"] = 20 }));
+
+        report.Outcome.Should().Be(SyncOutcome.Succeeded);
+        es.Requests.Where(r => r.Path.EndsWith("/_bulk", StringComparison.Ordinal)).Should().HaveCount(3)
+            .And.OnlyContain(r => r.Method == "POST" && r.Path == "/idx/_bulk" && r.Status == 200
+                && r.ContentEncoding == "gzip" && r.ContentType == "application/x-ndjson", "the client's default compression and bulk media type apply");
+        es.Documents("idx").Should().HaveCount(50);
     }
 
     [Fact]

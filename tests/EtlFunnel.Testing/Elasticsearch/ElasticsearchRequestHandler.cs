@@ -784,7 +784,7 @@ internal sealed partial class ElasticsearchRequestHandler(
         while (NextLine(body, ref position) is { } actionLine)
         {
             var i = lineNumber++;
-            var (name, index, id) = ParseAction(actionLine.Span, i, operations.Count);
+            var (name, index, id) = ParseAction(actionLine.Span, i, operations.Count, operations.Count > 0 ? operations[^1].Index : null);
             index ??= defaultIndex ?? throw new BulkFormatException($"Validation Failed: 1: index is missing for item [{operations.Count}];");
             if (id is null && name is "delete" or "update")
             {
@@ -815,7 +815,7 @@ internal sealed partial class ElasticsearchRequestHandler(
     }
 
     /// <summary>Reads <c>{"&lt;action&gt;":{"_index":..,"_id":..}}</c>; <paramref name="line"/> is zero-based among the non-blank lines.</summary>
-    private static (string Name, string? Index, string? Id) ParseAction(ReadOnlySpan<byte> text, int line, int item)
+    private static (string Name, string? Index, string? Id) ParseAction(ReadOnlySpan<byte> text, int line, int item, string? lastIndex)
     {
         var reader = new Utf8JsonReader(text);
         string? name = null, index = null, id = null;
@@ -830,7 +830,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 actions++;
-                name ??= reader.GetString();
+                name ??= ActionName(ref reader);
                 reader.Read();
                 if (actions > 1 || reader.TokenType != JsonTokenType.StartObject)
                 {
@@ -845,7 +845,7 @@ internal sealed partial class ElasticsearchRequestHandler(
                     reader.Read();
                     if (isIndex && reader.TokenType != JsonTokenType.Null)
                     {
-                        index = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw new BulkFormatException(
+                        index = reader.TokenType == JsonTokenType.String ? IndexName(ref reader, lastIndex) : throw new BulkFormatException(
                             $"Malformed action/metadata line [{line + 1}], [_index] must be a string for item [{item}]");
                     }
                     else if (isId && reader.TokenType != JsonTokenType.Null)
@@ -881,6 +881,17 @@ internal sealed partial class ElasticsearchRequestHandler(
 
         return (name, index, id);
     }
+
+    // A bulk body names the same action and index on every line: reuse the strings instead of allocating them per item.
+    private static string ActionName(ref Utf8JsonReader reader) =>
+        reader.ValueTextEquals("index"u8) ? "index"
+        : reader.ValueTextEquals("create"u8) ? "create"
+        : reader.ValueTextEquals("delete"u8) ? "delete"
+        : reader.ValueTextEquals("update"u8) ? "update"
+        : reader.GetString()!;
+
+    private static string IndexName(ref Utf8JsonReader reader, string? last) =>
+        last is not null && reader.ValueTextEquals(last) ? last : reader.GetString()!;
 
     /// <summary>The next non-blank line (without its <c>\r\n</c>) from <paramref name="position"/>, or null at the end.</summary>
     private static ReadOnlyMemory<byte>? NextLine(ReadOnlyMemory<byte> body, ref int position)
