@@ -21,6 +21,7 @@ internal sealed partial class ElasticsearchRequestHandler(
     private readonly Random _ids = new(options.Seed);
     private readonly Lock _idGate = new();
     private readonly string _clusterUuid = InMemoryCluster.NewUuid();
+    private readonly System.Collections.Concurrent.ConcurrentBag<BulkScratch> _bulkScratch = [];
     private int _bulkRequestCount;
 
     public int BulkRequestCount => Volatile.Read(ref _bulkRequestCount);
@@ -650,17 +651,20 @@ internal sealed partial class ElasticsearchRequestHandler(
         Interlocked.Increment(ref _bulkRequestCount);
         // The body stays in a pooled buffer: sources are copied out only when they are stored.
         var (body, length) = await ReadPooledBodyAsync(context).ConfigureAwait(false);
+        var scratch = _bulkScratch.TryTake(out var reused) ? reused : new BulkScratch();
         try
         {
-            await BulkAsync(context, body.AsMemory(0, length), defaultIndex, query, started).ConfigureAwait(false);
+            await BulkAsync(context, body.AsMemory(0, length), defaultIndex, query, started, scratch).ConfigureAwait(false);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(body);
+            scratch.Clear();
+            _bulkScratch.Add(scratch);
         }
     }
 
-    private async Task BulkAsync(HttpContext context, ReadOnlyMemory<byte> body, string? defaultIndex, IQueryCollection query, long started)
+    private async Task BulkAsync(HttpContext context, ReadOnlyMemory<byte> body, string? defaultIndex, IQueryCollection query, long started, BulkScratch scratch)
     {
         var fault = faults.NextBulkCall();
         if (fault.Status == 429)
@@ -677,10 +681,10 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
-        List<BulkOperation> operations;
+        var operations = scratch.Operations;
         try
         {
-            operations = ParseBulk(body, defaultIndex);
+            ParseBulk(body, defaultIndex, operations);
         }
         catch (BulkFormatException e)
         {
@@ -694,12 +698,13 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
-        var results = new ItemResult[operations.Count];
+        var results = scratch.Results;
         var errors = false;
-        for (var i = 0; i < operations.Count; i++)
+        foreach (var op in operations)
         {
-            results[i] = Apply(operations[i], injectFaults: true);
-            errors |= results[i].ErrorType is not null;
+            var result = Apply(op, injectFaults: true);
+            results.Add(result);
+            errors |= result.ErrorType is not null;
         }
 
         if (ShouldRefresh(query))
@@ -713,7 +718,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
-        var output = new ArrayBufferWriter<byte>(Math.Max(256, operations.Count * 160));
+        var output = scratch.Response;
         using (var json = new Utf8JsonWriter(output))
         {
             json.WriteStartObject();
@@ -776,9 +781,8 @@ internal sealed partial class ElasticsearchRequestHandler(
         return Task.CompletedTask;
     }
 
-    private List<BulkOperation> ParseBulk(ReadOnlyMemory<byte> body, string? defaultIndex)
+    private void ParseBulk(ReadOnlyMemory<byte> body, string? defaultIndex, List<BulkOperation> operations)
     {
-        var operations = new List<BulkOperation>();
         var position = 0;
         var lineNumber = 0;
         while (NextLine(body, ref position) is { } actionLine)
@@ -810,8 +814,6 @@ internal sealed partial class ElasticsearchRequestHandler(
         {
             throw new BulkFormatException("Validation Failed: 1: no requests added;");
         }
-
-        return operations;
     }
 
     /// <summary>Reads <c>{"&lt;action&gt;":{"_index":..,"_id":..}}</c>; <paramref name="line"/> is zero-based among the non-blank lines.</summary>
@@ -1130,6 +1132,26 @@ internal sealed partial class ElasticsearchRequestHandler(
 
     [GeneratedRegex(@"compatible-with\s*=\s*(\d+)", RegexOptions.IgnoreCase)]
     private static partial Regex CompatibleWith();
+
+    /// <summary>
+    /// The per-request lists and response buffer of a bulk call, reused: for 5000-item bulks each is a large-object-heap
+    /// allocation, and that churn would set off full collections over every stored document.
+    /// </summary>
+    private sealed class BulkScratch
+    {
+        public List<BulkOperation> Operations { get; } = [];
+
+        public List<ItemResult> Results { get; } = [];
+
+        public ArrayBufferWriter<byte> Response { get; } = new(1 << 16);
+
+        public void Clear()
+        {
+            Operations.Clear();
+            Results.Clear();
+            Response.ResetWrittenCount();
+        }
+    }
 
     private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource);
 
