@@ -1,13 +1,11 @@
-using System.Globalization;
 using System.Text.Json;
 using EtlFunnel.Sync.Tests.Support;
-using Npgsql;
 
 namespace EtlFunnel.Sync.Tests;
 
 public sealed class DocumentMappingTests
 {
-    private const string AllTypes = """
+    internal const string AllTypes = """
         CREATE EXTENSION IF NOT EXISTS citext;
         CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
         CREATE TABLE all_types(
@@ -49,36 +47,7 @@ public sealed class DocumentMappingTests
         docs.Keys.Should().BeEquivalentTo(["1", "2", "3"]);
 
         // Oracle: PostgreSQL's own row_to_json (UTC), except bytea, which the engine writes as base64.
-        await using var conn = new NpgsqlConnection(bed.ConnectionString);
-        await conn.OpenAsync();
-        await using (var tz = new NpgsqlCommand("SET TimeZone = 'UTC'", conn))
-        {
-            await tz.ExecuteNonQueryAsync();
-        }
-
-        await using var cmd = new NpgsqlCommand("SELECT id::text, row_to_json(r)::text, encode(by, 'base64') FROM all_types r", conn);
-        await using var reader = await cmd.ExecuteReaderAsync();
-        var compared = 0;
-        while (await reader.ReadAsync())
-        {
-            var doc = docs[reader.GetString(0)];
-            using var row = JsonDocument.Parse(reader.GetString(1));
-            var rowProps = row.RootElement.EnumerateObject().ToList();
-            doc.EnumerateObject().Select(p => p.Name).Should().Equal(rowProps.Select(p => p.Name), "fields are the columns, in order");
-            foreach (var prop in rowProps)
-            {
-                var actual = doc.GetProperty(prop.Name);
-                if (prop.Name == "by")
-                {
-                    (actual.ValueKind == JsonValueKind.Null ? null : actual.GetString()).Should().Be(reader.IsDBNull(2) ? null : reader.GetString(2).Replace("\n", "", StringComparison.Ordinal));
-                    continue;
-                }
-
-                JsonSemanticallyEqual(actual, prop.Value).Should().BeTrue($"row {reader.GetString(0)} column {prop.Name}: {actual.GetRawText()} vs {prop.Value.GetRawText()}");
-                compared++;
-            }
-        }
-
+        var compared = await RowOracle.AssertAllTypesRowsEqualAsync(bed.ConnectionString, docs);
         compared.Should().BeGreaterThan(70);
         var one = docs["1"];
         one.GetProperty("num").GetRawText().Should().Be("123456789012345678901234567890.123456789012345678901234567890", "numeric keeps every digit");
@@ -134,30 +103,5 @@ public sealed class DocumentMappingTests
         var report = await new SyncEngine().RunAsync(bed.Job("nk", 1, 1, keys: ["code"]));
         report.Outcome.Should().Be(SyncOutcome.Failed);
         report.Replicas[0].Error.Should().Contain("\"code\" is NULL").And.Contain("nk");
-    }
-
-    private static bool JsonSemanticallyEqual(JsonElement a, JsonElement b)
-    {
-        if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number)
-        {
-            return a.GetRawText() == b.GetRawText()
-                || decimal.TryParse(a.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture, out var x)
-                   && decimal.TryParse(b.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture, out var y) && x == y
-                || a.GetDouble() == b.GetDouble();
-        }
-
-        if (a.ValueKind != b.ValueKind)
-        {
-            return false;
-        }
-
-        return a.ValueKind switch
-        {
-            JsonValueKind.Object => a.EnumerateObject().Count() == b.EnumerateObject().Count()
-                && a.EnumerateObject().All(p => b.TryGetProperty(p.Name, out var q) && JsonSemanticallyEqual(p.Value, q)),
-            JsonValueKind.Array => a.GetArrayLength() == b.GetArrayLength() && a.EnumerateArray().Zip(b.EnumerateArray()).All(z => JsonSemanticallyEqual(z.First, z.Second)),
-            JsonValueKind.String => a.GetString() == b.GetString(),
-            _ => true,
-        };
     }
 }

@@ -1,28 +1,14 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Globalization;
 using Elastic.Clients.Elasticsearch;
-using Elastic.Clients.Elasticsearch.Core.Bulk;
+using Elastic.Transport;
+using Elastic.Transport.Products.Elasticsearch;
 using EtlFunnel.Sync.Documents;
 using Polly;
 using Polly.Retry;
 
 namespace EtlFunnel.Sync.Sinks;
-
-/// <summary>A document source that is already JSON; the client writes its bytes as they are.</summary>
-[JsonConverter(typeof(RawDocumentConverter))]
-internal sealed class RawDocument(ReadOnlyMemory<byte> json)
-{
-    public ReadOnlyMemory<byte> Json { get; } = json;
-}
-
-internal sealed class RawDocumentConverter : JsonConverter<RawDocument>
-{
-    public override RawDocument Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        new(JsonDocument.ParseValue(ref reader).RootElement.GetRawText() is { } text ? System.Text.Encoding.UTF8.GetBytes(text) : default);
-
-    public override void Write(Utf8JsonWriter writer, RawDocument value, JsonSerializerOptions options) =>
-        writer.WriteRawValue(value.Json.Span, skipInputValidation: true);
-}
 
 /// <summary>Raised inside the retry pipeline when some items (or the whole request) may succeed if sent again.</summary>
 internal sealed class RetryableBulkException(string message) : Exception(message);
@@ -34,11 +20,16 @@ internal sealed class RetryableBulkException(string message) : Exception(message
 /// </summary>
 internal sealed class ElasticsearchSink : IReplicaSink
 {
+    // The client sends bulk bodies with this content type too; Accept stays the client's compatible-with media type.
+    private static readonly RequestConfiguration BulkConfiguration = new() { ContentType = "application/x-ndjson" };
     private readonly ElasticsearchClient _client;
     private readonly DeadLetterWriter _deadLetters;
     private readonly ResiliencePipeline _retry;
     private readonly string _flow;
     private readonly string _replica;
+    // One set per request in flight (at most MaxInFlight), reused for the replica's whole run.
+    private readonly ConcurrentBag<BulkBuffers> _buffers = [];
+    private string? _bulkPath;
 
     public ElasticsearchSink(ElasticsearchClient client, DeadLetterWriter deadLetters, SyncOptions options, int maxInFlight, string flow, string replica)
     {
@@ -72,61 +63,95 @@ internal sealed class ElasticsearchSink : IReplicaSink
 
     public async Task<BatchOutcome> WriteAsync(DocumentBatch batch, CancellationToken ct)
     {
-        var pending = batch.Items;
+        IReadOnlyList<BatchItem> pending = batch.Items;
         long indexed = 0, dead = 0, attempts = 0;
-        await _retry.ExecuteAsync(async token =>
+        var buffers = RentBuffers();
+        try
         {
-            attempts++;
-            var operations = new BulkOperationsCollection();
-            foreach (var item in pending)
+            await _retry.ExecuteAsync(async token =>
             {
-                operations.Add(new BulkIndexOperation<RawDocument>(new RawDocument(batch.Source(item))) { Index = batch.Index, Id = item.Id });
-            }
+                attempts++;
+                buffers.Body.ResetWrittenCount();
+                batch.WriteBulk(buffers.Body, pending);
+                var results = await SendAsync(batch.Index, buffers, pending.Count, token).ConfigureAwait(false);
 
-            var response = await _client.BulkAsync(new BulkRequest { Operations = operations }, token).ConfigureAwait(false);
-            var items = response.Items;
-            if (items is null || items.Count != pending.Count)
-            {
-                var status = response.ApiCallDetails?.HttpStatusCode;
-                var why = response.ApiCallDetails?.OriginalException?.Message ?? response.ElasticsearchServerError?.ToString() ?? "no items in response";
-                if (status is null || IsRetryable(status.Value))
+                List<BatchItem>? retry = null;
+                for (var i = 0; i < results.Count; i++)
                 {
-                    throw new RetryableBulkException($"bulk request failed ({status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no response"}): {why}");
+                    var (status, error) = results[i];
+                    var item = pending[i];
+                    if (status is >= 200 and < 300)
+                    {
+                        indexed++;
+                    }
+                    else if (IsRetryable(status))
+                    {
+                        (retry ??= []).Add(item);
+                    }
+                    else
+                    {
+                        dead++;
+                        await _deadLetters.WriteAsync(_flow, _replica, batch.Index, item.Id, status, error ?? "rejected", batch.Source(item), token).ConfigureAwait(false);
+                    }
                 }
 
-                throw new InvalidOperationException($"Elasticsearch refused the bulk request with HTTP {status}: {why}");
-            }
-
-            var retry = new List<BatchItem>();
-            var i = 0;
-            foreach (var result in items)
-            {
-                var item = pending[i++];
-                if (result.Status is >= 200 and < 300)
+                if (retry is not null)
                 {
-                    indexed++;
+                    pending = retry;
+                    throw new RetryableBulkException($"{retry.Count} items were answered 429/5xx");
                 }
-                else if (IsRetryable(result.Status))
-                {
-                    retry.Add(item);
-                }
-                else
-                {
-                    dead++;
-                    var reason = result.Error is { } e ? $"{e.Type}: {e.Reason}" : "rejected";
-                    await _deadLetters.WriteAsync(_flow, _replica, batch.Index, item.Id, result.Status, reason, batch.Source(item), token).ConfigureAwait(false);
-                }
-            }
-
-            pending = retry;
-            if (pending.Count > 0)
-            {
-                throw new RetryableBulkException($"{pending.Count} items were answered 429/5xx");
-            }
-        }, ct).ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _buffers.Add(buffers);
+        }
 
         return new BatchOutcome(indexed, dead, attempts - 1);
     }
+
+    /// <summary>
+    /// Sends one bulk body through the client's transport (its node pool, authentication, compression, product check and
+    /// compatibility headers) and returns each item's status and, for failures, <c>type: reason</c>.
+    /// </summary>
+    private async Task<List<(int Status, string? Error)>> SendAsync(string index, BulkBuffers buffers, int expected, CancellationToken ct)
+    {
+        var path = new EndpointPath(Elastic.Transport.HttpMethod.POST, _bulkPath ??= $"/{Uri.EscapeDataString(index)}/_bulk");
+        using var response = await _client.Transport.RequestAsync<ElasticsearchStreamResponse>(
+            path, PostData.ReadOnlyMemory(buffers.Body.WrittenMemory), null, BulkConfiguration, ct).ConfigureAwait(false);
+        var details = response.ApiCallDetails;
+        var status = details.HttpStatusCode;
+        if (status != 200 || response.Body is null)
+        {
+            var why = details.OriginalException?.Message ?? response.ElasticsearchServerError?.ToString() ?? "no response body";
+            if (status is null || IsRetryable(status.Value))
+            {
+                throw new RetryableBulkException($"bulk request failed ({status?.ToString(CultureInfo.InvariantCulture) ?? "no response"}): {why}");
+            }
+
+            throw new InvalidOperationException($"Elasticsearch refused the bulk request with HTTP {status}: {why}");
+        }
+
+        var received = buffers.Response;
+        received.ResetWrittenCount();
+        int read;
+        while ((read = await response.Body.ReadAsync(received.GetMemory(1 << 16), ct).ConfigureAwait(false)) > 0)
+        {
+            received.Advance(read);
+        }
+
+        buffers.Results.Clear();
+        BulkResponseReader.Read(received.WrittenSpan, buffers.Results);
+        if (buffers.Results.Count != expected)
+        {
+            throw new InvalidOperationException(
+                $"Elasticsearch answered the bulk request of {expected} documents with {buffers.Results.Count} items; the response cannot be matched to the documents.");
+        }
+
+        return buffers.Results;
+    }
+
+    private BulkBuffers RentBuffers() => _buffers.TryTake(out var buffers) ? buffers : new BulkBuffers();
 
     private static bool IsRetryable(int status) => status is 429 or 408 or >= 500;
 
@@ -161,4 +186,14 @@ internal sealed class ElasticsearchSink : IReplicaSink
 
         return new ElasticsearchClient(settings);
     }
+}
+
+/// <summary>The reusable memory of one bulk request: its body, the raw response and the parsed item results.</summary>
+internal sealed class BulkBuffers
+{
+    public ArrayBufferWriter<byte> Body { get; } = new(1 << 16);
+
+    public ArrayBufferWriter<byte> Response { get; } = new(1 << 16);
+
+    public List<(int Status, string? Error)> Results { get; } = [];
 }

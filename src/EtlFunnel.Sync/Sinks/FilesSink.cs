@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Text.Encodings.Web;
-using System.Text.Json;
 using EtlFunnel.Sync.Documents;
 
 namespace EtlFunnel.Sync.Sinks;
@@ -12,8 +10,6 @@ namespace EtlFunnel.Sync.Sinks;
 /// </summary>
 internal sealed class FilesSink : IReplicaSink
 {
-    private static readonly byte[] Newline = "\n"u8.ToArray();
-    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
     private readonly ArrayBufferWriter<byte> _out = new(1 << 16);
     private FileStream? _stream;
 
@@ -46,24 +42,7 @@ internal sealed class FilesSink : IReplicaSink
     {
         var stream = _stream ?? throw new InvalidOperationException("Sink not opened.");
         _out.ResetWrittenCount();
-        using (var json = new Utf8JsonWriter(_out, Options))
-        {
-            foreach (var item in batch.Items)
-            {
-                json.Reset(_out);
-                json.WriteStartObject();
-                json.WriteStartObject("index");
-                json.WriteString("_index", batch.Index);
-                json.WriteString("_id", item.Id);
-                json.WriteEndObject();
-                json.WriteEndObject();
-                json.Flush();
-                _out.Write(Newline);
-                _out.Write(batch.Source(item).Span);
-                _out.Write(Newline);
-            }
-        }
-
+        batch.WriteBulk(_out);
         await stream.WriteAsync(_out.WrittenMemory, ct).ConfigureAwait(false);
         return new BatchOutcome(batch.Count, 0, 0);
     }

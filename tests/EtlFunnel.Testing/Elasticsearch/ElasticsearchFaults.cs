@@ -213,6 +213,18 @@ public sealed class ElasticsearchFaults
     }
 
     /// <summary>The item-level failure to inject for one item, if any: (status, error type). Deletes carry no source and are never rejected.</summary>
+    /// <summary>True when a rejection predicate needs each item's parsed source.</summary>
+    internal bool InspectsSources
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _rejectWhere is not null;
+            }
+        }
+    }
+
     internal (int Status, string Type)? ItemFault(string id, JsonElement? source, bool isDelete)
     {
         lock (_gate)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -20,6 +21,7 @@ internal sealed partial class ElasticsearchRequestHandler(
     private readonly Random _ids = new(options.Seed);
     private readonly Lock _idGate = new();
     private readonly string _clusterUuid = InMemoryCluster.NewUuid();
+    private readonly System.Collections.Concurrent.ConcurrentBag<BulkScratch> _bulkScratch = [];
     private int _bulkRequestCount;
 
     public int BulkRequestCount => Volatile.Read(ref _bulkRequestCount);
@@ -314,6 +316,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
     private static void MergeMappings(IndexState state, JsonObject mappings)
     {
+        state.FieldTables.Clear();
         foreach (var (key, value) in mappings)
         {
             if (key == "properties" && value is JsonObject properties)
@@ -471,7 +474,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             var hit = new JsonObject { ["_index"] = index, ["_id"] = id, ["_score"] = sorted ? null : 1.0 };
             if (includeSource)
             {
-                hit["_source"] = JsonNode.Parse(doc.Source!);
+                hit["_source"] = JsonNode.Parse(doc.Source!.Value.Span);
             }
 
             if (sorted)
@@ -609,7 +612,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             ["_seq_no"] = doc.SeqNo,
             ["_primary_term"] = 1,
             ["found"] = true,
-            ["_source"] = JsonNode.Parse(doc.Source),
+            ["_source"] = JsonNode.Parse(doc.Source.Value.Span),
         }).ConfigureAwait(false);
     }
 
@@ -617,30 +620,52 @@ internal sealed partial class ElasticsearchRequestHandler(
     private async Task SingleWriteAsync(HttpContext context, string index, string? id, string operation, IQueryCollection query)
     {
         var raw = operation == "delete" ? null : await ReadBodyAsync(context).ConfigureAwait(false);
-        var op = new BulkOperation(operation, index, id ?? NewId(), raw is null ? null : Encoding.UTF8.GetString(raw));
+        var op = new BulkOperation(operation, index, id ?? NewId(), raw, raw is not null);
         var item = Apply(op, injectFaults: false);
         if (ShouldRefresh(query))
         {
             RefreshIndices([index]);
         }
 
-        var status = item["status"]!.GetValue<int>();
-        item.Remove("status");
-        if (item["error"] is JsonObject error)
+        if (item.ErrorType is not null)
         {
-            await WriteAsync(context, status, EsResponses.Error(status, error["type"]!.GetValue<string>(), error["reason"]!.GetValue<string>())).ConfigureAwait(false);
+            await WriteAsync(context, item.Status, EsResponses.Error(item.Status, item.ErrorType, item.ErrorReason!)).ConfigureAwait(false);
             return;
         }
 
-        await WriteAsync(context, status, item).ConfigureAwait(false);
+        await WriteAsync(context, item.Status, new JsonObject
+        {
+            ["_index"] = op.Index,
+            ["_id"] = op.Id,
+            ["_version"] = item.Version,
+            ["result"] = item.Result,
+            ["_shards"] = EsResponses.WriteShards(),
+            ["_seq_no"] = item.SeqNo,
+            ["_primary_term"] = 1,
+        }).ConfigureAwait(false);
     }
 
     private async Task BulkAsync(HttpContext context, string? defaultIndex, IQueryCollection query)
     {
         var started = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _bulkRequestCount);
-        var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        // The body stays in a pooled buffer: sources are copied out only when they are stored.
+        var (body, length) = await ReadPooledBodyAsync(context).ConfigureAwait(false);
+        var scratch = _bulkScratch.TryTake(out var reused) ? reused : new BulkScratch();
+        try
+        {
+            await BulkAsync(context, body.AsMemory(0, length), defaultIndex, query, started, scratch).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body);
+            scratch.Clear();
+            _bulkScratch.Add(scratch);
+        }
+    }
 
+    private async Task BulkAsync(HttpContext context, ReadOnlyMemory<byte> body, string? defaultIndex, IQueryCollection query, long started, BulkScratch scratch)
+    {
         var fault = faults.NextBulkCall();
         if (fault.Status == 429)
         {
@@ -656,10 +681,10 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
-        List<BulkOperation> operations;
+        var operations = scratch.Operations;
         try
         {
-            operations = ParseBulk(body, defaultIndex);
+            ParseBulk(body, defaultIndex, operations);
         }
         catch (BulkFormatException e)
         {
@@ -673,13 +698,13 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
-        var items = new JsonArray();
+        var results = scratch.Results;
         var errors = false;
         foreach (var op in operations)
         {
-            var item = Apply(op, injectFaults: true);
-            errors |= item["error"] is not null;
-            items.Add(new JsonObject { [op.Action] = item });
+            var result = Apply(op, injectFaults: true);
+            results.Add(result);
+            errors |= result.ErrorType is not null;
         }
 
         if (ShouldRefresh(query))
@@ -693,12 +718,59 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
-        await WriteAsync(context, 200, new JsonObject
+        var output = scratch.Response;
+        using (var json = new Utf8JsonWriter(output))
         {
-            ["errors"] = errors,
-            ["took"] = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
-            ["items"] = items,
-        }).ConfigureAwait(false);
+            json.WriteStartObject();
+            json.WriteBoolean("errors", errors);
+            json.WriteNumber("took", (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            json.WriteStartArray("items");
+            for (var i = 0; i < operations.Count; i++)
+            {
+                WriteItem(json, operations[i], results[i]);
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        await WriteAsync(context, 200, output.WrittenMemory).ConfigureAwait(false);
+    }
+
+    /// <summary>One bulk item as Elasticsearch answers it: <c>{"index":{"_index":..,"_id":..,...,"status":201}}</c>.</summary>
+    private static void WriteItem(Utf8JsonWriter json, BulkOperation op, ItemResult result)
+    {
+        json.WriteStartObject();
+        json.WriteStartObject(op.Action);
+        json.WriteString("_index", op.Index);
+        json.WriteString("_id", op.Id);
+        if (result.ErrorType is null)
+        {
+            json.WriteNumber("_version", result.Version);
+            json.WriteString("result", result.Result);
+            json.WriteStartObject("_shards");
+            json.WriteNumber("total", 2);
+            json.WriteNumber("successful", 1);
+            json.WriteNumber("failed", 0);
+            json.WriteEndObject();
+            json.WriteNumber("_seq_no", result.SeqNo);
+            json.WriteNumber("_primary_term", 1);
+            json.WriteNumber("status", result.Status);
+        }
+        else
+        {
+            json.WriteNumber("status", result.Status);
+            json.WriteStartObject("error");
+            json.WriteString("type", result.ErrorType);
+            json.WriteString("reason", result.ErrorReason);
+            json.WriteString("index_uuid", result.IndexUuid ?? "_na_");
+            json.WriteString("shard", "0");
+            json.WriteString("index", op.Index);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndObject();
+        json.WriteEndObject();
     }
 
     /// <summary>Aborts the connection before any response byte, as a node that dies mid-request does.</summary>
@@ -709,113 +781,155 @@ internal sealed partial class ElasticsearchRequestHandler(
         return Task.CompletedTask;
     }
 
-    private List<BulkOperation> ParseBulk(byte[] body, string? defaultIndex)
+    private void ParseBulk(ReadOnlyMemory<byte> body, string? defaultIndex, List<BulkOperation> operations)
     {
-        var operations = new List<BulkOperation>();
-        var lines = SplitLines(body);
-        for (var i = 0; i < lines.Count; i++)
+        var position = 0;
+        var lineNumber = 0;
+        while (NextLine(body, ref position) is { } actionLine)
         {
-            JsonObject action;
-            try
-            {
-                action = JsonNode.Parse(lines[i].Span) as JsonObject ?? throw new BulkFormatException($"Malformed action/metadata line [{i + 1}], expected START_OBJECT");
-            }
-            catch (JsonException e)
-            {
-                throw new BulkFormatException($"Malformed action/metadata line [{i + 1}]: {e.Message}");
-            }
-
-            if (action.Count != 1)
-            {
-                throw new BulkFormatException($"Malformed action/metadata line [{i + 1}], expected one action but found [{action.Count}]");
-            }
-
-            var (name, metaNode) = action.First();
-            if (name is not ("index" or "create" or "delete" or "update"))
-            {
-                throw new BulkFormatException($"Malformed action/metadata line [{i + 1}], expected one of [create, delete, index, update] but found [{name}]");
-            }
-
-            var meta = metaNode as JsonObject ?? [];
-            var index = meta["_index"]?.GetValue<string>() ?? defaultIndex
-                ?? throw new BulkFormatException($"Validation Failed: 1: index is missing for item [{operations.Count}];");
-            var id = meta["_id"]?.ToString();
+            var i = lineNumber++;
+            var (name, index, id) = ParseAction(actionLine.Span, i, operations.Count, operations.Count > 0 ? operations[^1].Index : null);
+            index ??= defaultIndex ?? throw new BulkFormatException($"Validation Failed: 1: index is missing for item [{operations.Count}];");
             if (id is null && name is "delete" or "update")
             {
                 throw new BulkFormatException($"Validation Failed: 1: id is missing for item [{operations.Count}];");
             }
 
-            string? source = null;
+            ReadOnlyMemory<byte> source = default;
             if (name != "delete")
             {
-                if (++i >= lines.Count)
+                if (NextLine(body, ref position) is not { } sourceLine)
                 {
-                    throw new BulkFormatException($"The bulk request must be terminated by a newline [\\n]; no source line follows action line [{i}]");
+                    throw new BulkFormatException($"The bulk request must be terminated by a newline [\\n]; no source line follows action line [{i + 1}]");
                 }
 
-                source = Encoding.UTF8.GetString(lines[i].Span);
+                lineNumber++;
+                source = sourceLine;
             }
 
-            operations.Add(new BulkOperation(name, index, id ?? NewId(), source));
+            operations.Add(new BulkOperation(name, index, id ?? NewId(), source, name != "delete"));
         }
 
         if (operations.Count == 0)
         {
             throw new BulkFormatException("Validation Failed: 1: no requests added;");
         }
-
-        return operations;
     }
 
-    private static List<ReadOnlyMemory<byte>> SplitLines(byte[] body)
+    /// <summary>Reads <c>{"&lt;action&gt;":{"_index":..,"_id":..}}</c>; <paramref name="line"/> is zero-based among the non-blank lines.</summary>
+    private static (string Name, string? Index, string? Id) ParseAction(ReadOnlySpan<byte> text, int line, int item, string? lastIndex)
     {
-        var lines = new List<ReadOnlyMemory<byte>>();
-        var start = 0;
-        for (var i = 0; i <= body.Length; i++)
+        var reader = new Utf8JsonReader(text);
+        string? name = null, index = null, id = null;
+        try
         {
-            if (i == body.Length || body[i] == (byte)'\n')
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                var line = body.AsMemory(start, i - start);
-                if (line.Length > 0 && line.Span[^1] == (byte)'\r')
+                throw new BulkFormatException($"Malformed action/metadata line [{line + 1}], expected START_OBJECT");
+            }
+
+            var actions = 0;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                actions++;
+                name ??= ActionName(ref reader);
+                reader.Read();
+                if (actions > 1 || reader.TokenType != JsonTokenType.StartObject)
                 {
-                    line = line[..^1];
+                    reader.Skip();
+                    continue;
                 }
 
-                if (!line.Span.Trim((byte)' ').IsEmpty)
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
-                    lines.Add(line);
+                    var isIndex = reader.ValueTextEquals("_index"u8);
+                    var isId = reader.ValueTextEquals("_id"u8);
+                    reader.Read();
+                    if (isIndex && reader.TokenType != JsonTokenType.Null)
+                    {
+                        index = reader.TokenType == JsonTokenType.String ? IndexName(ref reader, lastIndex) : throw new BulkFormatException(
+                            $"Malformed action/metadata line [{line + 1}], [_index] must be a string for item [{item}]");
+                    }
+                    else if (isId && reader.TokenType != JsonTokenType.Null)
+                    {
+                        id = reader.TokenType == JsonTokenType.String ? reader.GetString() : Encoding.UTF8.GetString(reader.ValueSpan);
+                    }
+                    else
+                    {
+                        reader.Skip();
+                    }
                 }
+            }
 
-                start = i + 1;
+            if (reader.Read())
+            {
+                throw new JsonException($"'{(char)text[(int)reader.TokenStartIndex]}' is invalid after a single JSON value.");
+            }
+
+            if (actions != 1)
+            {
+                throw new BulkFormatException($"Malformed action/metadata line [{line + 1}], expected one action but found [{actions}]");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new BulkFormatException($"Malformed action/metadata line [{line + 1}]: {e.Message}");
+        }
+
+        if (name is not ("index" or "create" or "delete" or "update"))
+        {
+            throw new BulkFormatException($"Malformed action/metadata line [{line + 1}], expected one of [create, delete, index, update] but found [{name}]");
+        }
+
+        return (name, index, id);
+    }
+
+    // A bulk body names the same action and index on every line: reuse the strings instead of allocating them per item.
+    private static string ActionName(ref Utf8JsonReader reader) =>
+        reader.ValueTextEquals("index"u8) ? "index"
+        : reader.ValueTextEquals("create"u8) ? "create"
+        : reader.ValueTextEquals("delete"u8) ? "delete"
+        : reader.ValueTextEquals("update"u8) ? "update"
+        : reader.GetString()!;
+
+    private static string IndexName(ref Utf8JsonReader reader, string? last) =>
+        last is not null && reader.ValueTextEquals(last) ? last : reader.GetString()!;
+
+    /// <summary>The next non-blank line (without its <c>\r\n</c>) from <paramref name="position"/>, or null at the end.</summary>
+    private static ReadOnlyMemory<byte>? NextLine(ReadOnlyMemory<byte> body, ref int position)
+    {
+        var span = body.Span;
+        while (position < span.Length)
+        {
+            var rest = span[position..];
+            var end = rest.IndexOf((byte)'\n');
+            var length = end < 0 ? rest.Length : end;
+            var line = body.Slice(position, length);
+            position += end < 0 ? rest.Length : end + 1;
+            if (line.Length > 0 && line.Span[^1] == (byte)'\r')
+            {
+                line = line[..^1];
+            }
+
+            if (!line.Span.Trim((byte)' ').IsEmpty)
+            {
+                return line;
             }
         }
 
-        return lines;
+        return null;
     }
 
-    /// <summary>Applies one write and returns its item body (with <c>status</c>, and <c>error</c> when it failed).</summary>
-    private JsonObject Apply(BulkOperation op, bool injectFaults)
+    /// <summary>Applies one write and returns its outcome (an error type and reason when it failed).</summary>
+    private ItemResult Apply(BulkOperation op, bool injectFaults)
     {
-        JsonObject Failure(int status, string type, string reason, string? uuid) => new()
-        {
-            ["_index"] = op.Index,
-            ["_id"] = op.Id,
-            ["status"] = status,
-            ["error"] = new JsonObject
-            {
-                ["type"] = type,
-                ["reason"] = reason,
-                ["index_uuid"] = uuid ?? "_na_",
-                ["shard"] = "0",
-                ["index"] = op.Index,
-            },
-        };
+        static ItemResult Failure(int status, string type, string reason, string? uuid) => new(status, null, 0, 0, type, reason, uuid);
 
-        JsonElement? parsedSource = null;
         JsonDocument? sourceDocument = null;
         try
         {
-            if (op.Source is not null)
+            // Only updates and source-inspecting faults need a parsed source; index/create validate while they map.
+            if (op.HasSource && (op.Action == "update" || (injectFaults && faults.InspectsSources)))
             {
                 try
                 {
@@ -830,10 +944,9 @@ internal sealed partial class ElasticsearchRequestHandler(
                 {
                     return Failure(400, "document_parsing_exception", "[1:1] failed to parse: the source must be a JSON object", null);
                 }
-
-                parsedSource = sourceDocument.RootElement;
             }
 
+            var parsedSource = sourceDocument?.RootElement;
             var itemSource = op.Action == "update" ? parsedSource?.GetPropertyOrNull("doc") : parsedSource;
             if (injectFaults && faults.ItemFault(op.Id, itemSource, op.Action == "delete") is { } injected)
             {
@@ -848,7 +961,7 @@ internal sealed partial class ElasticsearchRequestHandler(
                 var state = cluster.Find(op.Index);
                 if (state is null)
                 {
-                    if (op.Action == "delete" || op.Action == "update" && op.Source is not null && !IsUpsert(parsedSource!.Value))
+                    if (op.Action == "delete" || op.Action == "update" && op.HasSource && !IsUpsert(parsedSource!.Value))
                     {
                         return op.Action == "delete"
                             ? Failure(404, "index_not_found_exception", $"no such index [{op.Index}]", null)
@@ -865,28 +978,15 @@ internal sealed partial class ElasticsearchRequestHandler(
 
                 var result = op.Action switch
                 {
-                    "index" => InMemoryCluster.Put(state, op.Id, op.Source!, create: false),
-                    "create" => InMemoryCluster.Put(state, op.Id, op.Source!, create: true),
+                    "index" => InMemoryCluster.Put(state, op.Id, op.Source.Span, create: false),
+                    "create" => InMemoryCluster.Put(state, op.Id, op.Source.Span, create: true),
                     "delete" => InMemoryCluster.Remove(state, op.Id),
-                    _ => InMemoryCluster.Update(state, op.Id, JsonNode.Parse(op.Source!)!.AsObject()),
+                    _ => InMemoryCluster.Update(state, op.Id, JsonNode.Parse(op.Source.Span)!.AsObject()),
                 };
 
-                if (result.ErrorType is not null)
-                {
-                    return Failure(result.Status, result.ErrorType, result.ErrorReason!, state.Uuid);
-                }
-
-                return new JsonObject
-                {
-                    ["_index"] = op.Index,
-                    ["_id"] = op.Id,
-                    ["_version"] = result.Version,
-                    ["result"] = result.Result,
-                    ["_shards"] = EsResponses.WriteShards(),
-                    ["_seq_no"] = result.SeqNo,
-                    ["_primary_term"] = 1,
-                    ["status"] = result.Status,
-                };
+                return result.ErrorType is not null
+                    ? Failure(result.Status, result.ErrorType, result.ErrorReason!, result.Status == 400 ? null : state.Uuid)
+                    : new ItemResult(result.Status, result.Result, result.Version, result.SeqNo, null, null, null);
             }
         }
         finally
@@ -938,6 +1038,36 @@ internal sealed partial class ElasticsearchRequestHandler(
         return buffer.ToArray();
     }
 
+    /// <summary>The request body in a buffer rented from the shared pool; the caller returns it.</summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadPooledBodyAsync(HttpContext context)
+    {
+        var body = context.Request.Body;
+        var buffer = ArrayPool<byte>.Shared.Rent(context.Request.ContentLength is long n and > 0 and < 16 * 1024 * 1024 ? (int)n * 4 : 1 << 20);
+        var length = 0;
+        try
+        {
+            int read;
+            while ((read = await body.ReadAsync(buffer.AsMemory(length), context.RequestAborted).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
+        return (buffer, length);
+    }
+
     private static async Task<JsonObject?> ReadJsonObjectAsync(HttpContext context)
     {
         var body = await ReadBodyAsync(context).ConfigureAwait(false);
@@ -951,6 +1081,11 @@ internal sealed partial class ElasticsearchRequestHandler(
 
     private static Task WriteAsync(HttpContext context, int status, JsonObject body)
     {
+        return WriteAsync(context, status, Encoding.UTF8.GetBytes(body.ToJsonString()));
+    }
+
+    private static Task WriteAsync(HttpContext context, int status, ReadOnlyMemory<byte> body)
+    {
         context.Response.StatusCode = status;
         context.Response.ContentType = ResponseContentType(context.Request);
         if (HttpMethods.IsHead(context.Request.Method))
@@ -959,9 +1094,8 @@ internal sealed partial class ElasticsearchRequestHandler(
             return Task.CompletedTask;
         }
 
-        var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
-        context.Response.ContentLength = bytes.Length;
-        return context.Response.Body.WriteAsync(bytes, context.RequestAborted).AsTask();
+        context.Response.ContentLength = body.Length;
+        return context.Response.Body.WriteAsync(body, context.RequestAborted).AsTask();
     }
 
     /// <summary>Answers in the vendor media type when the client asked for it, as Elasticsearch does.</summary>
@@ -999,7 +1133,29 @@ internal sealed partial class ElasticsearchRequestHandler(
     [GeneratedRegex(@"compatible-with\s*=\s*(\d+)", RegexOptions.IgnoreCase)]
     private static partial Regex CompatibleWith();
 
-    private sealed record BulkOperation(string Action, string Index, string Id, string? Source);
+    /// <summary>
+    /// The per-request lists and response buffer of a bulk call, reused: for 5000-item bulks each is a large-object-heap
+    /// allocation, and that churn would set off full collections over every stored document.
+    /// </summary>
+    private sealed class BulkScratch
+    {
+        public List<BulkOperation> Operations { get; } = [];
+
+        public List<ItemResult> Results { get; } = [];
+
+        public ArrayBufferWriter<byte> Response { get; } = new(1 << 16);
+
+        public void Clear()
+        {
+            Operations.Clear();
+            Results.Clear();
+            Response.ResetWrittenCount();
+        }
+    }
+
+    private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource);
+
+    private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid);
 
     private sealed class BulkFormatException(string message) : Exception(message);
 }

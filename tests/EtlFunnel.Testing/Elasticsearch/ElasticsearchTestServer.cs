@@ -118,7 +118,7 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
         lock (_cluster.Gate)
         {
             var state = FindOrThrow(index);
-            return state.Documents.Where(d => d.Value.Source is not null).ToDictionary(d => d.Key, d => d.Value.Source!, StringComparer.Ordinal);
+            return state.Documents.Where(d => d.Value.Source is not null).ToDictionary(d => d.Key, d => System.Text.Encoding.UTF8.GetString(d.Value.Source!.Value.Span), StringComparer.Ordinal);
         }
     }
 

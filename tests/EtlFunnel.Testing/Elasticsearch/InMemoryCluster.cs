@@ -4,7 +4,37 @@ using System.Text.Json.Nodes;
 namespace EtlFunnel.Testing.Elasticsearch;
 
 /// <summary>One stored document version; a null source is a delete tombstone, kept so a re-create continues the version.</summary>
-internal sealed record StoredDocument(string? Source, long Version, long SeqNo);
+internal sealed record StoredDocument(ReadOnlyMemory<byte>? Source, long Version, long SeqNo);
+
+/// <summary>
+/// Append-only memory for document sources: 1 MB slabs on the large object heap, so that a million stored documents are
+/// not copied from generation to generation by the garbage collector (the test server shares the cores with what it tests).
+/// </summary>
+internal sealed class SourceArena
+{
+    private const int SlabSize = 1 << 20;
+    private byte[] _slab = [];
+    private int _used;
+
+    public ReadOnlyMemory<byte> Store(ReadOnlySpan<byte> source)
+    {
+        if (source.Length > SlabSize / 8)
+        {
+            return source.ToArray();
+        }
+
+        if (_slab.Length - _used < source.Length)
+        {
+            _slab = GC.AllocateUninitializedArray<byte>(SlabSize);
+            _used = 0;
+        }
+
+        source.CopyTo(_slab.AsSpan(_used));
+        var stored = _slab.AsMemory(_used, source.Length);
+        _used += source.Length;
+        return stored;
+    }
+}
 
 /// <summary>An index: its documents, mappings and settings. Guarded by the cluster's lock.</summary>
 internal sealed class IndexState(string name, string uuid, long creationDateMillis)
@@ -23,6 +53,11 @@ internal sealed class IndexState(string name, string uuid, long creationDateMill
     public JsonObject Settings { get; } = [];
 
     public Dictionary<string, StoredDocument> Documents { get; } = new(StringComparer.Ordinal);
+
+    public SourceArena Sources { get; } = new();
+
+    /// <summary>Lookup cache over <see cref="Mappings"/>; cleared whenever the mappings change.</summary>
+    public Dictionary<JsonObject, FieldTable> FieldTables { get; } = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>What search and count see when the server requires a refresh; null means "the live documents".</summary>
     public Dictionary<string, StoredDocument>? Searchable { get; set; }
@@ -92,7 +127,7 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
         (index.Searchable ?? index.Documents).Where(d => d.Value.Source is not null).OrderBy(d => d.Value.SeqNo);
 
     /// <summary>Caller holds <see cref="Gate"/>. Index (create = false) or create (create = true) a document.</summary>
-    public static WriteResult Put(IndexState index, string id, string source, bool create)
+    public static WriteResult Put(IndexState index, string id, ReadOnlySpan<byte> source, bool create)
     {
         var existing = index.Documents.GetValueOrDefault(id);
         if (create && existing?.Source is not null)
@@ -101,10 +136,14 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
                 $"[{id}]: version conflict, document already exists (current version [{existing.Version}])");
         }
 
+        if (DynamicMapping.Apply(index.Mappings, index.FieldTables, source, id) is { } refused)
+        {
+            return new WriteResult(400, "", 0, 0, refused.Type, refused.Reason);
+        }
+
         var version = (existing?.Version ?? 0) + 1;
         var seqNo = index.NextSeqNo++;
-        index.Documents[id] = new StoredDocument(source, version, seqNo);
-        AddDynamicMappings(index.Properties, source);
+        index.Documents[id] = new StoredDocument(index.Sources.Store(source), version, seqNo);
         var created = existing?.Source is null;
         return new WriteResult(created ? 201 : 200, created ? "created" : "updated", version, seqNo);
     }
@@ -139,7 +178,7 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
                 return new WriteResult(404, "", 0, 0, "document_missing_exception", $"[{id}]: document missing");
             }
 
-            return Put(index, id, upsert.ToJsonString(), create: false);
+            return Put(index, id, JsonSerializer.SerializeToUtf8Bytes(upsert), create: false);
         }
 
         if (doc is null)
@@ -148,10 +187,10 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
                 "Validation Failed: 1: script or doc is missing (the test server supports only partial updates with doc);");
         }
 
-        var merged = JsonNode.Parse(existing.Source)!.AsObject();
+        var merged = JsonNode.Parse(existing.Source.Value.Span)!.AsObject();
         MergeInto(merged, doc);
-        var mergedText = merged.ToJsonString();
-        if (mergedText == existing.Source)
+        var mergedText = JsonSerializer.SerializeToUtf8Bytes(merged);
+        if (mergedText.AsSpan().SequenceEqual(existing.Source.Value.Span))
         {
             return new WriteResult(200, "noop", existing.Version, existing.SeqNo);
         }
@@ -175,78 +214,6 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
             else
             {
                 target[key] = value?.DeepClone();
-            }
-        }
-    }
-
-    /// <summary>Adds a mapping for every field not mapped yet, guessing types the way Elasticsearch's dynamic mapping does.</summary>
-    private static void AddDynamicMappings(JsonObject properties, string source)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(source);
-            if (document.RootElement.ValueKind == JsonValueKind.Object)
-            {
-                AddDynamicMappings(properties, document.RootElement);
-            }
-        }
-        catch (JsonException)
-        {
-            // Sources are validated before they are stored; nothing to map otherwise.
-        }
-    }
-
-    private static void AddDynamicMappings(JsonObject properties, JsonElement element)
-    {
-        foreach (var property in element.EnumerateObject())
-        {
-            var value = property.Value;
-            while (value.ValueKind == JsonValueKind.Array)
-            {
-                var first = value.EnumerateArray().FirstOrDefault(v => v.ValueKind != JsonValueKind.Null);
-                if (first.ValueKind == JsonValueKind.Undefined)
-                {
-                    break;
-                }
-
-                value = first;
-            }
-
-            if (value.ValueKind == JsonValueKind.Object)
-            {
-                if (properties[property.Name] is not JsonObject mapped)
-                {
-                    mapped = new JsonObject { ["properties"] = new JsonObject() };
-                    properties[property.Name] = mapped;
-                }
-
-                if (mapped["properties"] is JsonObject inner)
-                {
-                    AddDynamicMappings(inner, value);
-                }
-
-                continue;
-            }
-
-            if (properties.ContainsKey(property.Name))
-            {
-                continue;
-            }
-
-            JsonObject? mapping = value.ValueKind switch
-            {
-                JsonValueKind.String => new JsonObject
-                {
-                    ["type"] = "text",
-                    ["fields"] = new JsonObject { ["keyword"] = new JsonObject { ["type"] = "keyword", ["ignore_above"] = 256 } },
-                },
-                JsonValueKind.Number => new JsonObject { ["type"] = value.TryGetInt64(out _) ? "long" : "float" },
-                JsonValueKind.True or JsonValueKind.False => new JsonObject { ["type"] = "boolean" },
-                _ => null,
-            };
-            if (mapping is not null)
-            {
-                properties[property.Name] = mapping;
             }
         }
     }
