@@ -25,7 +25,7 @@ internal static class ReloadMeasure
     public static async Task RunAsync(BenchContext ctx, ResultTable table)
     {
         var work = ctx.NewWorkDir("reload");
-        var r = await RunWithCliSettingsAsync(ctx, new ReloadArgs(ctx.HooksDirectory, work, ctx.ReloadCycles));
+        var r = await Processes.RunChildAsync("reload", new ReloadArgs(ctx.HooksDirectory, work, ctx.ReloadCycles), TimeSpan.FromMinutes(15), Processes.CliRuntimeConfig(ctx.Cli));
         var cycles = r.GetProperty("cycles").GetInt32();
         var alive = r.GetProperty("oldContextsAlive").GetInt32();
         var rssGrowth = r.GetProperty("rssGrowthBytes").GetDouble();
@@ -39,35 +39,6 @@ internal static class ReloadMeasure
         table.Add(new ResultRow($"reload: {cycles} edit+reload cycles, old load contexts alive after GC", alive.ToString(System.Globalization.CultureInfo.InvariantCulture), "—", "—", "0", alive == 0));
         table.Add(new ResultRow($"reload: {cycles} cycles, memory growth, CLI runtime settings (RSS: first half {Fmt.Mb(firstHalf)}, second half {Fmt.Mb(secondHalf)}, {Fmt.Mb(afterTrim)} after a final malloc_trim; managed heap {Fmt.Mb(managedGrowth)}; {jitted:N0} methods jitted during the cycles)", Fmt.Mb(rssGrowth), "—", "—", "≤ 20 MB", rssGrowth <= 20 * 1024 * 1024));
         table.Add(new ResultRow("reload: one edit → reload (compile + load + swap), median", Fmt.Ms(reloadMs), "—", "—", "— (info)", null));
-    }
-
-    /// <summary>
-    /// Runs the child under the CLI's own runtimeconfig (GC mode, tiered compilation, ...), so the memory is what an
-    /// <c>etlfunnel watch</c> process would show, not what the benchmark executable's settings would.
-    /// </summary>
-    private static async Task<System.Text.Json.JsonElement> RunWithCliSettingsAsync(BenchContext ctx, ReloadArgs args)
-    {
-        var cliConfig = Path.ChangeExtension(ctx.Cli, null) + ".runtimeconfig.json";
-        if (!File.Exists(cliConfig))
-        {
-            throw new InvalidOperationException($"{cliConfig} is missing; build the CLI first: dotnet build -c Release src/EtlFunnel.Cli (run.sh does)");
-        }
-
-        var self = typeof(ReloadMeasure).Assembly.Location;
-        var psi = new ProcessStartInfo("dotnet");
-        foreach (var a in new[] { "exec", "--runtimeconfig", cliConfig, "--depsfile", Path.ChangeExtension(self, ".deps.json"), self, "--child", "reload", System.Text.Json.JsonSerializer.Serialize(args) })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        var result = await Processes.RunAsync(psi, TimeSpan.FromMinutes(15));
-        var line = result.StdOut.Split('\n').LastOrDefault(l => l.StartsWith(Processes.ResultPrefix, StringComparison.Ordinal));
-        if (result.ExitCode != 0 || line is null)
-        {
-            throw new InvalidOperationException($"reload child failed with exit code {result.ExitCode}:\n{result.StdOut}\n{result.StdErr}");
-        }
-
-        return System.Text.Json.JsonDocument.Parse(line[Processes.ResultPrefix.Length..]).RootElement.Clone();
     }
 
     public static async Task<int> ChildAsync(ReloadArgs a)

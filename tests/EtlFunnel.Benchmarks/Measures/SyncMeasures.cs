@@ -152,7 +152,7 @@ internal static class SyncMeasures
     {
         var work = ctx.NewWorkDir($"sync-{replicas}-{(esUrl is null ? "files" : "es")}");
         var (server, parent) = (CpuMeter.PostgresSeconds(), CpuMeter.SelfSeconds());
-        var r = await Processes.RunChildAsync("sync", new SyncArgs(cs, Table, replicas, work, esUrl, ctx.SyncRows), TimeSpan.FromMinutes(10));
+        var r = await Processes.RunChildAsync("sync", new SyncArgs(cs, Table, replicas, work, esUrl, ctx.SyncRows), TimeSpan.FromMinutes(10), Processes.CliRuntimeConfig(ctx.Cli));
         (server, parent) = (CpuMeter.PostgresSeconds() - server, CpuMeter.SelfSeconds() - parent);
         Log.Info($"sync: {replicas} replica(s) → {(esUrl is null ? "files" : "Elasticsearch")}: {r}; PostgreSQL CPU {server:F2} s, parent CPU {parent:F2} s");
         return new SyncRun(

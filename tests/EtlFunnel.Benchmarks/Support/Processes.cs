@@ -36,10 +36,14 @@ internal static class Processes
         return new ProcessResult(process.ExitCode, await stdout, await stderr, watch.Elapsed);
     }
 
-    /// <summary>Runs this benchmark executable in a child mode and returns the JSON it reported.</summary>
-    public static async Task<JsonElement> RunChildAsync(string mode, object args, TimeSpan timeout)
+    /// <summary>
+    /// Runs this benchmark executable in a child mode and returns the JSON it reported. With <paramref name="cliRuntimeConfig"/>
+    /// the child runs under the CLI's own runtimeconfig (GC mode, tiering, PGO, thread pool), so what it measures is what an
+    /// <c>etlfunnel</c> process would show, not what the benchmark executable's settings would.
+    /// </summary>
+    public static async Task<JsonElement> RunChildAsync(string mode, object args, TimeSpan timeout, string? cliRuntimeConfig = null)
     {
-        var psi = Self();
+        var psi = cliRuntimeConfig is null ? Self() : UnderRuntimeConfig(cliRuntimeConfig);
         psi.ArgumentList.Add("--child");
         psi.ArgumentList.Add(mode);
         psi.ArgumentList.Add(JsonSerializer.Serialize(args));
@@ -55,6 +59,27 @@ internal static class Processes
 
     /// <summary>Reports a child's result to the parent (one line on stdout).</summary>
     public static void Report(object result) => Console.WriteLine(ResultPrefix + JsonSerializer.Serialize(result));
+
+    /// <summary>The runtimeconfig of the CLI build being measured.</summary>
+    public static string CliRuntimeConfig(string cli)
+    {
+        var config = Path.ChangeExtension(cli, null) + ".runtimeconfig.json";
+        return File.Exists(config)
+            ? config
+            : throw new InvalidOperationException($"{config} is missing; build the CLI first: dotnet build -c Release src/EtlFunnel.Cli (run.sh does)");
+    }
+
+    private static ProcessStartInfo UnderRuntimeConfig(string runtimeConfig)
+    {
+        var self = typeof(Processes).Assembly.Location;
+        var psi = new ProcessStartInfo("dotnet");
+        foreach (var a in new[] { "exec", "--runtimeconfig", runtimeConfig, "--depsfile", Path.ChangeExtension(self, ".deps.json"), self })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        return psi;
+    }
 
     private static ProcessStartInfo Self()
     {
