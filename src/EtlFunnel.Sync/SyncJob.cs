@@ -62,7 +62,11 @@ public abstract record SyncDestination;
 /// <param name="ApiKey">Optional API key (sent as <c>Authorization: ApiKey ...</c>).</param>
 /// <param name="Username">Optional basic-auth user.</param>
 /// <param name="Password">Optional basic-auth password.</param>
-public sealed record ElasticsearchDestination(Uri Uri, string? ApiKey = null, string? Username = null, string? Password = null) : SyncDestination;
+public sealed record ElasticsearchDestination(Uri Uri, string? ApiKey = null, string? Username = null, string? Password = null) : SyncDestination
+{
+    /// <summary>Gzip request bodies and accept gzipped responses (the client's default); false trades bandwidth for less CPU on both sides.</summary>
+    public bool Compression { get; init; } = true;
+}
 
 /// <summary>Bulk-ready NDJSON files: <c>&lt;Directory&gt;/&lt;index&gt;/&lt;flow&gt;.&lt;replica&gt;.ndjson</c>, loadable with <c>curl --data-binary</c>.</summary>
 /// <param name="Directory">Root folder of the output.</param>

@@ -42,7 +42,8 @@ internal static class SyncJobBuilder
             {
                 Name = replica.Name,
                 SourceConnectionString = flow.SourceConnectionString,
-                Destination = esOverride ?? Destination(flow.Destination),
+                // The override replaces the cluster, not the flow's wire settings.
+                Destination = esOverride is null ? Destination(flow.Destination) : esOverride with { Compression = flow.Destination.Compression },
                 Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
             });
         }
@@ -78,7 +79,7 @@ internal static class SyncJobBuilder
     private static SyncDestination Destination(DestinationConfig destination) => destination.Kind switch
     {
         DestinationKind.Files => new FilesDestination(destination.Target),
-        _ => Elasticsearch(new Uri(destination.Target)),
+        _ => Elasticsearch(new Uri(destination.Target)) with { Compression = destination.Compression },
     };
 
     private static ElasticsearchDestination Elasticsearch(Uri uri)

@@ -192,12 +192,7 @@ public static partial class ConfigLoader
             throw new ConfigException(location, $"flow '{name}' has no 'destination:'; add 'destination: {{elasticsearch: http://host:9200}}' or 'destination: {{files: ./out}}'");
         }
 
-        var dest = yaml.Mapping(destNode.Value, $"the destination of flow '{name}'", "elasticsearch", "files");
-        DestinationConfig destination = dest.Count != 1
-            ? throw new ConfigException(yaml.At(destNode.Value), $"the destination of flow '{name}' needs exactly one of 'elasticsearch:' or 'files:'")
-            : dest.TryGetValue("elasticsearch", out var es)
-                ? new DestinationConfig(DestinationKind.Elasticsearch, ParseUrl(yaml, es.Value, name), yaml.At(es.Value))
-                : new DestinationConfig(DestinationKind.Files, Resolve(baseDirectory, yaml.NonEmptyString(dest["files"].Value, $"the files destination of flow '{name}'")), yaml.At(dest["files"].Value));
+        var destination = ParseDestination(yaml, destNode.Value, name, baseDirectory);
 
         if (!f.TryGetValue("pipelines", out var pipelinesNode))
         {
@@ -244,6 +239,32 @@ public static partial class ConfigLoader
             MaxReplicas = f.TryGetValue("max_replicas", out var max) ? yaml.PositiveInt(max.Value, $"max_replicas of flow '{name}'") : null,
             Interval = f.TryGetValue("interval", out var interval) ? yaml.NonEmptyString(interval.Value, $"interval of flow '{name}'") : null,
             IntervalLocation = f.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
+        };
+    }
+
+    private static DestinationConfig ParseDestination(YamlReader yaml, YamlNode node, string flow, string baseDirectory)
+    {
+        var dest = yaml.Mapping(node, $"the destination of flow '{flow}'", "elasticsearch", "files", "compression");
+        var hasEs = dest.TryGetValue("elasticsearch", out var es);
+        var hasFiles = dest.TryGetValue("files", out var files);
+        if (hasEs == hasFiles)
+        {
+            throw new ConfigException(yaml.At(node), $"the destination of flow '{flow}' needs exactly one of 'elasticsearch:' or 'files:'");
+        }
+
+        if (hasFiles)
+        {
+            return dest.TryGetValue("compression", out var stray)
+                ? throw new ConfigException(yaml.At(stray.Key),
+                    $"'compression:' of flow '{flow}' only applies to an 'elasticsearch:' destination (files are written uncompressed); remove it")
+                : new DestinationConfig(DestinationKind.Files, Resolve(baseDirectory, yaml.NonEmptyString(files.Value, $"the files destination of flow '{flow}'")), yaml.At(files.Value));
+        }
+
+        return new DestinationConfig(DestinationKind.Elasticsearch, ParseUrl(yaml, es.Value, flow), yaml.At(es.Value))
+        {
+            Compression = !dest.TryGetValue("compression", out var compression)
+                || yaml.Bool(compression.Value, $"'compression:' of flow '{flow}'",
+                    "; write 'compression: false' to send bulk requests uncompressed (less CPU, more bytes on the network) or 'true' (the default) to gzip them"),
         };
     }
 

@@ -88,7 +88,11 @@ public enum DestinationKind
 }
 
 /// <summary>A flow's destination.</summary>
-public sealed record DestinationConfig(DestinationKind Kind, string Target, ConfigLocation Location);
+public sealed record DestinationConfig(DestinationKind Kind, string Target, ConfigLocation Location)
+{
+    /// <summary>Whether requests to an Elasticsearch destination are gzipped (<c>compression:</c>, default true); always true for files.</summary>
+    public bool Compression { get; init; } = true;
+}
 
 /// <summary>One <c>pipelines:</c> entry: the tables it selects and how they map to indices.</summary>
 public sealed record PipelineConfig

@@ -114,11 +114,12 @@ internal sealed partial class YamlReader
         return string.IsNullOrWhiteSpace(value) ? throw new ConfigException(At(node), $"{what} must not be empty") : value;
     }
 
-    public bool Bool(YamlNode node, string what) => String(node, what) switch
+    /// <summary>A boolean; <paramref name="fix"/> is appended to the error (e.g. "; write 'x: false' to ...").</summary>
+    public bool Bool(YamlNode node, string what, string fix = "") => String(node, what) switch
     {
         "true" or "True" or "yes" => true,
         "false" or "False" or "no" => false,
-        var other => throw new ConfigException(At(node), $"{what} must be true or false, not '{other}'"),
+        var other => throw new ConfigException(At(node), $"{what} must be true or false, not '{other}'{fix}"),
     };
 
     public int PositiveInt(YamlNode node, string what)

@@ -12,10 +12,10 @@ internal sealed class ElasticsearchCluster
     private readonly Once<IReadOnlyDictionary<string, (long Docs, long Bytes)>> _indices;
     private readonly Once<ConnectionStats> _measured;
 
-    public ElasticsearchCluster(string url)
+    public ElasticsearchCluster(string url, bool compression = true)
     {
         Url = url;
-        _client = new ElasticsearchClient(new ElasticsearchClientSettings(new Uri(url)).RequestTimeout(TimeSpan.FromSeconds(10)));
+        _client = new ElasticsearchClient(new ElasticsearchClientSettings(new Uri(url)).RequestTimeout(TimeSpan.FromSeconds(10)).EnableHttpCompression(compression));
         _indices = new(LoadIndicesAsync);
         _measured = new(MeasureOnceAsync);
     }

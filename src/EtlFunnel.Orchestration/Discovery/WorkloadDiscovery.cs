@@ -122,7 +122,8 @@ public static class WorkloadDiscovery
         ElasticsearchCluster? cluster = null;
         if (destination.Kind == DestinationKind.Elasticsearch && !clusters.TryGetValue(destination.Target, out cluster))
         {
-            cluster = new ElasticsearchCluster(destination.Target);
+            // Keyed by URL: discovery only sends body-less GETs, so flows that differ in compression can share the first one's client.
+            cluster = new ElasticsearchCluster(destination.Target, destination.Compression);
             clusters.Add(destination.Target, cluster);
         }
 

@@ -174,7 +174,7 @@ internal sealed class ElasticsearchSink : IReplicaSink
 
     public static ElasticsearchClient CreateClient(ElasticsearchDestination destination)
     {
-        var settings = new ElasticsearchClientSettings(destination.Uri).RequestTimeout(TimeSpan.FromMinutes(2));
+        var settings = new ElasticsearchClientSettings(destination.Uri).RequestTimeout(TimeSpan.FromMinutes(2)).EnableHttpCompression(destination.Compression);
         if (destination.ApiKey is { } key)
         {
             settings = settings.Authentication(new Elastic.Transport.ApiKey(key));

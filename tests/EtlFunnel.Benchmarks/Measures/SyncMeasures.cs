@@ -8,7 +8,7 @@ using EtlFunnel.Testing.Postgres;
 namespace EtlFunnel.Benchmarks.Measures;
 
 /// <summary>Arguments of the <c>sync</c> child mode.</summary>
-internal sealed record SyncArgs(string ConnectionString, string Table, int Replicas, string Work, string? ElasticsearchUrl, long ExpectedRows);
+internal sealed record SyncArgs(string ConnectionString, string Table, int Replicas, string Work, string? ElasticsearchUrl, long ExpectedRows, bool Compression = true);
 
 /// <summary>One measured sync run (in a child process).</summary>
 internal sealed record SyncRun(double Seconds, double CpuSeconds, long Rows, long PeakRssBytes, long OutputBytes)
@@ -27,7 +27,7 @@ internal static class SyncRunExtensions
 
 /// <summary>
 /// The sync engine on one table of mixed types: into NDJSON files with 1 and 2 replicas, into the Elasticsearch test
-/// server, against PostgreSQL's own <c>COPY (SELECT row_to_json(t) FROM t) TO STDOUT</c> through psql into a file, all in
+/// server with the client's default gzip and with <c>compression: false</c>, against PostgreSQL's own <c>COPY (SELECT row_to_json(t) FROM t) TO STDOUT</c> through psql into a file, all in
 /// this one invocation. Each sync runs in a child process, which reports its own peak RSS (VmHWM).
 /// </summary>
 internal static class SyncMeasures
@@ -65,6 +65,7 @@ internal static class SyncMeasures
         var files1 = new List<SyncRun>();
         var files2 = new List<SyncRun>();
         var elastic = new List<SyncRun>();
+        var plain = new List<SyncRun>();
         await PsqlCopyAsync(ctx, cs); // warms the server's buffers; not counted
         for (var r = 0; r < ctx.Repetitions; r++)
         {
@@ -75,7 +76,8 @@ internal static class SyncMeasures
             if (r < 2)
             {
                 // At most two: into the test server a run takes minutes on 2 cores.
-                elastic.Add(await SyncAsync(ctx, cs, 1, es.Uri.ToString()));
+                elastic.Add(await ExpectEncodingAsync(es, "gzip", () => SyncAsync(ctx, cs, 1, es.Uri.ToString())));
+                plain.Add(await ExpectEncodingAsync(es, null, () => SyncAsync(ctx, cs, 1, es.Uri.ToString(), compression: false)));
             }
         }
 
@@ -86,18 +88,21 @@ internal static class SyncMeasures
         var oneRate = Rate(files1);
         var twoRate = Rate(files2);
         var esRate = Rate(elastic);
+        var plainRate = Rate(plain);
         string Cpu(List<SyncRun> runs, bool parent = false, string client = "sync") =>
             $"CPU/row: {client} {Fmt.Ns(Fmt.Median(runs.Select(x => x.CpuSeconds / x.Rows * 1e9)))}, PostgreSQL {Fmt.Ns(Fmt.Median(runs.Select(x => x.ServerCpuSeconds / x.Rows * 1e9)))}" +
             (parent ? $", test server {Fmt.Ns(Fmt.Median(runs.Select(x => x.ParentCpuSeconds / x.Rows * 1e9)))}" : "");
-        Log.Info($"sync CPU: psql {Cpu(psql, client: "psql")}; files×1 {Cpu(files1)}; files×2 {Cpu(files2)}; Elasticsearch {Cpu(elastic, parent: true)}");
+        Log.Info($"sync CPU: psql {Cpu(psql, client: "psql")}; files×1 {Cpu(files1)}; files×2 {Cpu(files2)}; Elasticsearch {Cpu(elastic, parent: true)}; Elasticsearch, compression off {Cpu(plain, parent: true)}");
         table.Add(new ResultRow($"sync: {rows} rows × 10 mixed columns → NDJSON files, 1 replica, vs psql COPY row_to_json → file ({Cpu(files1)}; baseline {Cpu(psql, client: "psql")})",
             $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", $"{Fmt.Rate(psqlRate)} ({Fmt.Sec(Secs(psql))})", Fmt.X(oneRate / psqlRate), "≥ 1.0×", oneRate / psqlRate >= 1.0));
         table.Add(new ResultRow($"sync: 2 replicas vs 1 → files ({Environment.ProcessorCount} cores here, shared with PostgreSQL)",
             $"{Fmt.Rate(twoRate)} ({Fmt.Sec(Secs(files2))})", $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", Fmt.X(twoRate / oneRate), "≥ 1.6×", twoRate / oneRate >= 1.6));
         table.Add(new ResultRow($"sync: → Elasticsearch test server (in the parent process) vs → files, 1 replica ({Cpu(elastic, parent: true)})",
             $"{Fmt.Rate(esRate)} ({Fmt.Sec(Secs(elastic))})", $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", Fmt.X(esRate / oneRate), "≥ 0.7×", esRate / oneRate >= 0.7));
+        table.Add(new ResultRow($"sync: → Elasticsearch test server, compression: false, vs → files, 1 replica ({Cpu(plain, parent: true)}; gzip on: {Fmt.Rate(esRate)})",
+            $"{Fmt.Rate(plainRate)} ({Fmt.Sec(Secs(plain))})", $"{Fmt.Rate(oneRate)} ({Fmt.Sec(Secs(files1))})", Fmt.X(plainRate / oneRate), "≥ 0.7×", plainRate / oneRate >= 0.7));
 
-        var peaks = new[] { ("files, 1 replica", files1), ("files, 2 replicas", files2), ("Elasticsearch", elastic) }
+        var peaks = new[] { ("files, 1 replica", files1), ("files, 2 replicas", files2), ("Elasticsearch", elastic), ("Elasticsearch, compression off", plain) }
             .Select(x => (x.Item1, Peak: x.Item2.Max(run => run.PeakRssBytes))).ToList();
         var worst = peaks.MaxBy(p => p.Peak);
         table.Add(new ResultRow($"sync: peak RSS of the sync process (VmHWM; worst run: {worst.Item1}; " +
@@ -110,6 +115,21 @@ internal static class SyncMeasures
             Fmt.Ns(oursCpu), Fmt.Ns(psqlCpu), Fmt.X(oursCpu / psqlCpu), "— (info)", null));
         var bytesPerDoc = (double)files1[0].OutputBytes / files1[0].Rows;
         Log.Info($"sync: NDJSON output {bytesPerDoc:F0} bytes/row incl. action lines; psql output {(double)psql[0].OutputBytes / psql[0].Rows:F0} bytes/row");
+    }
+
+    /// <summary>Runs one sync into the test server and checks its bulk requests carried <paramref name="encoding"/>, so each row measures what it claims.</summary>
+    private static async Task<SyncRun> ExpectEncodingAsync(ElasticsearchTestServer es, string? encoding, Func<Task<SyncRun>> sync)
+    {
+        var before = es.Requests.Count;
+        var run = await sync();
+        var bulks = es.Requests.Skip(before).Where(r => r.Path.EndsWith("/_bulk", StringComparison.Ordinal)).ToList();
+        if (bulks.Count == 0 || bulks.Any(r => r.ContentEncoding != encoding))
+        {
+            throw new InvalidOperationException(
+                $"expected {bulks.Count} bulk requests with Content-Encoding {encoding ?? "(none)"}, got {string.Join(", ", bulks.Select(r => r.ContentEncoding ?? "(none)").Distinct())}");
+        }
+
+        return run;
     }
 
     private static async Task<SyncRun> PsqlCopyAsync(BenchContext ctx, string cs)
@@ -148,13 +168,14 @@ internal static class SyncMeasures
         return (double.Parse(value[..m], CultureInfo.InvariantCulture) * 60) + double.Parse(value[(m + 1)..].TrimEnd('s'), CultureInfo.InvariantCulture);
     }
 
-    private static async Task<SyncRun> SyncAsync(BenchContext ctx, string cs, int replicas, string? esUrl)
+    private static async Task<SyncRun> SyncAsync(BenchContext ctx, string cs, int replicas, string? esUrl, bool compression = true)
     {
-        var work = ctx.NewWorkDir($"sync-{replicas}-{(esUrl is null ? "files" : "es")}");
+        var target = esUrl is null ? "files" : compression ? "es" : "es-plain";
+        var work = ctx.NewWorkDir($"sync-{replicas}-{target}");
         var (server, parent) = (CpuMeter.PostgresSeconds(), CpuMeter.SelfSeconds());
-        var r = await Processes.RunChildAsync("sync", new SyncArgs(cs, Table, replicas, work, esUrl, ctx.SyncRows), TimeSpan.FromMinutes(10), Processes.CliRuntimeConfig(ctx.Cli));
+        var r = await Processes.RunChildAsync("sync", new SyncArgs(cs, Table, replicas, work, esUrl, ctx.SyncRows, compression), TimeSpan.FromMinutes(10), Processes.CliRuntimeConfig(ctx.Cli));
         (server, parent) = (CpuMeter.PostgresSeconds() - server, CpuMeter.SelfSeconds() - parent);
-        Log.Info($"sync: {replicas} replica(s) → {(esUrl is null ? "files" : "Elasticsearch")}: {r}; PostgreSQL CPU {server:F2} s, parent CPU {parent:F2} s");
+        Log.Info($"sync: {replicas} replica(s) → {(esUrl is null ? "files" : compression ? "Elasticsearch" : "Elasticsearch, compression off")}: {r}; PostgreSQL CPU {server:F2} s, parent CPU {parent:F2} s");
         return new SyncRun(
             r.GetProperty("seconds").GetDouble(), r.GetProperty("cpuSeconds").GetDouble(), r.GetProperty("rows").GetInt64(),
             r.GetProperty("peakRssBytes").GetInt64(), r.GetProperty("outputBytes").GetInt64())
@@ -178,7 +199,7 @@ internal static class SyncMeasures
                 {
                     Name = "bench",
                     SourceConnectionString = a.ConnectionString,
-                    Destination = a.ElasticsearchUrl is null ? new FilesDestination(output) : new ElasticsearchDestination(new Uri(a.ElasticsearchUrl)),
+                    Destination = a.ElasticsearchUrl is null ? new FilesDestination(output) : new ElasticsearchDestination(new Uri(a.ElasticsearchUrl)) { Compression = a.Compression },
                     Pipelines = Enumerable.Range(0, a.Replicas).Select(p => new SyncPipeline
                     {
                         ReplicaName = $"{a.Table}_{p}",

@@ -104,6 +104,11 @@ public sealed class ConfigLoaderTests
     [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    pipelines: [{}]", "flows.yaml(2,5): flow 'a' has no 'destination:'")]
     [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {files: x, elasticsearch: \"http://e\"}\n    pipelines: [{}]", "flows.yaml(4,18): the destination of flow 'a' needs exactly one of")]
     [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {elasticsearch: \"not a url\"}\n    pipelines: [{}]", "flows.yaml(4,34): 'not a url' is not an http(s) URL")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {elasticsearch: \"http://e\", compression: off}\n    pipelines: [{}]", "flows.yaml(4,59): 'compression:' of flow 'a' must be true or false, not 'off'; write 'compression: false'")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {elasticsearch: \"http://e\", compression: [gzip]}\n    pipelines: [{}]", "flows.yaml(4,59): 'compression:' of flow 'a' must be a single value")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {files: x, compression: false}\n    pipelines: [{}]", "flows.yaml(4,29): 'compression:' of flow 'a' only applies to an 'elasticsearch:' destination (files are written uncompressed); remove it")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {compression: false}\n    pipelines: [{}]", "flows.yaml(4,18): the destination of flow 'a' needs exactly one of")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {elasticsearch: \"http://e\", compresion: false}\n    pipelines: [{}]", "flows.yaml(4,46): unknown key 'compresion' in the destination of flow 'a' (did you mean 'compression'?)")]
     [InlineData("flows:\n  - name: a\n    source: {postgres: \"Nonsense Key=1\"}\n    destination: {files: x}\n    pipelines: [{}]", "flows.yaml(3,24): the source of flow 'a' is not a valid Npgsql connection string")]
     [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {files: x}", "flows.yaml(2,5): flow 'a' has no 'pipelines:'")]
     [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {files: x}\n    pipelines: [{index: \"{tabel}\"}]", "flows.yaml(5,25): unknown placeholder '{tabel}'")]
@@ -114,6 +119,32 @@ public sealed class ConfigLoaderTests
     [InlineData("flows:\n  - name: a\n   bad: [", "flows.yaml(")]
     public void Bad_values_are_errors_that_name_the_line(string yaml, string expectedStart) =>
         Error(yaml).Should().StartWith(expectedStart);
+
+    [Fact]
+    public void Elasticsearch_compression_defaults_to_on_and_can_be_turned_off()
+    {
+        var config = Parse("""
+            flows:
+              - name: lan
+                source: {postgres: "Host=h;Database=d"}
+                destination: {elasticsearch: "http://10.0.0.5:9200", compression: false}
+                pipelines: [{schema: public}]
+              - name: wan
+                source: {postgres: "Host=h;Database=d"}
+                destination:
+                  elasticsearch: "https://es.example.com:9200"
+                  compression: true
+                pipelines: [{schema: public}]
+              - name: default
+                source: {postgres: "Host=h;Database=d"}
+                destination: {elasticsearch: "http://10.0.0.5:9200"}
+                pipelines: [{schema: public}]
+            """);
+
+        config.Flows.Select(f => (f.Name, f.Destination.Compression)).Should().Equal(("lan", false), ("wan", true), ("default", true));
+        config.Flows[0].Destination.Should().Be(
+            new DestinationConfig(DestinationKind.Elasticsearch, "http://10.0.0.5:9200", new ConfigLocation("flows.yaml", 4, 34)) { Compression = false });
+    }
 
     [Fact]
     public async Task A_missing_file_is_a_config_error_naming_it()
