@@ -53,14 +53,21 @@ internal static class Planning
         => PlanDiscoveredAsync(context, inputs, hooks, StartDiscovery(inputs, cancellationToken), cancellationToken);
 
     /// <summary>Discovery on a pool thread, so that it (mostly JIT of Npgsql on a cold process) overlaps loading the hooks.</summary>
-    private static Task<Workload> StartDiscovery(PlanInputs inputs, CancellationToken cancellationToken)
-        => Task.Run(() => WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken), cancellationToken);
+    private static Task<(Workload Workload, TimeSpan Took)> StartDiscovery(PlanInputs inputs, CancellationToken cancellationToken)
+        => Task.Run(
+            async () =>
+            {
+                var started = Stopwatch.GetTimestamp();
+                var workload = await WorkloadDiscovery.DiscoverAsync(inputs.Config, cancellationToken).ConfigureAwait(false);
+                return (workload, Stopwatch.GetElapsedTime(started));
+            },
+            cancellationToken);
 
-    private static async Task<ExecutionPlan> PlanDiscoveredAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, Task<Workload> discovery, CancellationToken cancellationToken)
+    private static async Task<ExecutionPlan> PlanDiscoveredAsync(CliContext context, PlanInputs inputs, IOrchestrationHooks hooks, Task<(Workload Workload, TimeSpan Took)> discovery, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        await using var workload = await discovery.ConfigureAwait(false);
-        var discovered = Stopwatch.GetElapsedTime(started);
+        var (found, discovered) = await discovery.ConfigureAwait(false);
+        await using var workload = found;
         StartupTrace.Mark("tables discovered");
         foreach (var warning in workload.Warnings)
         {
@@ -68,7 +75,7 @@ internal static class Planning
         }
 
         var plan = await new Planner(hooks).PlanAsync(workload, inputs.Machine, inputs.Config.Limits, cancellationToken).ConfigureAwait(false);
-        context.Log.Information("Discovered {Tables} tables in {Discovery:0} ms; planned {FlowReplicas} flow replicas and {PipelineReplicas} pipeline replicas in {Total:0} ms",
+        context.Log.Information("Discovered {Tables} tables in {Discovery:0} ms (while the hooks loaded); planned {FlowReplicas} flow replicas and {PipelineReplicas} pipeline replicas in {Total:0} ms",
             workload.Flows.Sum(f => f.Pipelines.Length), discovered.TotalMilliseconds, plan.Flows.Length, plan.Flows.Sum(f => f.Pipelines.Length),
             Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return plan;
@@ -120,11 +127,11 @@ internal static class Planning
     }
 
     /// <summary>Waits for a discovery nobody needs any more and releases its connections; its errors are moot.</summary>
-    private static async Task AbandonAsync(Task<Workload> discovery)
+    private static async Task AbandonAsync(Task<(Workload Workload, TimeSpan Took)> discovery)
     {
         try
         {
-            await (await discovery.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+            await (await discovery.ConfigureAwait(false)).Workload.DisposeAsync().ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // The command already failed for another reason, which is the one to report.
         catch (Exception)
