@@ -32,9 +32,9 @@ internal static class PgNumeric
         var digits = value[8..];
         switch (sign)
         {
-            case NaN: return Quoted("NaN"u8, destination);
-            case PositiveInfinity: return Quoted("Infinity"u8, destination);
-            case NegativeInfinity: return Quoted("-Infinity"u8, destination);
+            case NaN: return PgDigits.Quoted("NaN"u8, destination);
+            case PositiveInfinity: return PgDigits.Quoted("Infinity"u8, destination);
+            case NegativeInfinity: return PgDigits.Quoted("-Infinity"u8, destination);
         }
 
         var at = 0;
@@ -58,7 +58,7 @@ internal static class PgNumeric
                 var dig = Digit(digits, ndigits, d);
                 if (d == 0)
                 {
-                    at += WriteFirstGroup(dig, destination[at..]);
+                    at += PgDigits.Pad(dig, 1, destination[at..]);
                 }
                 else
                 {
@@ -96,26 +96,6 @@ internal static class PgNumeric
         destination[1] = (byte)('0' + (dig % 10));
         destination[0] = (byte)('0' + (dig / 10));
     }
-
-    private static int WriteFirstGroup(int dig, Span<byte> destination)
-    {
-        var count = dig >= 1000 ? 4 : dig >= 100 ? 3 : dig >= 10 ? 2 : 1;
-        for (var i = count - 1; i >= 0; i--)
-        {
-            destination[i] = (byte)('0' + (dig % 10));
-            dig /= 10;
-        }
-
-        return count;
-    }
-
-    private static int Quoted(ReadOnlySpan<byte> text, Span<byte> destination)
-    {
-        destination[0] = (byte)'"';
-        text.CopyTo(destination[1..]);
-        destination[text.Length + 1] = (byte)'"';
-        return text.Length + 2;
-    }
 }
 
 /// <summary>
@@ -136,12 +116,12 @@ internal static class PgDateTime
     {
         if (microseconds == long.MaxValue)
         {
-            return Quoted("infinity"u8, destination);
+            return PgDigits.Quoted("infinity"u8, destination);
         }
 
         if (microseconds == long.MinValue)
         {
-            return Quoted("-infinity"u8, destination);
+            return PgDigits.Quoted("-infinity"u8, destination);
         }
 
         // timestamp2tm: whole days and the time of day, the time made non-negative.
@@ -160,11 +140,11 @@ internal static class PgDateTime
         destination[at++] = (byte)'T';
         var seconds = time / 1_000_000;
         var fraction = (int)(time - (seconds * 1_000_000));
-        at += Pad((int)(seconds / 3600), 2, destination[at..]);
+        at += PgDigits.Pad((int)(seconds / 3600), 2, destination[at..]);
         destination[at++] = (byte)':';
-        at += Pad((int)(seconds / 60 % 60), 2, destination[at..]);
+        at += PgDigits.Pad((int)(seconds / 60 % 60), 2, destination[at..]);
         destination[at++] = (byte)':';
-        at += Pad((int)(seconds % 60), 2, destination[at..]);
+        at += PgDigits.Pad((int)(seconds % 60), 2, destination[at..]);
         if (fraction != 0)
         {
             // Six digits, trailing zeros dropped (AppendSeconds).
@@ -176,7 +156,7 @@ internal static class PgDateTime
                 digits--;
             }
 
-            at += Pad(fraction, digits, destination[at..]);
+            at += PgDigits.Pad(fraction, digits, destination[at..]);
         }
 
         if (withZone)
@@ -195,12 +175,12 @@ internal static class PgDateTime
     {
         if (days == int.MaxValue)
         {
-            return Quoted("infinity"u8, destination);
+            return PgDigits.Quoted("infinity"u8, destination);
         }
 
         if (days == int.MinValue)
         {
-            return Quoted("-infinity"u8, destination);
+            return PgDigits.Quoted("-infinity"u8, destination);
         }
 
         J2Date(days + PostgresEpochJulianDay, out var year, out var month, out var day);
@@ -234,11 +214,11 @@ internal static class PgDateTime
     private static int WriteDate(int year, int month, int day, Span<byte> destination)
     {
         // Year 0 is 1 BC: the era suffix carries the sign.
-        var at = Pad(year > 0 ? year : -(year - 1), 4, destination);
+        var at = PgDigits.Pad(year > 0 ? year : -(year - 1), 4, destination);
         destination[at++] = (byte)'-';
-        at += Pad(month, 2, destination[at..]);
+        at += PgDigits.Pad(month, 2, destination[at..]);
         destination[at++] = (byte)'-';
-        at += Pad(day, 2, destination[at..]);
+        at += PgDigits.Pad(day, 2, destination[at..]);
         return at;
     }
 
@@ -253,8 +233,13 @@ internal static class PgDateTime
         return 3;
     }
 
+}
+
+/// <summary>Digit and quote helpers shared by the numeric and date/time writers.</summary>
+internal static class PgDigits
+{
     // At least `width` digits, zero-padded (pg_ultostr_zeropad).
-    private static int Pad(int value, int width, Span<byte> destination)
+    public static int Pad(int value, int width, Span<byte> destination)
     {
         var digits = 1;
         for (var rest = value; rest >= 10; rest /= 10)
@@ -272,7 +257,7 @@ internal static class PgDateTime
         return count;
     }
 
-    private static int Quoted(ReadOnlySpan<byte> text, Span<byte> destination)
+    public static int Quoted(ReadOnlySpan<byte> text, Span<byte> destination)
     {
         destination[0] = (byte)'"';
         text.CopyTo(destination[1..]);
