@@ -50,11 +50,19 @@ public sealed class CoverageTests
         docs.Should().Contain(d => d.Id == "3|eu");
     }
 
-    [Fact]
-    public async Task A_resumed_run_keeps_its_block_count_and_the_open_ended_replica_reads_rows_appended_since()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_resumed_run_keeps_its_block_count_and_the_open_ended_replica_reads_rows_appended_since(bool checkpointsInTable)
     {
         await using var bed = await SyncTestBed.CreateAsync("tail", "CREATE TABLE t(id int PRIMARY KEY, pad text); INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 3000) g;");
-        var job = bed.Job("t", 1, 4, bed.Options(blocksPerChunk: 1), props: new Dictionary<string, object?> { ["batch_size"] = 10 });
+        var options = bed.Options(blocksPerChunk: 1);
+        if (checkpointsInTable)
+        {
+            options = options with { StateTable = new PostgresStateTable(bed.ConnectionString) };
+        }
+
+        var job = bed.Job("t", 1, 4, options, props: new Dictionary<string, object?> { ["batch_size"] = 10 });
         using (var cancel = new CancellationTokenSource())
         {
             var hooks = new Runtime.SyncTestHooks { AfterDispatch = _ => { cancel.Cancel(); return ValueTask.CompletedTask; } };

@@ -111,13 +111,16 @@ public sealed class ElasticsearchSinkTests
         lines.Single(l => l.GetProperty("id").GetString() == "500").GetProperty("document").GetProperty("total").GetRawText().Should().Be("250.00");
     }
 
-    [Fact]
-    public async Task A_run_into_elasticsearch_killed_with_sigkill_and_rerun_ends_with_exactly_the_rows()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_run_into_elasticsearch_killed_with_sigkill_and_rerun_ends_with_exactly_the_rows(bool checkpointsInTable)
     {
         await using var bed = await SyncTestBed.CreateAsync("eskill", Orders);
         await using var es = await ElasticsearchTestServer.StartAsync();
         var args = new ChildSyncArgs(bed.ConnectionString, "orders", bed.OutputDirectory, bed.StateDirectory, bed.DeadLetterDirectory,
-            Flows: 1, Pipelines: 3, BlocksPerChunk: 4, BatchSize: 200, DelayPerBatchMs: 40, ElasticsearchUrl: es.Uri.ToString());
+            Flows: 1, Pipelines: 3, BlocksPerChunk: 4, BatchSize: 200, DelayPerBatchMs: 40, ElasticsearchUrl: es.Uri.ToString(),
+            StateTableConnectionString: checkpointsInTable ? bed.ConnectionString : null);
         using (var child = ChildProcess.Start(args))
         {
             var watch = Stopwatch.StartNew();

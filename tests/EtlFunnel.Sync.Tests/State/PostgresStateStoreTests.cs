@@ -92,55 +92,6 @@ public sealed class PostgresStateStoreTests
     }
 
     [Fact]
-    public async Task A_run_into_elasticsearch_killed_with_sigkill_and_rerun_ends_with_exactly_the_rows_with_checkpoints_in_a_table()
-    {
-        await using var bed = await SyncTestBed.CreateAsync("pgeskill", Orders);
-        await using var es = await ElasticsearchTestServer.StartAsync();
-        var args = new ChildSyncArgs(bed.ConnectionString, "orders", bed.OutputDirectory, bed.StateDirectory, bed.DeadLetterDirectory,
-            Flows: 1, Pipelines: 3, BlocksPerChunk: 4, BatchSize: 200, DelayPerBatchMs: 40, ElasticsearchUrl: es.Uri.ToString(), StateTableConnectionString: bed.ConnectionString);
-        using (var child = ChildProcess.Start(args))
-        {
-            var watch = Stopwatch.StartNew();
-            while (!child.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60) && (!es.IndexNames.Contains("idx") || es.Documents("idx").Count < 2000))
-            {
-                await Task.Delay(50);
-            }
-
-            child.HasExited.Should().BeFalse("the child must be killed mid-run");
-            child.Kill(entireProcessTree: true);
-            await child.WaitForExitAsync();
-        }
-
-        es.Documents("idx").Count.Should().BeLessThan(12000);
-        var report = await new SyncEngine().RunAsync(ChildProcess.BuildJob(args with { DelayPerBatchMs = 0 }));
-        report.Outcome.Should().Be(SyncOutcome.Succeeded);
-        report.Replicas.Should().Contain(r => r.Resumed);
-        es.Documents("idx").Should().HaveCount(12000);
-    }
-
-    [Fact]
-    public async Task A_resumed_run_keeps_the_block_count_from_the_table_manifest_and_the_open_ended_replica_reads_rows_appended_since()
-    {
-        await using var bed = await SyncTestBed.CreateAsync("pgtail", "CREATE TABLE t(id int PRIMARY KEY, pad text); INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 3000) g;");
-        var job = bed.Job("t", 1, 4, bed.Options(blocksPerChunk: 1) with { StateTable = new PostgresStateTable(bed.ConnectionString) },
-            props: new Dictionary<string, object?> { ["batch_size"] = 10 });
-        using (var cancel = new CancellationTokenSource())
-        {
-            var hooks = new SyncTestHooks { AfterDispatch = _ => { cancel.Cancel(); return ValueTask.CompletedTask; } };
-            var first = await new SyncEngine(null, hooks).RunAsync(job with { Options = job.Options with { MaxConcurrency = 1 } }, null, cancel.Token);
-            first.Outcome.Should().Be(SyncOutcome.Cancelled);
-            first.DocsIndexed.Should().BeLessThan(3000);
-        }
-
-        await bed.ExecuteAsync("INSERT INTO t SELECT g, repeat('q', 100) FROM generate_series(3001, 8000) g");
-        var report = await new SyncEngine().RunAsync(job);
-        report.Outcome.Should().Be(SyncOutcome.Succeeded);
-        report.DocsIndexed.Should().Be(8000);
-        report.Replicas[^1].DocsIndexed.Should().BeGreaterThan(5000, "the last replica's range is open-ended");
-        bed.ReadOutput().Select(d => d.Id).Should().OnlyHaveUniqueItems().And.HaveCount(8000);
-    }
-
-    [Fact]
     public async Task When_the_checkpoint_database_goes_away_mid_run_the_replica_fails_on_its_last_saved_checkpoint_and_a_rerun_completes_exactly()
     {
         await using var bed = await SyncTestBed.CreateAsync("pglost", Table20k);
