@@ -115,6 +115,7 @@ public sealed class PostgresServer : IAsyncDisposable
             " to a connection string of a server whose user may CREATE DATABASE.");
 
         var asPostgresUser = Environment.UserName == "root" || IsRoot();
+        await SweepOrphansAsync(bin, asPostgresUser).ConfigureAwait(false);
         var dir = Path.Combine(Path.GetTempPath(), $"etlfunnel-pg-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
         var data = Path.Combine(dir, "data");
         Directory.CreateDirectory(dir);
@@ -181,6 +182,45 @@ public sealed class PostgresServer : IAsyncDisposable
         }
         catch (UnauthorizedAccessException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Stops and removes clusters of test processes that died without their exit handler (killed, timed out): the folder
+    /// name carries the owner's pid, and a cluster whose owner is gone would otherwise keep its server and 256 MB of
+    /// shared buffers until the machine restarts. Best effort; a cluster whose owner still runs is never touched.
+    /// </summary>
+    private static async Task SweepOrphansAsync(string bin, bool asPostgresUser)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(Path.GetTempPath(), "etlfunnel-pg-*"))
+        {
+            var parts = Path.GetFileName(dir).Split('-');
+            if (parts.Length < 4 || !int.TryParse(parts[2], out var owner) || owner == Environment.ProcessId || Directory.Exists($"/proc/{owner}"))
+            {
+                continue;
+            }
+
+            var data = Path.Combine(dir, "data");
+            if (File.Exists(Path.Combine(data, "postmaster.pid")))
+            {
+                try
+                {
+                    await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asPostgresUser).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Not running any more (or another test process stopped it first).
+                }
+            }
+
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another test process is removing it too.
+            }
         }
     }
 
