@@ -1,5 +1,6 @@
 using EtlFunnel.Cli.Commands;
 using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Runtime.Hooks;
 using Serilog;
 using Serilog.Events;
 using Spectre.Console;

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Runtime.Hooks;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -22,7 +23,7 @@ internal sealed class HooksCheckCommand : AsyncCommand<HooksCheckSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, HooksCheckSettings settings, CancellationToken cancellationToken)
     {
         var directory = settings.Hooks ?? HooksFolder.DefaultDirectory;
-        var (hooks, exitCode) = await HooksFolder.LoadAsync(_context, directory, cancellationToken).ConfigureAwait(false);
+        var (hooks, exitCode) = await Planning.LoadHooksAsync(_context, directory, cancellationToken).ConfigureAwait(false);
         if (hooks is null)
         {
             return exitCode;

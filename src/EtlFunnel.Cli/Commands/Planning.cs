@@ -6,6 +6,7 @@ using EtlFunnel.Orchestration.Discovery;
 using EtlFunnel.Orchestration.Machines;
 using EtlFunnel.Orchestration.Planning;
 using EtlFunnel.Orchestration.Plans;
+using EtlFunnel.Runtime.Hooks;
 using EtlFunnel.Scripting;
 
 namespace EtlFunnel.Cli.Commands;
@@ -102,7 +103,7 @@ internal static class Planning
 
         // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
         var discovery = StartDiscovery(inputs, cancellationToken);
-        var (hooks, hooksExit) = await HooksFolder.LoadAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
+        var (hooks, hooksExit) = await LoadHooksAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
         if (hooks is null)
         {
             await AbandonAsync(discovery).ConfigureAwait(false);
@@ -124,6 +125,18 @@ internal static class Planning
                 return (null, await PrintFailureAsync(context, ex).ConfigureAwait(false));
             }
         }
+    }
+
+    /// <summary>Loads the hooks folder (see <see cref="HooksFolder.LoadAsync"/>); the exit code says why there are no hooks.</summary>
+    public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadHooksAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken)
+    {
+        var (hooks, status) = await HooksFolder.LoadAsync(context.LoadHooks, context.Err, context.Log, explicitDirectory, cancellationToken).ConfigureAwait(false);
+        return (hooks, status switch
+        {
+            HooksFolderStatus.Loaded => ExitCodes.Ok,
+            HooksFolderStatus.Missing => ExitCodes.Usage,
+            _ => ExitCodes.Failure,
+        });
     }
 
     /// <summary>Waits for a discovery nobody needs any more and releases its connections; its errors are moot.</summary>

@@ -1,8 +1,10 @@
 using System.ComponentModel;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Cli.Running;
-using EtlFunnel.Cli.Service;
 using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Runtime.Jobs;
+using EtlFunnel.Runtime.State;
+using EtlFunnel.Service;
 using EtlFunnel.Sync;
 using Spectre.Console;
 using Spectre.Console.Cli;

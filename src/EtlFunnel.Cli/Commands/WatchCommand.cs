@@ -1,10 +1,13 @@
 using System.ComponentModel;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Cli.Running;
-using EtlFunnel.Cli.Service;
 using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Plans;
+using EtlFunnel.Runtime.Hooks;
+using EtlFunnel.Runtime.Jobs;
+using EtlFunnel.Runtime.State;
 using EtlFunnel.Scripting;
+using EtlFunnel.Service;
 using EtlFunnel.Sync;
 using Spectre.Console;
 using Spectre.Console.Cli;

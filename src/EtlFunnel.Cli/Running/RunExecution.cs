@@ -1,6 +1,7 @@
 using System.Globalization;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Orchestration.Plans;
+using EtlFunnel.Runtime.Jobs;
 using EtlFunnel.Sync;
 using Spectre.Console;
 

@@ -1,5 +1,6 @@
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Orchestration.Tests.Support;
+using EtlFunnel.Runtime.Hooks;
 using EtlFunnel.Scripting;
 
 namespace EtlFunnel.Cli.Tests.Support;

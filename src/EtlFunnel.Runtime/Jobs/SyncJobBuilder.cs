@@ -1,0 +1,160 @@
+using System.Text.Json;
+using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Orchestration.Plans;
+using EtlFunnel.Sync;
+
+namespace EtlFunnel.Runtime.Jobs;
+
+/// <summary>
+/// Maps an <see cref="ExecutionPlan"/> onto the sync engine's <see cref="SyncJob"/>. The plan never holds passwords, so every
+/// flow replica is joined to its configured flow (<see cref="FlowReplicaPlan.Parent"/>) for the connection string and destination.
+/// </summary>
+internal static class SyncJobBuilder
+{
+    /// <summary>The environment variable that, when set, sends every flow to this Elasticsearch URL instead of its configured destination.</summary>
+    public const string ElasticsearchUrlVariable = "ELASTICSEARCH_URL";
+
+    /// <summary>Builds the job for the flow replicas of <paramref name="plan"/> accepted by <paramref name="includeFlow"/> (all when null).</summary>
+    public static SyncJob Build(
+        ExecutionPlan plan,
+        EtlConfig config,
+        SyncOptions options,
+        Func<string, string?> environment,
+        Func<string, bool>? includeFlow = null)
+    {
+        var flowsByName = config.Flows.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        var esOverride = ElasticsearchOverride(environment);
+        var flows = new List<SyncFlow>();
+        foreach (var replica in plan.Flows)
+        {
+            if (includeFlow is not null && !includeFlow(replica.Parent))
+            {
+                continue;
+            }
+
+            if (!flowsByName.TryGetValue(replica.Parent, out var flow))
+            {
+                throw new InvalidOperationException($"The plan's flow replica '{replica.Name}' names flow '{replica.Parent}', which is not in {config.File}; re-plan with this config.");
+            }
+
+            // The plan's partitions are already absolute shares of each table (the flow replica's share split further).
+            flows.Add(new SyncFlow
+            {
+                Name = replica.Name,
+                SourceConnectionString = flow.SourceConnectionString,
+                // The override replaces the cluster, not the flow's wire settings.
+                Destination = esOverride is null ? Destination(flow.Destination) : esOverride with { Compression = flow.Destination.Compression },
+                Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
+            });
+        }
+
+        return new SyncJob { Flows = flows, Options = options };
+    }
+
+    /// <summary>The destination every flow uses when <c>ELASTICSEARCH_URL</c> is set, or null.</summary>
+    public static ElasticsearchDestination? ElasticsearchOverride(Func<string, string?> environment)
+    {
+        var text = environment(ElasticsearchUrlVariable);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        if (!Uri.TryCreate(text.Trim(), UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ConfigException(ElasticsearchUrlVariable, $"'{text}' is not an http(s) URL; set it like ELASTICSEARCH_URL=http://127.0.0.1:9200 or unset it");
+        }
+
+        return Elasticsearch(uri);
+    }
+
+    /// <summary>The document count a flow replica's pipelines were planned with (table rows split by partition), for progress and ETA.</summary>
+    public static long EstimatedRows(PipelineReplicaPlan pipeline)
+    {
+        var share = (double)(pipeline.Partition.End.Numerator * pipeline.Partition.Start.Denominator - pipeline.Partition.Start.Numerator * pipeline.Partition.End.Denominator)
+            / (pipeline.Partition.End.Denominator * (double)pipeline.Partition.Start.Denominator);
+        return (long)Math.Round(Math.Max(0, pipeline.Stats.Rows) * share);
+    }
+
+    private static SyncDestination Destination(DestinationConfig destination) => destination.Kind switch
+    {
+        DestinationKind.Files => new FilesDestination(destination.Target),
+        _ => Elasticsearch(new Uri(destination.Target)) with { Compression = destination.Compression },
+    };
+
+    private static ElasticsearchDestination Elasticsearch(Uri uri)
+    {
+        if (string.IsNullOrEmpty(uri.UserInfo))
+        {
+            return new ElasticsearchDestination(uri);
+        }
+
+        // http://user:password@host:9200 → basic auth; the client gets the URL without the credentials.
+        var parts = uri.UserInfo.Split(':', 2);
+        var bare = new UriBuilder(uri) { UserName = "", Password = "" }.Uri;
+        return new ElasticsearchDestination(bare, null, Uri.UnescapeDataString(parts[0]), parts.Length > 1 ? Uri.UnescapeDataString(parts[1]) : null);
+    }
+
+    private static SyncPipeline Pipeline(PipelineReplicaPlan pipeline)
+    {
+        var dot = pipeline.Table.IndexOf('.', StringComparison.Ordinal);
+        return new SyncPipeline
+        {
+            ReplicaName = pipeline.Name,
+            Schema = dot < 0 ? "public" : pipeline.Table[..dot],
+            Table = dot < 0 ? pipeline.Table : pipeline.Table[(dot + 1)..],
+            KeyColumns = pipeline.Key,
+            IndexName = pipeline.Index,
+            IncrementalColumn = pipeline.Incremental,
+            Partition = Range(pipeline.Partition),
+            Props = Props(pipeline.Props),
+        };
+    }
+
+    /// <summary>The plan's [start, end) fractions as the engine's range, over their common denominator.</summary>
+    public static PartitionRange Range(PlanPartition partition)
+    {
+        var (start, end) = (partition.Start, partition.End);
+        var denominator = checked(start.Denominator / Gcd(start.Denominator, end.Denominator) * end.Denominator);
+        return new PartitionRange(
+            checked(start.Numerator * (denominator / start.Denominator)),
+            checked(end.Numerator * (denominator / end.Denominator)),
+            denominator);
+    }
+
+    private static Dictionary<string, object?> Props(JsonElement props)
+    {
+        var result = new Dictionary<string, object?>(StringComparer.Ordinal);
+        if (props.ValueKind != JsonValueKind.Object)
+        {
+            return result;
+        }
+
+        foreach (var property in props.EnumerateObject())
+        {
+            var v = property.Value;
+            result[property.Name] = v.ValueKind switch
+            {
+                JsonValueKind.Number when v.TryGetInt64(out var l) => l,
+                JsonValueKind.Number => v.GetDouble(),
+                JsonValueKind.String => v.GetString(),
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                JsonValueKind.Null => null,
+                _ => v.GetRawText(),
+            };
+        }
+
+        return result;
+    }
+
+    private static long Gcd(long a, long b)
+    {
+        while (b != 0)
+        {
+            (a, b) = (b, a % b);
+        }
+
+        return a;
+    }
+}

@@ -1,0 +1,149 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace EtlFunnel.Service;
+
+/// <summary>The JSON bodies of <c>GET /healthz</c> and <c>GET /runs</c>, written from one snapshot.</summary>
+internal static class StatusJson
+{
+    private static readonly JsonWriterOptions Options = new()
+    {
+        Indented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>Health with its reasons, the hook status, the restart notice and the recent plan diff.</summary>
+    public static string Health(ServiceSnapshot s)
+    {
+        var health = s.Health;
+        return Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("status", health.Healthy ? "healthy" : "unhealthy");
+            w.WriteStartArray("reasons");
+            foreach (var r in health.Reasons)
+            {
+                w.WriteStringValue(r);
+            }
+
+            w.WriteEndArray();
+            w.WriteString("startedAt", s.StartedAt);
+            if (s.Plan is { } plan)
+            {
+                w.WriteNumber("planVersion", plan.Version);
+                w.WriteString("planAppliedAt", plan.AppliedAt);
+            }
+            else
+            {
+                w.WriteNull("planVersion");
+                w.WriteNull("planAppliedAt");
+            }
+
+            w.WriteStartObject("hooks");
+            w.WriteString("state", s.Hooks.Broken ? "broken" : s.Hooks.LastReload is null ? "not loaded" : "ok");
+            w.WriteStartArray("diagnostics");
+            foreach (var d in s.Hooks.Diagnostics)
+            {
+                w.WriteStringValue(d);
+            }
+
+            w.WriteEndArray();
+            WriteTime(w, "lastReload", s.Hooks.LastReload);
+            WriteTime(w, "brokenSince", s.Hooks.BrokenSince);
+            w.WriteNumber("reloads", s.Hooks.Reloads);
+            w.WriteNumber("failures", s.Hooks.Failures);
+            w.WriteEndObject();
+            if (s.RestartNeeded is { } restart)
+            {
+                w.WriteString("restartNeeded", restart);
+            }
+            else
+            {
+                w.WriteNull("restartNeeded");
+            }
+
+            w.WriteStartArray("planDiff");
+            foreach (var d in s.PlanDiff)
+            {
+                w.WriteStartObject();
+                w.WriteString("at", d.At);
+                w.WriteNumber("planVersion", d.PlanVersion);
+                w.WriteString("line", d.Line);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+
+    /// <summary>The recent runs, newest first, each with its report.</summary>
+    public static string Runs(ServiceSnapshot s) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteStartArray("runs");
+        foreach (var r in s.Runs)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("id", r.Id);
+            w.WriteString("flow", r.Flow);
+            w.WriteString("started", r.Started);
+            w.WriteString("finished", r.Finished);
+            w.WriteNumber("durationSeconds", (r.Finished - r.Started).TotalSeconds);
+            w.WriteString("outcome", r.Outcome.ToString().ToLowerInvariant());
+            w.WriteNumber("rows", r.Rows);
+            w.WriteNumber("docsIndexed", r.DocsIndexed);
+            w.WriteNumber("deadLetters", r.DeadLetters);
+            w.WriteNumber("retries", r.Retries);
+            w.WriteNumber("docsPerSecond", r.DocsPerSecond);
+            w.WriteNumber("planVersion", r.PlanVersion);
+            if (r.Error is { } error)
+            {
+                w.WriteString("error", error);
+            }
+            else
+            {
+                w.WriteNull("error");
+            }
+
+            w.WritePropertyName("report");
+            if (r.ReportJson is { } report)
+            {
+                w.WriteRawValue(report, skipInputValidation: true);
+            }
+            else
+            {
+                w.WriteNullValue();
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    private static void WriteTime(Utf8JsonWriter w, string name, DateTimeOffset? value)
+    {
+        if (value is { } v)
+        {
+            w.WriteString(name, v);
+        }
+        else
+        {
+            w.WriteNull(name);
+        }
+    }
+
+    private static string Write(Action<Utf8JsonWriter> body)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, Options))
+        {
+            body(w);
+        }
+
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+}

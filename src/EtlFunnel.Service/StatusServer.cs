@@ -1,0 +1,138 @@
+using System.Net;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace EtlFunnel.Service;
+
+/// <summary>
+/// The watch command's status endpoints (<c>/</c>, <c>/healthz</c>, <c>/plan</c>, <c>/runs</c>,
+/// <c>/metrics</c>) on Kestrel, bound to loopback only. Every request reads one immutable snapshot.
+/// </summary>
+internal sealed class StatusServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private StatusServer(WebApplication app, Uri boundUrl)
+    {
+        _app = app;
+        BoundUrl = boundUrl;
+    }
+
+    /// <summary>Where the server actually listens (the real port when 0 was asked for), e.g. <c>http://127.0.0.1:41234/</c>.</summary>
+    public Uri BoundUrl { get; }
+
+    /// <summary>Checks a <c>--status-url</c> value: http, a loopback host, an explicit port (0 = any free one), no path.</summary>
+    public static (IPAddress Address, int Port) ParseUrl(string statusUrl)
+    {
+        const string Fix = "use --status-url http://127.0.0.1:PORT (PORT 0 picks a free port)";
+        if (!Uri.TryCreate(statusUrl, UriKind.Absolute, out var url))
+        {
+            throw new FormatException($"--status-url '{statusUrl}' is not an absolute URL; {Fix}.");
+        }
+
+        if (url.Scheme != Uri.UriSchemeHttp)
+        {
+            throw new FormatException($"--status-url '{statusUrl}' must use http (the status server has no TLS and listens on loopback only); {Fix}.");
+        }
+
+        IPAddress address;
+        if (string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            address = IPAddress.Loopback;
+        }
+        else if (!IPAddress.TryParse(url.IdnHost, out address!) || !IPAddress.IsLoopback(address))
+        {
+            throw new FormatException(
+                $"--status-url '{statusUrl}': '{url.Host}' is not a loopback address. The status page has no authentication, so it only listens on loopback (127.0.0.1, [::1] or localhost); put a reverse proxy in front to expose it; {Fix}.");
+        }
+
+        if (url.IsDefaultPort && !statusUrl.Contains($":{url.Port}", StringComparison.Ordinal))
+        {
+            throw new FormatException($"--status-url '{statusUrl}' has no port; {Fix}.");
+        }
+
+        if (url.AbsolutePath != "/" || url.Query.Length > 0 || url.Fragment.Length > 0)
+        {
+            throw new FormatException($"--status-url '{statusUrl}' must not have a path, query or fragment (the endpoints are /, /healthz, /plan, /runs, /metrics); {Fix}.");
+        }
+
+        return (address, url.Port);
+    }
+
+    /// <summary>Starts serving <paramref name="state"/> on <paramref name="statusUrl"/>; see <see cref="ParseUrl"/> for what is accepted.</summary>
+    public static Task<StatusServer> StartAsync(Uri statusUrl, ServiceState state, CancellationToken cancellationToken) =>
+        StartAsync(statusUrl.OriginalString, state, cancellationToken);
+
+    /// <summary>Starts serving <paramref name="state"/> on <paramref name="statusUrl"/> (e.g. <c>http://127.0.0.1:0</c>).</summary>
+    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var (address, port) = ParseUrl(statusUrl);
+
+        // The empty builder reads no appsettings/ASPNETCORE_* variables and adds no logging providers:
+        // the service's own Serilog output stays the only log, and nothing can rebind the port.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(address, port);
+        });
+        builder.Services.AddRoutingCore();
+        var app = builder.Build();
+        Map(app, state);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw new IOException($"--status-url '{statusUrl}': cannot listen on {address}:{port} ({e.Message}); pick another port or 0 for a free one.", e);
+        }
+
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+            ?? throw new InvalidOperationException("Kestrel started but reported no address.");
+        return new StatusServer(app, new Uri(bound.EndsWith('/') ? bound : bound + "/"));
+    }
+
+    /// <summary>Stops listening; requests in progress get a moment to finish.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await _app.StopAsync(cts.Token).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static void Map(WebApplication app, ServiceState state)
+    {
+        app.MapGet("/", ctx => Send(ctx, 200, "text/html; charset=utf-8", StatusPage.Html));
+        app.MapGet("/healthz", ctx =>
+        {
+            var s = state.Snapshot;
+            return Send(ctx, s.Health.Healthy ? 200 : 503, "application/json; charset=utf-8", StatusJson.Health(s));
+        });
+        app.MapGet("/plan", ctx =>
+        {
+            var s = state.Snapshot;
+            return s.Plan is { } plan
+                ? Send(ctx, 200, "application/json; charset=utf-8", plan.Json)
+                : Send(ctx, 503, "application/json; charset=utf-8", "{\"error\":\"no plan yet: the hooks have not produced a valid plan since the service started\"}");
+        });
+        app.MapGet("/runs", ctx => Send(ctx, 200, "application/json; charset=utf-8", StatusJson.Runs(state.Snapshot)));
+        app.MapGet("/metrics", ctx => Send(ctx, 200, PrometheusText.ContentType, PrometheusText.Write(state.Snapshot)));
+    }
+
+    private static Task Send(HttpContext ctx, int status, string contentType, string body)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = contentType;
+        ctx.Response.Headers.CacheControl = "no-store";
+        return ctx.Response.WriteAsync(body, Encoding.UTF8, ctx.RequestAborted);
+    }
+}
