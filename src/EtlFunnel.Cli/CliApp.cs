@@ -3,6 +3,7 @@ using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Runtime.Hooks;
 using Serilog;
 using Serilog.Events;
+using Serilog.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -24,6 +25,7 @@ internal static class CliApp
             .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Information)
             .WriteTo.Sink(new TextWriterSink(stderr))
             .CreateLogger();
+        using var loggerFactory = new SerilogLoggerFactory(logger, dispose: false);
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(stdout),
@@ -43,6 +45,7 @@ internal static class CliApp
             Err = stderr,
             Console = console,
             Log = logger,
+            LoggerFactory = loggerFactory,
             LoadHooks = hookLoader ?? HostedHooks.LoadAsync,
             Environment = environment ?? Environment.GetEnvironmentVariable,
             LiveConsole = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected ? AnsiConsole.Create(new AnsiConsoleSettings()) : null,

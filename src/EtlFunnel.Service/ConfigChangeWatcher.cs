@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Service;
 
@@ -20,11 +20,11 @@ internal sealed class ConfigChangeWatcher : IDisposable
     private byte[]? _lastReported;
 
     /// <summary>Starts watching <paramref name="configPath"/>; <paramref name="loadedContent"/> is what the service actually loaded.</summary>
-    public ConfigChangeWatcher(string configPath, ReadOnlySpan<byte> loadedContent, ServiceState state, ILogger log)
+    public ConfigChangeWatcher(string configPath, ReadOnlySpan<byte> loadedContent, ServiceState state, ILoggerFactory log)
     {
         _path = Path.GetFullPath(configPath);
         _state = state ?? throw new ArgumentNullException(nameof(state));
-        _log = (log ?? throw new ArgumentNullException(nameof(log))).ForContext<ConfigChangeWatcher>();
+        _log = (log ?? throw new ArgumentNullException(nameof(log))).CreateLogger<ConfigChangeWatcher>();
         _loadedHash = SHA256.HashData(loadedContent);
         _lastReported = _loadedHash;
 
@@ -42,7 +42,7 @@ internal sealed class ConfigChangeWatcher : IDisposable
     }
 
     /// <summary>Starts watching <paramref name="configPath"/>, taking its current content as the loaded one.</summary>
-    public static ConfigChangeWatcher ForCurrentContent(string configPath, ServiceState state, ILogger log) =>
+    public static ConfigChangeWatcher ForCurrentContent(string configPath, ServiceState state, ILoggerFactory log) =>
         new(configPath, File.ReadAllBytes(configPath), state, log);
 
     /// <summary>Compares the file with what was loaded and updates the status; called on every file event.</summary>
@@ -64,14 +64,14 @@ internal sealed class ConfigChangeWatcher : IDisposable
             _lastReported = hash;
             if (Same(hash, _loadedHash))
             {
-                _log.Information("{Config} is back to the content this service loaded; no restart needed", _path);
+                _log.LogInformation("{Config} is back to the content this service loaded; no restart needed", _path);
                 _state.SetRestartNeeded(null);
                 return;
             }
 
             var what = missing ? "was deleted" : "changed on disk";
             var message = $"{_path} {what}; this service keeps running the configuration it started with. Restart etlfunnel watch to apply the change (hooks reload without a restart; flows.yaml does not).";
-            _log.Warning("{Message}", message);
+            _log.LogWarning("{Message}", message);
             _state.SetRestartNeeded(message);
         }
     }

@@ -1,4 +1,4 @@
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Service;
 
@@ -40,14 +40,14 @@ internal sealed class FlowScheduler : IAsyncDisposable
         Func<FlowRunContext, CancellationToken, Task<FlowRunResult>> run,
         ServiceState state,
         TimeProvider time,
-        ILogger log,
+        ILoggerFactory log,
         bool runOnStart = true)
     {
         ArgumentNullException.ThrowIfNull(flows);
         _run = run ?? throw new ArgumentNullException(nameof(run));
         _state = state ?? throw new ArgumentNullException(nameof(state));
         _time = time ?? throw new ArgumentNullException(nameof(time));
-        _log = (log ?? throw new ArgumentNullException(nameof(log))).ForContext<FlowScheduler>();
+        _log = (log ?? throw new ArgumentNullException(nameof(log))).CreateLogger<FlowScheduler>();
         _runOnStart = runOnStart;
         _flows = new Dictionary<string, FlowSlot>(StringComparer.Ordinal);
         foreach (var f in flows)
@@ -70,7 +70,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
         Func<string, CancellationToken, Task<FlowRunResult>> run,
         ServiceState state,
         TimeProvider time,
-        ILogger log,
+        ILoggerFactory log,
         bool runOnStart = true)
         : this(flows, (ctx, ct) => run(ctx.Flow, ct), state, time, log, runOnStart)
     {
@@ -103,7 +103,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
             _started = true;
             foreach (var slot in _flows.Values)
             {
-                _log.Information("Scheduling flow {Flow} every {Interval}", slot.Schedule.Flow, Interval.Format(slot.Schedule.Interval));
+                _log.LogInformation("Scheduling flow {Flow} every {Interval}", slot.Schedule.Flow, Interval.Format(slot.Schedule.Interval));
                 slot.Timer = _time.CreateTimer(static s => ((Tick)s!).Fire(), new Tick(this, slot), slot.Schedule.Interval, slot.Schedule.Interval);
             }
         }
@@ -157,12 +157,12 @@ internal sealed class FlowScheduler : IAsyncDisposable
 
         if (pending.Length > 0)
         {
-            _log.Information("Stopping: draining {Count} run(s) in flight", pending.Length);
+            _log.LogInformation("Stopping: draining {Count} run(s) in flight", pending.Length);
         }
 
         await _drain.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(pending).WaitAsync(cancellationToken).ConfigureAwait(false);
-        _log.Information("Scheduler stopped");
+        _log.LogInformation("Scheduler stopped");
     }
 
     /// <summary>Stops and drains (see <see cref="StopAsync"/>).</summary>
@@ -224,7 +224,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
         // Outside the lock: the state raises Changed, whose handlers must not run under ours.
         if (skipped is not null)
         {
-            _log.Warning("Flow {Flow}: tick skipped, {Reason:l}", slot.Schedule.Flow, skipped);
+            _log.LogWarning("Flow {Flow}: tick skipped, {Reason:l}", slot.Schedule.Flow, skipped);
             _state.RecordSkippedTick(slot.Schedule.Flow);
         }
     }
@@ -234,7 +234,7 @@ internal sealed class FlowScheduler : IAsyncDisposable
         var flow = context.Flow;
         var started = slot.RunStarted;
         var planVersion = context.Plan!.Version;
-        _log.Information("Flow {Flow}: run started on plan version {PlanVersion}", flow, planVersion);
+        _log.LogInformation("Flow {Flow}: run started on plan version {PlanVersion}", flow, planVersion);
         FlowRunResult result;
         try
         {
@@ -264,11 +264,11 @@ internal sealed class FlowScheduler : IAsyncDisposable
         var record = _state.RecordRun(flow, started, finished, result, planVersion);
         if (record.Outcome == RunOutcome.Failed)
         {
-            _log.Error("Flow {Flow}: run failed after {Duration}: {Error}", flow, finished - started, record.Error);
+            _log.LogError("Flow {Flow}: run failed after {Duration}: {Error}", flow, finished - started, record.Error);
         }
         else
         {
-            _log.Information(
+            _log.LogInformation(
                 "Flow {Flow}: run {Outcome} in {Duration}: {Rows} rows, {Docs} docs, {DeadLetters} dead letters, {Retries} retries",
                 flow, record.Outcome, finished - started, record.Rows, record.DocsIndexed, record.DeadLetters, record.Retries);
         }

@@ -1,4 +1,4 @@
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Service;
 
@@ -17,6 +17,13 @@ internal sealed record ReloadResult(
     /// <summary>A broken hook or an invalid plan, with <c>file(line,col): error EFxxxx: ...</c> diagnostics.</summary>
     public static ReloadResult Broken(IReadOnlyList<string> diagnostics) =>
         new(false, null, null, [], diagnostics);
+
+    /// <summary>Discovery could not connect to a source: retried with backoff, reported as "source unreachable", never as broken hooks.</summary>
+    public static ReloadResult SourceUnreachable(string reason) =>
+        new(false, null, null, [], [reason]) { Unreachable = true };
+
+    /// <summary>True for <see cref="SourceUnreachable"/>.</summary>
+    public bool Unreachable { get; init; }
 }
 
 /// <summary>
@@ -34,13 +41,14 @@ internal sealed class PlanReloader
     private Task _loop = Task.CompletedTask;
     private bool _pending;
     private bool _looping;
+    private int _unreachableStreak;
 
     /// <summary>Uses <paramref name="replan"/> (recompile/reload hooks, discover, plan, diff) for every reload.</summary>
-    public PlanReloader(Func<CancellationToken, Task<ReloadResult>> replan, ServiceState state, ILogger log)
+    public PlanReloader(Func<CancellationToken, Task<ReloadResult>> replan, ServiceState state, ILoggerFactory log)
     {
         _replan = replan ?? throw new ArgumentNullException(nameof(replan));
         _state = state ?? throw new ArgumentNullException(nameof(state));
-        _log = (log ?? throw new ArgumentNullException(nameof(log))).ForContext<PlanReloader>();
+        _log = (log ?? throw new ArgumentNullException(nameof(log))).CreateLogger<PlanReloader>();
     }
 
     /// <summary>Re-plans now (waiting for one in progress) and applies the result; used for the first plan at start-up.</summary>
@@ -66,7 +74,7 @@ internal sealed class PlanReloader
                 result = ReloadResult.Broken([$"re-plan failed: {e.GetType().Name}: {e.Message}"]);
             }
 
-            Apply(result);
+            Apply(result, cancellationToken);
             return result;
         }
         finally
@@ -125,6 +133,68 @@ internal sealed class PlanReloader
         }
     }
 
+    /// <summary>The wait before the next re-plan after <paramref name="failures"/> unreachable ones in a row: 1 s, 2 s, 4 s, ... up to 1 min.</summary>
+    public static TimeSpan Backoff(int failures) => TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Clamp(failures - 1, 0, 6))));
+
+    private void Apply(ReloadResult result, CancellationToken cancellationToken)
+    {
+        if (result.Unreachable)
+        {
+            var delay = Backoff(Interlocked.Increment(ref _unreachableStreak));
+            var reason = result.Diagnostics.Count > 0 ? result.Diagnostics[0] : "no reason given";
+            // The retry's timer exists before the state says "unreachable", so whoever reacts to that can move the clock.
+            _ = RetryAfterAsync(delay, cancellationToken);
+            _state.SetSourceUnreachable(reason);
+            var active = _state.Snapshot.Plan;
+            _log.LogWarning("Source unreachable: {Reason:l}; retrying in {Delay:l}{Keeping:l}", reason, Interval.Format(delay),
+                active is null ? "" : $", still running the last plan (version {active.Version})");
+            return;
+        }
+
+        Interlocked.Exchange(ref _unreachableStreak, 0);
+        _state.SetSourceReachable();
+        Apply(result);
+    }
+
+    private async Task RetryAfterAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, _state.Time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        Trigger(cancellationToken);
+    }
+
+    /// <summary>One line for a plan diff: <c>+2 replica(s), -1, ~3 changed in flow(s) shop, crm</c> (lines as <c>flow X: + ...</c>).</summary>
+    public static string DiffSummary(IReadOnlyList<string> lines)
+    {
+        var (added, removed, changed) = (0, 0, 0);
+        var flows = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var line in lines)
+        {
+            var colon = line.IndexOf(": ", StringComparison.Ordinal);
+            var rest = colon < 0 ? line : line[(colon + 2)..];
+            if (colon > 0)
+            {
+                flows.Add(line[..colon].Replace("flow ", "", StringComparison.Ordinal));
+            }
+
+            switch (rest.Length > 0 ? rest[0] : ' ')
+            {
+                case '+': added++; break;
+                case '-': removed++; break;
+                default: changed++; break;
+            }
+        }
+
+        return $"+{added} added, -{removed} removed, ~{changed} changed in {(flows.Count == 0 ? "no flow" : "flow(s) " + string.Join(", ", flows))}";
+    }
+
     private void Apply(ReloadResult result)
     {
         if (result.Succeeded)
@@ -143,14 +213,14 @@ internal sealed class PlanReloader
             _state.SetHooksOk();
             if (result.DiffLines.Count == 0)
             {
-                _log.Information("Hooks loaded: plan version {Version}, no change", plan.Version);
+                _log.LogInformation("Hooks loaded: plan version {Version}, no change", plan.Version);
             }
             else
             {
-                _log.Information("Hooks loaded: plan version {Version}, {Count} change(s)", plan.Version, result.DiffLines.Count);
+                _log.LogInformation("Hooks loaded: plan version {Version}, {Count} change(s): {Summary:l}", plan.Version, result.DiffLines.Count, DiffSummary(result.DiffLines));
                 foreach (var line in result.DiffLines)
                 {
-                    _log.Information("Plan diff: {Line:l}", line);
+                    _log.LogInformation("Plan diff: {Line:l}", line);
                 }
             }
 
@@ -159,13 +229,13 @@ internal sealed class PlanReloader
 
         _state.SetHooksBroken(result.Diagnostics);
         var active = _state.Snapshot.Plan;
-        _log.Error(
+        _log.LogError(
             "Hook reload failed with {Count} diagnostic(s); {Keeping:l}",
             result.Diagnostics.Count,
             active is null ? "no plan is active yet, flows wait for a valid one" : $"still running the last good plan (version {active.Version})");
         foreach (var d in result.Diagnostics)
         {
-            _log.Error("{Diagnostic:l}", d);
+            _log.LogError("{Diagnostic:l}", d);
         }
     }
 }

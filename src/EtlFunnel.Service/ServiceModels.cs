@@ -100,6 +100,19 @@ internal sealed record PlanDiffEntry(DateTimeOffset At, long PlanVersion, string
 /// <summary>Healthy, or the reasons why not.</summary>
 internal sealed record Health(bool Healthy, ImmutableArray<string> Reasons);
 
+/// <summary>
+/// <c>/readyz</c>: <c>ready</c>; <c>degraded</c> (still serving a plan, with reasons: broken hook edit on the last good plan,
+/// a failed run, the source unreachable); or <c>not ready</c> (no valid plan yet). Only "not ready" is a 503.
+/// </summary>
+internal sealed record Readiness(string Status, ImmutableArray<string> Reasons)
+{
+    /// <summary>Ready or degraded: the service runs a plan.</summary>
+    public bool Ready => Status != NotReady;
+
+    /// <summary>The status of a service with no valid plan.</summary>
+    public const string NotReady = "not ready";
+}
+
 /// <summary>An immutable view of the whole service state at one instant.</summary>
 internal sealed record ServiceSnapshot(
     DateTimeOffset StartedAt,
@@ -110,6 +123,27 @@ internal sealed record ServiceSnapshot(
     ImmutableList<PlanDiffEntry> PlanDiff,
     string? RestartNeeded)
 {
+    /// <summary>Why the last re-plan could not reach a flow's source (discovery failed to connect), or null.</summary>
+    public string? SourceUnreachable { get; init; }
+
+    /// <summary>Since when the source has been unreachable, or null.</summary>
+    public DateTimeOffset? SourceUnreachableSince { get; init; }
+
+    /// <summary>What <c>/readyz</c> answers: see <see cref="Service.Readiness"/>.</summary>
+    public Readiness Readiness
+    {
+        get
+        {
+            var reasons = Health.Reasons;
+            if (Plan is null)
+            {
+                return new Readiness(Readiness.NotReady, reasons.IsEmpty ? ["no valid plan yet: the first re-plan has not succeeded"] : reasons);
+            }
+
+            return new Readiness(reasons.IsEmpty ? "ready" : "degraded", reasons);
+        }
+    }
+
     /// <summary>503-worthy when a hook is broken or the last run of any flow failed.</summary>
     public Health Health
     {
@@ -121,6 +155,11 @@ internal sealed record ServiceSnapshot(
                 var first = Hooks.Diagnostics.IsDefaultOrEmpty ? "no diagnostics" : Hooks.Diagnostics[0];
                 var keeping = Plan is null ? "no plan is active" : $"running on the last good plan (version {Plan.Version})";
                 reasons.Add($"hooks are broken ({Hooks.Diagnostics.Length} diagnostic(s), first: {first}); {keeping}");
+            }
+
+            if (SourceUnreachable is { } unreachable)
+            {
+                reasons.Add($"source unreachable since {SourceUnreachableSince:u}: {unreachable}; retrying with backoff{(Plan is null ? "" : $", the last plan (version {Plan.Version}) stays active")}");
             }
 
             foreach (var (flow, counters) in Flows)

@@ -102,6 +102,16 @@ internal sealed class ServiceState
         return applied;
     }
 
+    /// <summary>Records that a re-plan could not reach a source (a database that is down is not a broken hook).</summary>
+    public void SetSourceUnreachable(string reason) => Update(s => s with
+    {
+        SourceUnreachable = reason,
+        SourceUnreachableSince = s.SourceUnreachableSince ?? _time.GetUtcNow(),
+    });
+
+    /// <summary>Records that a re-plan reached every source again.</summary>
+    public void SetSourceReachable() => Update(s => s.SourceUnreachable is null ? s : s with { SourceUnreachable = null, SourceUnreachableSince = null });
+
     /// <summary>Records a successful hook load or reload: clears a broken status.</summary>
     public void SetHooksOk() => Update(s => s with
     {

@@ -13,6 +13,40 @@ internal static class StatusJson
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    /// <summary><c>/readyz</c>: <c>{"status":"ready|degraded|not ready","reasons":[...],"planVersion":N,"sourceUnreachable":...}</c>.</summary>
+    public static string Readiness(ServiceSnapshot s, Readiness readiness) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("status", readiness.Status);
+        w.WriteStartArray("reasons");
+        foreach (var r in readiness.Reasons)
+        {
+            w.WriteStringValue(r);
+        }
+
+        w.WriteEndArray();
+        if (s.Plan is { } plan)
+        {
+            w.WriteNumber("planVersion", plan.Version);
+        }
+        else
+        {
+            w.WriteNull("planVersion");
+        }
+
+        w.WriteString("hooks", s.Hooks.Broken ? "broken" : s.Hooks.LastReload is null ? "not loaded" : "ok");
+        if (s.SourceUnreachable is { } unreachable)
+        {
+            w.WriteString("sourceUnreachable", unreachable);
+        }
+        else
+        {
+            w.WriteNull("sourceUnreachable");
+        }
+
+        w.WriteEndObject();
+    });
+
     /// <summary>Health with its reasons, the hook status, the restart notice and the recent plan diff.</summary>
     public static string Health(ServiceSnapshot s)
     {

@@ -26,8 +26,11 @@ internal sealed class StatusServer : IAsyncDisposable
     /// <summary>Where the server actually listens (the real port when 0 was asked for), e.g. <c>http://127.0.0.1:41234/</c>.</summary>
     public Uri BoundUrl { get; }
 
-    /// <summary>Checks a <c>--status-url</c> value: http, a loopback host, an explicit port (0 = any free one), no path.</summary>
-    public static (IPAddress Address, int Port) ParseUrl(string statusUrl)
+    /// <summary>
+    /// Checks a <c>--status-url</c> value: http, a loopback host (any IP address with <paramref name="allowNonLoopback"/>,
+    /// i.e. <c>--status-allow-remote</c>), an explicit port (0 = any free one), no path.
+    /// </summary>
+    public static (IPAddress Address, int Port) ParseUrl(string statusUrl, bool allowNonLoopback = false)
     {
         const string Fix = "use --status-url http://127.0.0.1:PORT (PORT 0 picks a free port)";
         if (!Uri.TryCreate(statusUrl, UriKind.Absolute, out var url))
@@ -45,10 +48,15 @@ internal sealed class StatusServer : IAsyncDisposable
         {
             address = IPAddress.Loopback;
         }
-        else if (!IPAddress.TryParse(url.IdnHost, out address!) || !IPAddress.IsLoopback(address))
+        else if (!IPAddress.TryParse(url.IdnHost, out address!))
         {
             throw new FormatException(
-                $"--status-url '{statusUrl}': '{url.Host}' is not a loopback address. The status page has no authentication, so it only listens on loopback (127.0.0.1, [::1] or localhost); put a reverse proxy in front to expose it; {Fix}.");
+                $"--status-url '{statusUrl}': '{url.Host}' is not a loopback address (nor an IP address); listen on an address of this machine (0.0.0.0 for all, with --status-allow-remote) or on loopback; {Fix}.");
+        }
+        else if (!IPAddress.IsLoopback(address) && !allowNonLoopback)
+        {
+            throw new FormatException(
+                $"--status-url '{statusUrl}': '{url.Host}' is not a loopback address. The status page has no authentication, so it only listens on loopback (127.0.0.1, [::1] or localhost); put a reverse proxy in front to expose it, or add --status-allow-remote to listen there anyway; {Fix}.");
         }
 
         if (url.IsDefaultPort && !statusUrl.Contains($":{url.Port}", StringComparison.Ordinal))
@@ -58,7 +66,7 @@ internal sealed class StatusServer : IAsyncDisposable
 
         if (url.AbsolutePath != "/" || url.Query.Length > 0 || url.Fragment.Length > 0)
         {
-            throw new FormatException($"--status-url '{statusUrl}' must not have a path, query or fragment (the endpoints are /, /healthz, /plan, /runs, /metrics); {Fix}.");
+            throw new FormatException($"--status-url '{statusUrl}' must not have a path, query or fragment (the endpoints are /, /livez, /readyz, /healthz, /plan, /runs, /metrics); {Fix}.");
         }
 
         return (address, url.Port);
@@ -66,13 +74,13 @@ internal sealed class StatusServer : IAsyncDisposable
 
     /// <summary>Starts serving <paramref name="state"/> on <paramref name="statusUrl"/>; see <see cref="ParseUrl"/> for what is accepted.</summary>
     public static Task<StatusServer> StartAsync(Uri statusUrl, ServiceState state, CancellationToken cancellationToken) =>
-        StartAsync(statusUrl.OriginalString, state, cancellationToken);
+        StartAsync(statusUrl.OriginalString, state, cancellationToken, allowNonLoopback: false);
 
     /// <summary>Starts serving <paramref name="state"/> on <paramref name="statusUrl"/> (e.g. <c>http://127.0.0.1:0</c>).</summary>
-    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken)
+    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken, bool allowNonLoopback = false)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var (address, port) = ParseUrl(statusUrl);
+        var (address, port) = ParseUrl(statusUrl, allowNonLoopback);
 
         // The empty builder reads no appsettings/ASPNETCORE_* variables and adds no logging providers:
         // the service's own Serilog output stays the only log, and nothing can rebind the port.
@@ -116,6 +124,14 @@ internal sealed class StatusServer : IAsyncDisposable
         {
             var s = state.Snapshot;
             return Send(ctx, s.Health.Healthy ? 200 : 503, "application/json; charset=utf-8", StatusJson.Health(s));
+        });
+        // Liveness: the process answers (a broken hook or an unreachable source is no reason to restart it).
+        app.MapGet("/livez", ctx => Send(ctx, 200, "application/json; charset=utf-8", "{\"status\":\"alive\"}"));
+        app.MapGet("/readyz", ctx =>
+        {
+            var s = state.Snapshot;
+            var readiness = s.Readiness;
+            return Send(ctx, readiness.Ready ? 200 : 503, "application/json; charset=utf-8", StatusJson.Readiness(s, readiness));
         });
         app.MapGet("/plan", ctx =>
         {

@@ -1,4 +1,4 @@
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Service;
 
@@ -14,6 +14,12 @@ internal sealed record WatchServiceOptions
     /// <summary>Runs one flow on the plan captured in the context; the token means "drain, checkpoint, return".</summary>
     public required Func<FlowRunContext, CancellationToken, Task<FlowRunResult>> RunFlow { get; init; }
 
+    /// <summary>
+    /// Re-plan (rediscover tables, refresh stats for the hooks) before every run, so new tables join, dropped ones leave;
+    /// a failed re-plan keeps the last good plan. Default on; off, only hook edits re-plan.
+    /// </summary>
+    public bool ReplanEveryRun { get; init; } = true;
+
     /// <summary>The flows and their intervals (see <see cref="FlowSchedules.Resolve"/>).</summary>
     public required IReadOnlyList<FlowSchedule> Schedules { get; init; }
 
@@ -26,6 +32,9 @@ internal sealed record WatchServiceOptions
     /// <summary><c>--status-url</c>; null for no status server.</summary>
     public string? StatusUrl { get; init; }
 
+    /// <summary><c>--status-allow-remote</c>: the status URL may name a non-loopback address (the endpoints have no authentication).</summary>
+    public bool AllowNonLoopbackStatus { get; init; }
+
     /// <summary>Called with the bound status URL once the server listens.</summary>
     public Action<Uri>? OnListening { get; init; }
 
@@ -36,7 +45,7 @@ internal sealed record WatchServiceOptions
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>The service log.</summary>
-    public required ILogger Log { get; init; }
+    public required ILoggerFactory Log { get; init; }
 }
 
 /// <summary>The watch loop: first plan, status server, hook and config watching, the schedule, and a draining stop.</summary>
@@ -46,15 +55,15 @@ internal static class WatchService
     public static async Task<int> RunAsync(WatchServiceOptions options, CancellationToken shutdown)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var log = options.Log.ForContext(typeof(WatchService));
+        var log = options.Log.CreateLogger(typeof(WatchService));
         var state = options.State ?? new ServiceState(options.Time);
 
         // Start listening first: a port conflict fails the start-up before anything runs.
         StatusServer? server = null;
         if (options.StatusUrl is not null)
         {
-            server = await StatusServer.StartAsync(options.StatusUrl, state, shutdown).ConfigureAwait(false);
-            log.Information("Status page on {Url} (/healthz, /plan, /runs, /metrics)", server.BoundUrl);
+            server = await StatusServer.StartAsync(options.StatusUrl, state, shutdown, options.AllowNonLoopbackStatus).ConfigureAwait(false);
+            log.LogInformation("Status page on {Url:l} (/livez, /readyz, /healthz, /plan, /runs, /metrics)", server.BoundUrl.ToString());
             options.OnListening?.Invoke(server.BoundUrl);
         }
 
@@ -67,7 +76,7 @@ internal static class WatchService
             }
             catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
             {
-                log.Information("Stopped before the first plan");
+                log.LogInformation("Stopped before the first plan");
                 return 0;
             }
 
@@ -80,11 +89,24 @@ internal static class WatchService
                     state,
                     options.Log);
 
-            await using var scheduler = new FlowScheduler(options.Schedules, options.RunFlow, state, options.Time, options.Log);
+            await using var scheduler = new FlowScheduler(options.Schedules, options.ReplanEveryRun ? ReplanThenRun : options.RunFlow, state, options.Time, options.Log);
             await scheduler.RunAsync(shutdown).ConfigureAwait(false);
             await reloader.WhenIdleAsync().ConfigureAwait(false);
-            log.Information("Stopped: runs drained");
+            log.LogInformation("Stopped: runs drained");
             return 0;
+
+            // Each run starts from a fresh discovery; it runs on whatever plan is active after it (the last good one if it failed).
+            async Task<FlowRunResult> ReplanThenRun(FlowRunContext run, CancellationToken cancellationToken)
+            {
+                await reloader.ReloadNowAsync(cancellationToken).ConfigureAwait(false);
+                var now = state.Snapshot;
+                if (now.SourceUnreachable is { } unreachable)
+                {
+                    return FlowRunResult.Failed($"source unreachable: {unreachable}");
+                }
+
+                return await options.RunFlow(now.Plan is null ? run : run with { AtStart = now }, cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {

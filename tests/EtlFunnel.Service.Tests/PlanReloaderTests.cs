@@ -35,7 +35,7 @@ public sealed class PlanReloaderTests
         s.PlanDiff.Select(d => d.Line).Should().Equal("orders: + orders#1 (replica 1 of 2)");
         _log.Lines.Should().ContainInOrder(
             "Information: Hooks loaded: plan version 1, no change",
-            "Information: Hooks loaded: plan version 2, 1 change(s)",
+            "Information: Hooks loaded: plan version 2, 1 change(s): +1 added, -0 removed, ~0 changed in flow(s) orders",
             "Information: Plan diff: orders: + orders#1 (replica 1 of 2)",
             "Error: Hook reload failed with 1 diagnostic(s); still running the last good plan (version 2)",
             "Error: " + Diagnostic);

@@ -50,6 +50,8 @@ public sealed class WatchServiceTests : IDisposable
 
                 return Task.FromResult(new FlowRunResult(RunOutcome.Succeeded, 10, 10, 0, 0));
             },
+            // Hook edits alone drive the plan here (re-planning before every run is WatchOperatorTests').
+            ReplanEveryRun = false,
             Schedules = [new FlowSchedule("orders", TimeSpan.FromSeconds(30))],
             ConfigPath = configPath,
             StatusUrl = "http://127.0.0.1:0",

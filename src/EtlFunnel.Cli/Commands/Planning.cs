@@ -7,6 +7,7 @@ using EtlFunnel.Orchestration.Machines;
 using EtlFunnel.Orchestration.Planning;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Runtime.Hooks;
+using Microsoft.Extensions.Logging;
 using EtlFunnel.Scripting;
 
 namespace EtlFunnel.Cli.Commands;
@@ -130,7 +131,7 @@ internal static class Planning
     /// <summary>Loads the hooks folder (see <see cref="HooksFolder.LoadAsync"/>); the exit code says why there are no hooks.</summary>
     public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadHooksAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken)
     {
-        var (hooks, status) = await HooksFolder.LoadAsync(context.LoadHooks, context.Err, context.Log, explicitDirectory, cancellationToken).ConfigureAwait(false);
+        var (hooks, status) = await HooksFolder.LoadAsync(context.LoadHooks, context.Err, context.LoggerFactory.CreateLogger(typeof(HooksFolder)), explicitDirectory, cancellationToken).ConfigureAwait(false);
         return (hooks, status switch
         {
             HooksFolderStatus.Loaded => ExitCodes.Ok,

@@ -50,7 +50,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, RunSettings settings, CancellationToken cancellationToken)
     {
-        using var signal = ShutdownSignal.Register(_context.Log);
+        using var signal = ShutdownSignal.Register(_context.LoggerFactory);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
         try
         {

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Cli.Running;
 using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Orchestration.Discovery;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Runtime.Hooks;
 using EtlFunnel.Runtime.Jobs;
@@ -21,8 +22,12 @@ internal sealed class WatchSettings : PlanInputSettings
     public string? Interval { get; init; }
 
     [CommandOption("--status-url <URL>")]
-    [Description("Serve /, /healthz, /plan, /runs, /metrics here: http://127.0.0.1:PORT (loopback only; port 0 picks a free one).")]
+    [Description("Serve /, /livez, /readyz, /healthz, /plan, /runs, /metrics here: http://127.0.0.1:PORT (loopback only unless --status-allow-remote; port 0 picks a free one).")]
     public string? StatusUrl { get; init; }
+
+    [CommandOption("--status-allow-remote")]
+    [Description("Let --status-url name a non-loopback address (e.g. http://0.0.0.0:9464). The endpoints have no authentication: firewall them or put an authenticating proxy in front.")]
+    public bool StatusAllowRemote { get; init; }
 
     [CommandOption("--state <DIR|URL>")]
     [Description("Checkpoint folder or postgres:// URL of a checkpoint table; overrides 'state:' in the config. Each flow keeps its checkpoints in <state>/watch/<flow> (a table: scope <scope>/watch/<flow>).")]
@@ -64,7 +69,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             if (settings.StatusUrl is not null)
             {
-                _ = StatusServer.ParseUrl(settings.StatusUrl);
+                _ = StatusServer.ParseUrl(settings.StatusUrl, settings.StatusAllowRemote);
             }
 
             if (config.Interval is not null)
@@ -102,19 +107,35 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
 
         await using (host)
         {
-            using var signal = ShutdownSignal.Register(log);
+            using var signal = ShutdownSignal.Register(_context.LoggerFactory);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
             IOrchestrationHooks hooks = host is null ? new NoHooks() : host;
             ExecutionPlan? previous = null;
+            var hooksFolderGone = false;
             var options = new WatchServiceOptions
             {
-                Log = log,
+                Log = _context.LoggerFactory,
                 Schedules = schedules,
                 ConfigPath = Path.GetFullPath(settings.Config!),
                 LoadedConfig = loadedConfig,
                 StatusUrl = settings.StatusUrl,
+                AllowNonLoopbackStatus = settings.StatusAllowRemote,
                 Replan = async ct =>
                 {
+                    // A folder that vanished (a bad deploy, an unmounted volume) is a broken reload, not "no hooks".
+                    if (host is not null && !Directory.Exists(hooksDirectory))
+                    {
+                        hooksFolderGone = true;
+                        return ReloadResult.Broken([$"{Path.GetFullPath(hooksDirectory)}: error: the hooks folder is gone; restore it (the last good plan stays active, and the next run or edit reloads it)"]);
+                    }
+
+                    if (host is not null && hooksFolderGone)
+                    {
+                        // Its file watcher died with the folder: reload the restored folder explicitly.
+                        hooksFolderGone = false;
+                        await host.ReloadAsync(ct).ConfigureAwait(false);
+                    }
+
                     var errors = host?.Diagnostics.Where(d => string.Equals(d.Severity, "error", StringComparison.OrdinalIgnoreCase)).Select(d => d.ToString()).ToList() ?? [];
                     if (errors.Count > 0)
                     {
@@ -125,6 +146,10 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     try
                     {
                         plan = await Planning.PlanAsync(_context, inputs, hooks, ct).ConfigureAwait(false);
+                    }
+                    catch (DiscoveryException ex) when (ex.InnerException is Npgsql.NpgsqlException { IsTransient: true } or TimeoutException)
+                    {
+                        return ReloadResult.SourceUnreachable(ex.Message);
                     }
                     catch (Exception ex) when (Planning.Describe(ex) is { } lines)
                     {
@@ -151,12 +176,21 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
 
             try
             {
-                return await WatchService.RunAsync(options, stop.Token).ConfigureAwait(false);
+                return await WatchHost.RunAsync(options, stop.Token).ConfigureAwait(false);
             }
             catch (IOException ex)
             {
                 await _context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
                 return ExitCodes.Failure;
+            }
+            catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+            {
+                foreach (var failure in ex.Failures)
+                {
+                    await _context.Err.WriteLineAsync($"error: {failure}").ConfigureAwait(false);
+                }
+
+                return ExitCodes.Usage;
             }
         }
     }

@@ -16,6 +16,9 @@ internal sealed class CliContext
 
     public required ILogger Log { get; init; }
 
+    /// <summary>The same log as <see cref="Log"/> for the libraries, which log through Microsoft.Extensions.Logging (Serilog is the provider).</summary>
+    public required Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; }
+
     public required HookLoader LoadHooks { get; init; }
 
     public required Func<string, string?> Environment { get; init; }

@@ -1,4 +1,4 @@
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Runtime.Hooks;
 
@@ -32,7 +32,7 @@ internal static class HooksFolder
                 return (null, HooksFolderStatus.Missing);
             }
 
-            log.Information("No {Directory} folder here: one replica per flow and per table", directory);
+            log.LogInformation("No {Directory} folder here: one replica per flow and per table", directory);
             return (new NoHooks(), HooksFolderStatus.Loaded);
         }
 
@@ -54,7 +54,7 @@ internal static class HooksFolder
             return (null, HooksFolderStatus.Broken);
         }
 
-        log.Information("Hooks from {Directory}: flow [{Flow}], pipeline [{Pipeline}]", directory,
+        log.LogInformation("Hooks from {Directory}: flow [{Flow}], pipeline [{Pipeline}]", directory,
             string.Join(", ", loaded.Hooks.FlowHooks.Select(h => h.Name)), string.Join(", ", loaded.Hooks.PipelineHooks.Select(h => h.Name)));
         return (loaded, HooksFolderStatus.Loaded);
     }

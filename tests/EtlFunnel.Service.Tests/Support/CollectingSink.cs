@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Extensions.Logging;
 
 namespace EtlFunnel.Service.Tests.Support;
 
@@ -15,5 +16,7 @@ internal sealed class CollectingSink : ILogEventSink
     public void Emit(LogEvent logEvent) =>
         _lines.Enqueue($"{logEvent.Level}: {logEvent.RenderMessage(System.Globalization.CultureInfo.InvariantCulture)}");
 
-    public ILogger CreateLogger() => new LoggerConfiguration().MinimumLevel.Verbose().WriteTo.Sink(this).CreateLogger();
+    /// <summary>A Microsoft.Extensions.Logging factory (what the service libraries take) writing into this sink through Serilog.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory CreateLogger() =>
+        new SerilogLoggerFactory(new LoggerConfiguration().MinimumLevel.Verbose().WriteTo.Sink(this).CreateLogger(), dispose: true);
 }
