@@ -23,7 +23,9 @@ internal static class CliApp
         var verbose = args.Contains("--verbose") || args.Contains("-v");
         using var logger = new LoggerConfiguration()
             .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Information)
-            .WriteTo.Sink(new TextWriterSink(stderr))
+            // The Generic Host's own lifecycle lines are noise at the default level.
+            .MinimumLevel.Override("Microsoft", verbose ? LogEventLevel.Debug : LogEventLevel.Warning)
+            .WriteTo.Sink(new TextWriterSink(stderr, json: LogFormatOf(args) == "json", stackTraces: verbose))
             .CreateLogger();
         using var loggerFactory = new SerilogLoggerFactory(logger, dispose: false);
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -69,6 +71,7 @@ internal static class CliApp
                 }
 
                 stderr.WriteLine($"error: {ex.GetType().Name}: {ex.Message}");
+                stderr.WriteLine(verbose ? ex.ToString() : "(run with -v for the stack trace)");
                 return ExitCodes.Failure;
             });
 
@@ -93,8 +96,33 @@ internal static class CliApp
         });
 
         StartupTrace.Mark("commands configured");
+        if (LogFormatOf(args) is { } format && format is not ("text" or "json"))
+        {
+            await stderr.WriteLineAsync($"error: --log-format '{format}' is not a log format; use --log-format text (the default) or --log-format json").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
         var exit = await app.RunAsync(args, cancellationToken).ConfigureAwait(false);
         StartupTrace.Mark("command finished");
         return exit;
+    }
+
+    /// <summary>The value of <c>--log-format</c> (read before the command line is parsed: the logger exists first), or null.</summary>
+    private static string? LogFormatOf(string[] args)
+    {
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--log-format")
+            {
+                return i + 1 < args.Length ? args[i + 1] : "";
+            }
+
+            if (args[i].StartsWith("--log-format=", StringComparison.Ordinal))
+            {
+                return args[i]["--log-format=".Length..];
+            }
+        }
+
+        return null;
     }
 }

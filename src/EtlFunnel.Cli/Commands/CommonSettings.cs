@@ -8,8 +8,12 @@ namespace EtlFunnel.Cli.Commands;
 internal class CommonSettings : CommandSettings
 {
     [CommandOption("-v|--verbose")]
-    [Description("Log debug details to stderr.")]
+    [Description("Log debug details to stderr, with stack traces of errors.")]
     public bool Verbose { get; init; }
+
+    [CommandOption("--log-format <FORMAT>")]
+    [Description("How stderr logs are written: text (a timestamped line per event, the default) or json (one JSON object per line).")]
+    public string? LogFormat { get; init; }
 }
 
 /// <summary>Options of every command that plans: plan, run, watch.</summary>

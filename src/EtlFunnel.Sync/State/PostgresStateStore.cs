@@ -12,7 +12,9 @@ namespace EtlFunnel.Sync.State;
 /// The PostgreSQL-table checkpoint store: one row per (scope, flow, replica) plus one manifest row per scope, the same
 /// JSON as the folder store's files in a <c>jsonb</c> column. Every save is one upsert committed on its own
 /// (<c>synchronous_commit = on</c>), so it is durable once the call returns, like the folder store's rename.
-/// The scope's rows are read once when the store opens; only this run writes them afterwards.
+/// The scope's rows are read once when the store opens; only this run writes them afterwards: the store holds a
+/// session advisory lock on (table, scope) on a connection of its own while open, so a second run on the same scope
+/// gets a clear error instead of interleaving checkpoints (the lock goes with the connection if the process dies).
 /// </summary>
 internal sealed partial class PostgresStateStore : IStateStore
 {
@@ -26,6 +28,7 @@ internal sealed partial class PostgresStateStore : IStateStore
     private readonly ResiliencePipeline _retry;
     private readonly Dictionary<(string Flow, string Replica), byte[]> _replicas = [];
     private RunManifest? _manifest;
+    private NpgsqlConnection? _lockConnection;
 
     private PostgresStateStore(NpgsqlDataSource dataSource, PostgresStateTable table, string qualified, SyncOptions options)
     {
@@ -110,12 +113,13 @@ internal sealed partial class PostgresStateStore : IStateStore
         try
         {
             await store.CreateIfMissingAsync(schema, name, cancellationToken).ConfigureAwait(false);
+            await store.LockScopeAsync(at, cancellationToken).ConfigureAwait(false);
             await store.LoadScopeAsync(cancellationToken).ConfigureAwait(false);
             return store;
         }
         catch (Exception ex)
         {
-            await dataSource.DisposeAsync().ConfigureAwait(false);
+            await store.DisposeAsync().ConfigureAwait(false);
             if (OpenError(ex, table, at, schema, name) is { } error)
             {
                 throw error;
@@ -168,7 +172,48 @@ internal sealed partial class PostgresStateStore : IStateStore
         }
     }
 
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        if (_lockConnection is not null)
+        {
+            // Back in the pool the session is reset (DISCARD ALL releases the lock), and disposing the data source closes it.
+            await _lockConnection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _dataSource.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Takes the one-writer lock of this (table, scope) or throws a <see cref="SyncConfigurationException"/> naming who holds it.</summary>
+    private async Task LockScopeAsync(string at, CancellationToken ct)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        _lockConnection = connection;
+        await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))", connection);
+        cmd.Parameters.AddWithValue(_qualified);
+        cmd.Parameters.AddWithValue(_table.Scope);
+        if (await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is true)
+        {
+            return;
+        }
+
+        await using var who = new NpgsqlCommand(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid " +
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = hashtext($1)::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2 LIMIT 1", connection);
+        who.Parameters.AddWithValue(_qualified);
+        who.Parameters.AddWithValue(_table.Scope);
+        var holder = "another session";
+        await using (var r = await who.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            if (await r.ReadAsync(ct).ConfigureAwait(false))
+            {
+                holder = $"server process {r.GetInt32(0)} ('{r.GetString(1)}' from {r.GetString(2)}, connected {r.GetDateTime(3):u})";
+            }
+        }
+
+        throw new SyncConfigurationException(
+            $"{at}: scope '{_table.Scope}' of the checkpoint table {_table} is in use by another etlfunnel run or watch ({holder}). Two writers " +
+            "would overwrite each other's checkpoints: wait for the other run to finish or stop it, or give this run its own 'scope:'.");
+    }
 
     private async Task CreateIfMissingAsync(string schema, string name, CancellationToken ct)
     {
