@@ -58,6 +58,7 @@ internal static class CliApp
         app.Configure(config =>
         {
             config.SetApplicationName("etlfunnel");
+            config.SetApplicationVersion(Version);
             config.ConfigureConsole(console);
             config.UseStrictParsing();
             config.Settings.Registrar.RegisterInstance(context);
@@ -106,6 +107,11 @@ internal static class CliApp
         StartupTrace.Mark("command finished");
         return exit;
     }
+
+    /// <summary>The informational version (<c>0.1.0+&lt;commit&gt;</c> when built from git), what <c>etlfunnel --version</c> prints.</summary>
+    public static string Version { get; } =
+        typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
 
     /// <summary>The value of <c>--log-format</c> (read before the command line is parsed: the logger exists first), or null.</summary>
     private static string? LogFormatOf(string[] args)
