@@ -84,6 +84,9 @@ internal sealed record FlowCounters(
 {
     /// <summary>No run yet.</summary>
     public static FlowCounters Empty { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, null);
+
+    /// <summary>When the flow's last successful run finished, or null before one.</summary>
+    public DateTimeOffset? LastSuccess { get; init; }
 }
 
 /// <summary>The active plan: its JSON as served by <c>GET /plan</c> and, opaque, the model the wiring runs.</summary>

@@ -188,11 +188,16 @@ internal sealed class ServiceState
                 Retries = c.Retries + record.Retries,
                 LastDocsPerSecond = record.DocsPerSecond,
                 LastRun = record,
+                LastSuccess = record.Outcome == RunOutcome.Succeeded ? record.Finished : c.LastSuccess,
             };
             return s with { Runs = runs, Flows = s.Flows.SetItem(flow, c) };
         });
+        RunRecorded?.Invoke(record);
         return record;
     }
+
+    /// <summary>Raised after every <see cref="RecordRun"/> (outside the state's lock), e.g. for the run duration histogram.</summary>
+    public event Action<RunRecord>? RunRecorded;
 
     /// <summary>Counts a scheduler tick that found the flow's previous run still going.</summary>
     public void RecordSkippedTick(string flow) => Update(s =>

@@ -134,7 +134,8 @@ public sealed partial class StatusServerTests : IAsyncLifetime
         _state.RecordSkippedTick("orders");
 
         var response = await _http.GetAsync("/metrics");
-        response.Content.Headers.ContentType!.ToString().Should().Be("text/plain; version=0.0.4; charset=utf-8");
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        response.Content.Headers.ContentType!.MediaType.Should().Be("text/plain");
         var text = await response.Content.ReadAsStringAsync();
 
         text.Should().EndWith("\n");
@@ -142,7 +143,7 @@ public sealed partial class StatusServerTests : IAsyncLifetime
         var types = new Dictionary<string, string>();
         foreach (var line in text.TrimEnd('\n').Split('\n'))
         {
-            if (line.StartsWith("# HELP ", StringComparison.Ordinal))
+            if (line.StartsWith("# HELP ", StringComparison.Ordinal) || line == "# EOF" || line.Length == 0)
             {
                 continue;
             }
@@ -155,10 +156,10 @@ public sealed partial class StatusServerTests : IAsyncLifetime
             }
 
             var sample = SampleLine().Match(line);
-            sample.Success.Should().BeTrue($"'{line}' must be `name{{labels}} value`");
-            types.Should().ContainKey(sample.Groups["name"].Value, "every sample follows its # TYPE line");
-            samples[sample.Groups["name"].Value + sample.Groups["labels"].Value] =
-                double.Parse(sample.Groups["value"].Value, NumberStyles.Float, CultureInfo.InvariantCulture);
+            sample.Success.Should().BeTrue($"'{line}' must be `name{{labels}} value [timestamp]`");
+            var flow = FlowLabel().Match(sample.Groups["labels"].Value);
+            var key = sample.Groups["name"].Value + (flow.Success ? $"{{flow=\"{flow.Groups[1].Value}\"}}" : "");
+            samples[key] = double.Parse(sample.Groups["value"].Value, NumberStyles.Float, CultureInfo.InvariantCulture);
         }
 
         samples["etlfunnel_rows_synced_total{flow=\"orders\"}"].Should().Be(150);
@@ -168,13 +169,33 @@ public sealed partial class StatusServerTests : IAsyncLifetime
         samples["etlfunnel_skipped_ticks_total{flow=\"orders\"}"].Should().Be(1);
         samples["etlfunnel_docs_per_second{flow=\"orders\"}"].Should().Be(5, "the last run indexed 50 docs in 10 s");
         samples["etlfunnel_rows_synced_total{flow=\"cust\\\"omers\"}"].Should().Be(0, "a planned flow shows up before its first run, label escaped");
+        samples["etlfunnel_last_success_timestamp_seconds{flow=\"orders\"}"].Should().Be(t.AddSeconds(10).ToUnixTimeMilliseconds() / 1000.0);
+        samples["etlfunnel_run_duration_seconds_count{flow=\"orders\"}"].Should().Be(2);
+        samples["etlfunnel_run_duration_seconds_sum{flow=\"orders\"}"].Should().Be(12);
         samples["etlfunnel_hook_reloads_total"].Should().Be(2);
         samples["etlfunnel_hook_failures_total"].Should().Be(1);
         samples["etlfunnel_hooks_broken"].Should().Be(1);
         samples["etlfunnel_healthy"].Should().Be(0);
+        samples["etlfunnel_build_info"].Should().Be(1);
         types["etlfunnel_rows_synced_total"].Should().Be("counter");
         types["etlfunnel_docs_per_second"].Should().Be("gauge");
-        types["etlfunnel_healthy"].Should().Be("gauge");
+        types["etlfunnel_run_duration_seconds"].Should().Be("histogram");
+        types.Keys.Should().Contain(k => k.StartsWith("process_", StringComparison.Ordinal), "process metrics (OpenTelemetry.Instrumentation.Process)");
+        types.Keys.Should().Contain(k => k.StartsWith("dotnet_", StringComparison.Ordinal), "runtime metrics (OpenTelemetry.Instrumentation.Runtime)");
+    }
+
+    [Fact]
+    public async Task Metrics_pass_prometheus_promtool_check_metrics()
+    {
+        _state.SetHooksOk();
+        _state.SetPlan(SamplePlans.Plan(("orders", 1, ["orders"])), []);
+        var t = _time.GetUtcNow();
+        _state.RecordRun("orders", t, t.AddSeconds(3), new FlowRunResult(RunOutcome.Succeeded, 10, 10, 0, 0), 1);
+        var text = await _http.GetStringAsync("/metrics");
+
+        var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
+
+        exitCode.Should().Be(0, $"promtool check metrics must accept /metrics:\n{output}\n--- /metrics ---\n{text}");
     }
 
     [Fact]
@@ -239,9 +260,12 @@ public sealed partial class StatusServerTests : IAsyncLifetime
             .Contain($"--status-url '{url}'").And.Contain("pick another port or 0");
     }
 
-    [GeneratedRegex(@"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$")]
+    [GeneratedRegex(@"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$")]
     private static partial Regex TypeLine();
 
-    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?<labels>\{(?:[a-zA-Z_][a-zA-Z0-9_]*=""(?:[^""\\\n]|\\[\\""n])*"",?)*\})? (?<value>[-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|Inf|NaN))$")]
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?<labels>\{(?:[a-zA-Z_][a-zA-Z0-9_]*=""(?:[^""\\\n]|\\[\\""n])*"",?)*\})? (?<value>[-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|Inf|NaN))(?: [0-9]+)?$")]
     private static partial Regex SampleLine();
+
+    [GeneratedRegex(@"(?:^\{|,)flow=""((?:[^""\\]|\\.)*)""")]
+    private static partial Regex FlowLabel();
 }

@@ -1,0 +1,89 @@
+using System.Diagnostics.Metrics;
+using System.Reflection;
+
+namespace EtlFunnel.Service;
+
+/// <summary>
+/// The service's metrics as <see cref="System.Diagnostics.Metrics"/> instruments (exported by OpenTelemetry on
+/// <c>/metrics</c>): observable counters and gauges read from the immutable <see cref="ServiceSnapshot"/> at each scrape,
+/// a run duration histogram, the last success per flow and build info. One instance per status server; its
+/// <see cref="Meter"/> is what the server's OpenTelemetry view lets through, so two servers in one process never mix.
+/// </summary>
+internal sealed class ServiceMetrics : IDisposable
+{
+    /// <summary>The meter's name (the <c>otel_scope_name</c> of these series).</summary>
+    public const string MeterName = "EtlFunnel.Service";
+
+    private readonly ServiceState _state;
+    private readonly Histogram<double> _runDuration;
+
+    public ServiceMetrics(ServiceState state)
+    {
+        _state = state ?? throw new ArgumentNullException(nameof(state));
+        Meter = new Meter(MeterName, Version);
+        PerFlow("etlfunnel_rows_synced", "Rows read from PostgreSQL and synced, per flow.", c => c.Rows, counter: true);
+        PerFlow("etlfunnel_docs_indexed", "Documents Elasticsearch accepted, per flow.", c => c.DocsIndexed, counter: true);
+        PerFlow("etlfunnel_retries", "Retried requests, per flow.", c => c.Retries, counter: true);
+        PerFlow("etlfunnel_dead_letters", "Documents given up on and dead-lettered, per flow.", c => c.DeadLetters, counter: true);
+        PerFlow("etlfunnel_runs", "Finished runs, per flow.", c => c.Runs, counter: true);
+        PerFlow("etlfunnel_failed_runs", "Runs that failed, per flow.", c => c.FailedRuns, counter: true);
+        PerFlow("etlfunnel_skipped_ticks", "Schedule ticks skipped because the flow's previous run was still going, per flow.", c => c.SkippedTicks, counter: true);
+        PerFlow("etlfunnel_docs_per_second", "Documents indexed per second in the flow's last run.", c => c.LastDocsPerSecond, counter: false);
+        PerFlow("etlfunnel_last_run_success", "1 if the flow's last run succeeded, 0 if it failed or was cancelled, absent before the first run.",
+            c => c.LastRun is null ? null : c.LastRun.Outcome == RunOutcome.Succeeded ? 1 : 0, counter: false);
+        PerFlow("etlfunnel_last_success_timestamp_seconds", "Unix time the flow's last successful run finished, absent before one.",
+            c => c.LastSuccess?.ToUnixTimeMilliseconds() / 1000.0, counter: false);
+        Meter.CreateObservableCounter("etlfunnel_hook_reloads", () => _state.Snapshot.Hooks.Reloads, description: "Hook loads and reloads attempted (successful or not).");
+        Meter.CreateObservableCounter("etlfunnel_hook_failures", () => _state.Snapshot.Hooks.Failures, description: "Hook loads and reloads that failed (the last good plan stayed active).");
+        Meter.CreateObservableGauge("etlfunnel_hooks_broken", () => _state.Snapshot.Hooks.Broken ? 1 : 0, description: "1 while the hooks are broken.");
+        Meter.CreateObservableGauge("etlfunnel_source_unreachable", () => _state.Snapshot.SourceUnreachable is null ? 0 : 1, description: "1 while a re-plan cannot reach a flow's source.");
+        Meter.CreateObservableGauge("etlfunnel_restart_needed", () => _state.Snapshot.RestartNeeded is null ? 0 : 1, description: "1 while flows.yaml on disk differs from what the service loaded (restart to apply).");
+        Meter.CreateObservableGauge("etlfunnel_plan_version", () => _state.Snapshot.Plan?.Version ?? 0, description: "Version of the active plan (1 = first plan; 0 = none yet).");
+        Meter.CreateObservableGauge("etlfunnel_healthy", () => _state.Snapshot.Health.Healthy ? 1 : 0, description: "1 while /healthz answers 200.");
+        Meter.CreateObservableGauge("etlfunnel_ready", () => _state.Snapshot.Readiness.Ready ? 1 : 0, description: "1 while /readyz answers 200 (ready or degraded).");
+        Meter.CreateObservableGauge("etlfunnel_build_info", () => new Measurement<int>(1, new KeyValuePair<string, object?>("version", Version)),
+            description: "Always 1; the version label says which build runs.");
+        _runDuration = Meter.CreateHistogram<double>("etlfunnel_run_duration", unit: "s", description: "Wall time of finished runs, per flow and outcome.");
+        _state.RunRecorded += OnRunRecorded;
+    }
+
+    /// <summary>The informational version of this build (e.g. <c>0.1.0+1a2b3c</c>).</summary>
+    public static string Version { get; } =
+        typeof(ServiceMetrics).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    /// <summary>This server's meter.</summary>
+    public Meter Meter { get; }
+
+    public void Dispose()
+    {
+        _state.RunRecorded -= OnRunRecorded;
+        Meter.Dispose();
+    }
+
+    private void OnRunRecorded(RunRecord run) =>
+        _runDuration.Record((run.Finished - run.Started).TotalSeconds,
+            new KeyValuePair<string, object?>("flow", run.Flow), new KeyValuePair<string, object?>("outcome", run.Outcome.ToString().ToLowerInvariant()));
+
+    private void PerFlow(string name, string description, Func<FlowCounters, double?> value, bool counter)
+    {
+        IEnumerable<Measurement<double>> Observe()
+        {
+            foreach (var (flow, counters) in _state.Snapshot.Flows)
+            {
+                if (value(counters) is { } v)
+                {
+                    yield return new Measurement<double>(v, new KeyValuePair<string, object?>("flow", flow));
+                }
+            }
+        }
+
+        if (counter)
+        {
+            Meter.CreateObservableCounter(name, Observe, description: description);
+        }
+        else
+        {
+            Meter.CreateObservableGauge(name, Observe, description: description);
+        }
+    }
+}
