@@ -13,6 +13,9 @@ namespace EtlFunnel.Sync.Sinks;
 /// <summary>Raised inside the retry pipeline when some items (or the whole request) may succeed if sent again.</summary>
 internal sealed class RetryableBulkException(string message) : Exception(message);
 
+/// <summary>HTTP 413: the bulk body is over the cluster's <c>http.max_content_length</c>; the batch is split.</summary>
+internal sealed class BulkTooLargeException(string message) : Exception(message);
+
 /// <summary>
 /// Bulk-indexes batches through the official client. Items answered 429 or 5xx (and whole requests that fail with those
 /// or with a dropped connection) are resent, and only they, with exponential backoff and jitter; other per-item failures
@@ -68,12 +71,16 @@ internal sealed class ElasticsearchSink : IReplicaSink
         var buffers = RentBuffers();
         try
         {
+            (pending, dead) = await DeadLetterOverlongIdsAsync(batch, pending, ct).ConfigureAwait(false);
             await _retry.ExecuteAsync(async token =>
             {
                 attempts++;
-                buffers.Body.ResetWrittenCount();
-                batch.WriteBulk(buffers.Body, pending);
-                var results = await SendAsync(batch.Index, buffers, pending.Count, token).ConfigureAwait(false);
+                if (pending.Count == 0)
+                {
+                    return;
+                }
+
+                var results = await SendSplittingAsync(batch, buffers, pending, token).ConfigureAwait(false);
 
                 List<BatchItem>? retry = null;
                 for (var i = 0; i < results.Count; i++)
@@ -124,6 +131,11 @@ internal sealed class ElasticsearchSink : IReplicaSink
         if (status != 200 || response.Body is null)
         {
             var why = details.OriginalException?.Message ?? response.ElasticsearchServerError?.ToString() ?? "no response body";
+            if (status == 413)
+            {
+                throw new BulkTooLargeException($"HTTP 413 for a bulk body of {buffers.Body.WrittenCount} bytes");
+            }
+
             if (status is null || IsRetryable(status.Value))
             {
                 throw new RetryableBulkException($"bulk request failed ({status?.ToString(CultureInfo.InvariantCulture) ?? "no response"}): {why}");
@@ -149,6 +161,60 @@ internal sealed class ElasticsearchSink : IReplicaSink
         }
 
         return buffers.Results;
+    }
+
+    /// <summary>Elasticsearch's limit on <c>_id</c> (UTF-8 bytes); a longer one fails the whole bulk request with a validation error.</summary>
+    public const int MaxIdBytes = 512;
+
+    /// <summary>
+    /// Dead-letters the documents whose <c>_id</c> Elasticsearch would refuse (over <see cref="MaxIdBytes"/> UTF-8 bytes) before
+    /// sending: a real cluster fails the whole bulk for one such id, and a retry would fail it again, forever.
+    /// </summary>
+    private async Task<(IReadOnlyList<BatchItem> Pending, long Dead)> DeadLetterOverlongIdsAsync(DocumentBatch batch, IReadOnlyList<BatchItem> items, CancellationToken ct)
+    {
+        List<BatchItem>? kept = null;
+        for (var i = 0; i < items.Count; i++)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetByteCount(items[i].Id);
+            if (bytes <= MaxIdBytes)
+            {
+                kept?.Add(items[i]);
+                continue;
+            }
+
+            kept ??= [.. items.Take(i)];
+            await _deadLetters.WriteAsync(_flow, _replica, batch.Index, items[i].Id, 400,
+                $"action_request_validation_exception: id is too long, must be no longer than {MaxIdBytes} bytes but was: {bytes} (not sent; shorten the key or index it under another id)",
+                batch.Source(items[i]), ct).ConfigureAwait(false);
+        }
+
+        return kept is null ? (items, 0) : (kept, items.Count - kept.Count);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="items"/>; on HTTP 413 (over <c>http.max_content_length</c>) sends each half on its own, down to
+    /// single documents, and answers a single document that is still too large with status 413 (dead-lettered).
+    /// </summary>
+    private async Task<List<(int Status, string? Error)>> SendSplittingAsync(DocumentBatch batch, BulkBuffers buffers, IReadOnlyList<BatchItem> items, CancellationToken ct)
+    {
+        buffers.Body.ResetWrittenCount();
+        batch.WriteBulk(buffers.Body, items);
+        try
+        {
+            return await SendAsync(batch.Index, buffers, items.Count, ct).ConfigureAwait(false);
+        }
+        catch (BulkTooLargeException e) when (items.Count == 1)
+        {
+            return [(413, $"request_entity_too_large: the document alone is over the cluster's http.max_content_length ({e.Message})")];
+        }
+        catch (BulkTooLargeException)
+        {
+            var half = items.Count / 2;
+            // The results list of the buffers is reused by the next send: copy the first half's.
+            List<(int Status, string? Error)> first = [.. await SendSplittingAsync(batch, buffers, [.. items.Take(half)], ct).ConfigureAwait(false)];
+            first.AddRange(await SendSplittingAsync(batch, buffers, [.. items.Skip(half)], ct).ConfigureAwait(false));
+            return first;
+        }
     }
 
     private BulkBuffers RentBuffers() => _buffers.TryTake(out var buffers) ? buffers : new BulkBuffers();

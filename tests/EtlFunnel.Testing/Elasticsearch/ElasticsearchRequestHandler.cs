@@ -692,6 +692,13 @@ internal sealed partial class ElasticsearchRequestHandler(
             return;
         }
 
+        // As BulkRequest.validate(): one _id over 512 bytes fails the whole request with a validation error (no item runs).
+        if (OverlongIds(operations) is { } overlong)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "action_request_validation_exception", overlong)).ConfigureAwait(false);
+            return;
+        }
+
         if (fault.Drop == DroppedConnectionMode.BeforeApplying)
         {
             await DropAsync(context).ConfigureAwait(false);
@@ -1156,6 +1163,23 @@ internal sealed partial class ElasticsearchRequestHandler(
     private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource);
 
     private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid);
+
+    /// <summary>Elasticsearch's validation message for every <c>_id</c> over 512 UTF-8 bytes, or null.</summary>
+    private static string? OverlongIds(List<BulkOperation> operations)
+    {
+        var errors = new StringBuilder();
+        var n = 0;
+        foreach (var op in operations)
+        {
+            var bytes = Encoding.UTF8.GetByteCount(op.Id);
+            if (bytes > 512)
+            {
+                errors.Append(CultureInfo.InvariantCulture, $"{++n}: id [{op.Id}] is too long, must be no longer than 512 bytes but was: {bytes};");
+            }
+        }
+
+        return n == 0 ? null : "Validation Failed: " + errors;
+    }
 
     private sealed class BulkFormatException(string message) : Exception(message);
 }

@@ -79,6 +79,13 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
             {
                 await next(context).ConfigureAwait(false);
             }
+            catch (BadHttpRequestException e) when (e.StatusCode == 413 && !context.Response.HasStarted)
+            {
+                // Over http.max_content_length Elasticsearch answers a bare 413 (no body), before looking at the request.
+                context.Response.StatusCode = 413;
+                context.Response.Headers["X-Elastic-Product"] = "Elasticsearch";
+                context.Response.ContentLength = 0;
+            }
             catch (Exception e) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
             {
                 context.Response.StatusCode = 500;
