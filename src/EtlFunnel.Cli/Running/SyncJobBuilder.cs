@@ -97,15 +97,16 @@ internal static class SyncJobBuilder
 
     private static SyncPipeline Pipeline(PipelineReplicaPlan pipeline)
     {
-        var dot = pipeline.Table.IndexOf('.', StringComparison.Ordinal);
         return new SyncPipeline
         {
             ReplicaName = pipeline.Name,
-            Schema = dot < 0 ? "public" : pipeline.Table[..dot],
-            Table = dot < 0 ? pipeline.Table : pipeline.Table[(dot + 1)..],
+            Schema = pipeline.Table.Schema,
+            Table = pipeline.Table.Name,
             KeyColumns = pipeline.Key,
             IndexName = pipeline.Index,
             IncrementalColumn = pipeline.Incremental,
+            IncrementalTimeMargin = pipeline.IncrementalMargin?.Time,
+            IncrementalNumericMargin = pipeline.IncrementalMargin?.Amount,
             Partition = Range(pipeline.Partition),
             Props = Props(pipeline.Props),
         };

@@ -37,10 +37,10 @@ public sealed class PlanCommandTests
         foreach (var (region, plan) in plans)
         {
             var shopReplicas = plan.Flows.Count(f => f.Parent == "shop");
-            var orders = plan.AllPipelines().Where(x => x.Pipeline.Table == "sales.orders").ToList();
+            var orders = plan.AllPipelines().Where(x => x.Pipeline.Table.ToString() == "sales.orders").ToList();
             orders.Should().HaveCount(2 * shopReplicas, region);
             orders.Should().OnlyContain(x => x.Pipeline.Partition.Count == 2 * shopReplicas);
-            plan.AllPipelines().Where(x => x.Pipeline.Table == "catalog.products").Should().HaveCount(shopReplicas);
+            plan.AllPipelines().Where(x => x.Pipeline.Table.ToString() == "catalog.products").Should().HaveCount(shopReplicas);
         }
 
         var diff = PlanDiff.Compare(plans["eu"], plans["apac"]);
@@ -141,13 +141,24 @@ public sealed class PlanCommandTests
     }
 
     [Fact]
-    public async Task A_table_without_primary_key_exits_2_naming_the_pipeline_line()
+    public async Task A_table_without_primary_key_named_explicitly_exits_2_naming_the_pipeline_line()
     {
-        var path = CliRunner.WriteConfig("flows:\n  - name: a\n    source: {postgres: \"${QUICKSTART_PG}\"}\n    destination: {files: out}\n    pipelines:\n      - schema: crm\n");
+        var path = CliRunner.WriteConfig("flows:\n  - name: a\n    source: {postgres: \"${QUICKSTART_PG}\"}\n    destination: {files: out}\n    pipelines:\n      - {schema: crm, table: audit_log}\n");
         var result = await CliRunner.RunAsync(["plan", "--config", path, "--hooks", CliRunner.HooksDir], new TestHooks(), _env);
 
         result.ExitCode.Should().Be(2);
         result.Err.Should().Contain($"{path}(6,9): table 'crm.audit_log' (flow 'a') has no primary key");
+    }
+
+    [Fact]
+    public async Task A_table_without_primary_key_under_a_glob_is_skipped_with_a_warning_and_the_plan_is_made()
+    {
+        var path = CliRunner.WriteConfig("flows:\n  - name: a\n    source: {postgres: \"${QUICKSTART_PG}\"}\n    destination: {files: out}\n    pipelines:\n      - schema: crm\n");
+        var result = await CliRunner.RunAsync(["plan", "--config", path, "--hooks", CliRunner.HooksDir, "--format", "json"], new TestHooks(), _env);
+
+        result.ExitCode.Should().Be(0, result.Err);
+        result.Err.Should().Contain($"{path}(6,9): table 'crm.audit_log' (flow 'a') has no primary key, so it is skipped");
+        PlanJson.Deserialize(result.Out).AllPipelines().Select(x => x.Pipeline.Table.ToString()).Should().Equal("crm.customers");
     }
 
     [Fact]

@@ -36,9 +36,9 @@ public sealed class PlannerTests
 
         plan.Flows.Should().HaveCount(8);
         plan.Flows[3].Name.Should().Be("flow0_core_3");
-        var perTable = plan.AllPipelines().GroupBy(x => x.Pipeline.Table).ToDictionary(g => g.Key, g => g.Count());
+        var perTable = plan.AllPipelines().GroupBy(x => x.Pipeline.Table.ToString()).ToDictionary(g => g.Key, g => g.Count());
         perTable.Should().Equal(new Dictionary<string, int> { ["public.small"] = 8, ["public.medium"] = 16, ["big.events"] = 32 });
-        plan.Flows[0].Pipelines.First(p => p.Table == "big.events").Props.GetProperty("partition_hint").GetString().Should().Be("split_0");
+        plan.Flows[0].Pipelines.First(p => p.Table.ToString() == "big.events").Props.GetProperty("partition_hint").GetString().Should().Be("split_0");
     }
 
     [Fact]
