@@ -62,15 +62,17 @@ internal sealed record Watermark(WatermarkKind Kind, string Value, string Type)
     /// <summary>The SQL that reads the column's largest value as this kind's <see cref="Value"/>, over rows where <paramref name="where"/> holds.</summary>
     public static string MaxSql(WatermarkKind kind, string column, string table, string baseType, string where)
     {
+        // ORDER BY names the table's column: an output column of the same name (the text form) would sort as text.
         var c = Sql.Ident(column);
+        var order = $"ORDER BY {table}.{c} DESC LIMIT 1";
         return kind switch
         {
-            WatermarkKind.Time => $"SELECT ((extract(epoch FROM {c}{(baseType == "date" ? "::timestamp" : "")})) * 1000000)::int8::text FROM {table} WHERE {where} AND isfinite({c}) ORDER BY {c} DESC LIMIT 1",
-            WatermarkKind.Integer => $"SELECT {c}::int8::text FROM {table} WHERE {where} AND {c} IS NOT NULL ORDER BY {c} DESC LIMIT 1",
+            WatermarkKind.Time => $"SELECT ((extract(epoch FROM {c}{(baseType == "date" ? "::timestamp" : "")})) * 1000000)::int8::text AS watermark FROM {table} WHERE {where} AND isfinite({c}) {order}",
+            WatermarkKind.Integer => $"SELECT {c}::int8::text AS watermark FROM {table} WHERE {where} AND {c} IS NOT NULL {order}",
             // NaN and infinities sort above every number and would freeze the watermark; rows holding them are read by every run instead.
-            WatermarkKind.Numeric => $"SELECT {c}::text FROM {table} WHERE {where} AND {c} IS NOT NULL AND {c}::text NOT IN ('NaN', 'Infinity', '-Infinity') ORDER BY {c} DESC LIMIT 1",
-            WatermarkKind.Float => $"SELECT float8send({c}::float8) FROM {table} WHERE {where} AND {c} < 'Infinity' AND {c} > '-Infinity' ORDER BY {c} DESC LIMIT 1",
-            _ => $"SELECT {c}::text FROM {table} WHERE {where} AND {c} IS NOT NULL ORDER BY {c} DESC LIMIT 1",
+            WatermarkKind.Numeric => $"SELECT {c}::text AS watermark FROM {table} WHERE {where} AND {c} IS NOT NULL AND {c}::text NOT IN ('NaN', 'Infinity', '-Infinity') {order}",
+            WatermarkKind.Float => $"SELECT float8send({c}::float8) AS watermark FROM {table} WHERE {where} AND {c} < 'Infinity' AND {c} > '-Infinity' {order}",
+            _ => $"SELECT {c}::text AS watermark FROM {table} WHERE {where} AND {c} IS NOT NULL {order}",
         };
     }
 
