@@ -11,9 +11,6 @@ namespace EtlFunnel.Cli.Running;
 /// </summary>
 internal static class SyncJobBuilder
 {
-    /// <summary>The environment variable that, when set, sends every flow to this Elasticsearch URL instead of its configured destination.</summary>
-    public const string ElasticsearchUrlVariable = "ELASTICSEARCH_URL";
-
     /// <summary>Builds the job for the flow replicas of <paramref name="plan"/> accepted by <paramref name="includeFlow"/> (all when null).</summary>
     public static SyncJob Build(
         ExecutionPlan plan,
@@ -22,8 +19,8 @@ internal static class SyncJobBuilder
         Func<string, string?> environment,
         Func<string, bool>? includeFlow = null)
     {
+        // ETLFUNNEL_ELASTICSEARCH_URL is already in the config (DestinationOverride, applied before discovery).
         var flowsByName = config.Flows.ToDictionary(f => f.Name, StringComparer.Ordinal);
-        var esOverride = ElasticsearchOverride(environment);
         var flows = new List<SyncFlow>();
         foreach (var replica in plan.Flows)
         {
@@ -42,30 +39,12 @@ internal static class SyncJobBuilder
             {
                 Name = replica.Name,
                 SourceConnectionString = flow.SourceConnectionString,
-                // The override replaces the cluster, not the flow's wire settings.
-                Destination = esOverride is null ? Destination(flow.Destination) : esOverride with { Compression = flow.Destination.Compression },
+                Destination = Destination(flow.Destination),
                 Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
             });
         }
 
         return new SyncJob { Flows = flows, Options = options };
-    }
-
-    /// <summary>The destination every flow uses when <c>ELASTICSEARCH_URL</c> is set, or null.</summary>
-    public static ElasticsearchDestination? ElasticsearchOverride(Func<string, string?> environment)
-    {
-        var text = environment(ElasticsearchUrlVariable);
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
-
-        if (!Uri.TryCreate(text.Trim(), UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-        {
-            throw new ConfigException(ElasticsearchUrlVariable, $"'{text}' is not an http(s) URL; set it like ELASTICSEARCH_URL=http://127.0.0.1:9200 or unset it");
-        }
-
-        return Elasticsearch(uri);
     }
 
     /// <summary>The document count a flow replica's pipelines were planned with (table rows split by partition), for progress and ETA.</summary>
