@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using System.Text.Json;
 
 namespace EtlFunnel.Execution.Models;
 
@@ -13,22 +12,19 @@ public static class ReplicaPropValues
         [ReplicaPropKeys.BatchSize, ReplicaPropKeys.BatchBytes, ReplicaPropKeys.MaxInFlight, ReplicaPropKeys.FetchSize];
 
     /// <summary>
-    /// <paramref name="key"/> as a positive integer (an integral number of any CLR type, a double without fraction, a JSON number
+    /// <paramref name="key"/> as a positive integer (an integral number of any CLR type, a double or decimal without fraction,
     /// or a string holding one); <paramref name="fallback"/> when absent or null. Throws <see cref="FormatException"/> naming the key and value otherwise.
     /// </summary>
     public static int PositiveInt(IReadOnlyDictionary<string, object?> props, string key, int fallback)
     {
         ArgumentNullException.ThrowIfNull(props);
-        if (!props.TryGetValue(key, out var raw) || raw is null or JsonElement { ValueKind: JsonValueKind.Null })
+        if (!props.TryGetValue(key, out var raw) || raw is null)
         {
             return fallback;
         }
 
         long? value = raw switch
         {
-            JsonElement { ValueKind: JsonValueKind.Number } e when e.TryGetInt64(out var l) => l,
-            JsonElement { ValueKind: JsonValueKind.Number } e when e.TryGetDouble(out var d) => Integral(d),
-            JsonElement { ValueKind: JsonValueKind.String } e => Parse(e.GetString()),
             string s => Parse(s),
             double d => Integral(d),
             float f => Integral(f),
@@ -50,8 +46,6 @@ public static class ReplicaPropValues
 
     private static string Describe(object raw) => raw switch
     {
-        JsonElement { ValueKind: JsonValueKind.String } e => $"the string \"{e.GetString()}\"",
-        JsonElement e => e.GetRawText(),
         string s => $"the string \"{s}\"",
         bool b => b ? "true" : "false",
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Sync;
@@ -87,7 +86,7 @@ internal static class SyncJobBuilder
             IncrementalTimeMargin = pipeline.IncrementalMargin?.Time,
             IncrementalNumericMargin = pipeline.IncrementalMargin?.Amount,
             Partition = Range(pipeline.Partition),
-            Props = Props(pipeline.Props),
+            Props = PlanProps.ToValues(pipeline.Props),
         };
     }
 
@@ -100,32 +99,6 @@ internal static class SyncJobBuilder
             checked(start.Numerator * (denominator / start.Denominator)),
             checked(end.Numerator * (denominator / end.Denominator)),
             denominator);
-    }
-
-    private static Dictionary<string, object?> Props(JsonElement props)
-    {
-        var result = new Dictionary<string, object?>(StringComparer.Ordinal);
-        if (props.ValueKind != JsonValueKind.Object)
-        {
-            return result;
-        }
-
-        foreach (var property in props.EnumerateObject())
-        {
-            var v = property.Value;
-            result[property.Name] = v.ValueKind switch
-            {
-                JsonValueKind.Number when v.TryGetInt64(out var l) => l,
-                JsonValueKind.Number => v.GetDouble(),
-                JsonValueKind.String => v.GetString(),
-                JsonValueKind.True => true,
-                JsonValueKind.False => false,
-                JsonValueKind.Null => null,
-                _ => v.GetRawText(),
-            };
-        }
-
-        return result;
     }
 
     private static long Gcd(long a, long b)

@@ -200,7 +200,8 @@ public sealed class Planner
     /// <summary>The engine's props (batch_size, ...) are read here exactly as the engine reads them, so what the plan accepts, the run accepts.</summary>
     private static string? EnginePropsProblem(JsonElement props)
     {
-        var values = props.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone(), StringComparer.Ordinal);
+        var values = PlanProps.ToValues(props); // what the run hands the engine
+
         foreach (var key in ReplicaPropValues.EngineKeys)
         {
             try

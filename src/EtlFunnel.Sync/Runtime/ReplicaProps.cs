@@ -1,3 +1,4 @@
+using System.Text.Json;
 using EtlFunnel.Execution.Models;
 
 namespace EtlFunnel.Sync.Runtime;
@@ -14,6 +15,7 @@ internal sealed record ReplicaProps(int BatchSize, int BatchBytes, int MaxInFlig
 
     public static ReplicaProps From(IReadOnlyDictionary<string, object?> props, string replica)
     {
+        props = props.Values.Any(v => v is JsonElement) ? props.ToDictionary(p => p.Key, p => Clr(p.Value), StringComparer.Ordinal) : props;
         try
         {
             _ = ReplicaPropValues.PositiveInt(props, ReplicaPropKeys.FetchSize, DefaultFetchSize);
@@ -27,4 +29,16 @@ internal sealed record ReplicaProps(int BatchSize, int BatchBytes, int MaxInFlig
             throw new SyncConfigurationException($"Replica '{replica}': {ex.Message}.", ex);
         }
     }
+
+    // Callers of the engine API may hand JSON values; they read as the plan's props do (Orchestration's PlanProps.ToValues).
+    private static object? Clr(object? value) => value is not JsonElement e ? value : e.ValueKind switch
+    {
+        JsonValueKind.Number when e.TryGetInt64(out var l) => l,
+        JsonValueKind.Number => e.GetDouble(),
+        JsonValueKind.String => e.GetString(),
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        JsonValueKind.Null => null,
+        _ => e.GetRawText(),
+    };
 }
