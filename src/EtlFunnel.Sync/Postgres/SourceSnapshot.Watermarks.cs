@@ -73,16 +73,41 @@ internal sealed partial class SourceSnapshot
 
         var where = "true";
         long future = 0;
+        object? value = null;
+        var done = false;
         if (kind == WatermarkKind.Time)
         {
+            // Usually the plain maximum (one index probe, or one scan without an index) is already below the cap; only
+            // when it is not are the future rows counted and the maximum below the cap looked for.
             var cap = Watermark.CapSql(baseType, timeMargin);
-            where = $"{Sql.Ident(column)} <= ({cap})";
-            await using var count = new NpgsqlCommand($"SELECT count(*) FROM {table} WHERE {Sql.Ident(column)} > ({cap})", _connection, _transaction);
-            future = (long)(await count.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            var c = Sql.Ident(column);
+            await using (var plain = new NpgsqlCommand(
+                $"SELECT CASE WHEN isfinite(m) AND m <= ({cap}) THEN ((extract(epoch FROM m{(baseType == "date" ? "::timestamp" : "")})) * 1000000)::int8::text END, " +
+                $"coalesce(m > ({cap}), false), m IS NULL FROM (SELECT max({c}) AS m FROM {table}) s", _connection, _transaction))
+            {
+                await using var r = await plain.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await r.ReadAsync(ct).ConfigureAwait(false);
+                var (plainMax, later, empty) = (r.IsDBNull(0) ? null : r.GetString(0), r.GetBoolean(1), r.GetBoolean(2));
+                if (!later && (plainMax is not null || empty))
+                {
+                    (value, done) = (plainMax, true);
+                }
+            }
+
+            if (!done)
+            {
+                where = $"{c} <= ({cap})";
+                await using var count = new NpgsqlCommand($"SELECT count(*) FROM {table} WHERE {c} > ({cap})", _connection, _transaction);
+                future = (long)(await count.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            }
         }
 
-        await using var max = new NpgsqlCommand(Watermark.MaxSql(kind, column, table, baseType, where), _connection, _transaction);
-        var value = await max.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        if (!done)
+        {
+            await using var max = new NpgsqlCommand(Watermark.MaxSql(kind, column, table, baseType, where), _connection, _transaction);
+            value = await max.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        }
+
         var text = value switch
         {
             byte[] float8 => Watermark.FloatText(float8),
