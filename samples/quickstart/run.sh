@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The quickstart end to end: a PostgreSQL with the sample data, then `etlfunnel run` into NDJSON files under ./out
-# (or into Elasticsearch when ELASTICSEARCH_URL is set).
+# (or into Elasticsearch when ETLFUNNEL_ELASTICSEARCH_URL is set).
 #
 #   samples/quickstart/run.sh                 # throwaway local cluster under .etlfunnel/pg (port 55439)
 #   ETLFUNNEL_PG="Host=db;Port=5432;Username=me;Password=...;Database=quickstart" samples/quickstart/run.sh
-#   ELASTICSEARCH_URL=http://127.0.0.1:9200 samples/quickstart/run.sh
+#   ETLFUNNEL_ELASTICSEARCH_URL=http://127.0.0.1:9200 samples/quickstart/run.sh
 #   samples/quickstart/run.sh stop            # stop the throwaway cluster
 set -euo pipefail
 
@@ -100,8 +100,9 @@ else
     say "Sample data already loaded"
 fi
 
-if [[ -n "${ELASTICSEARCH_URL:-}" ]]; then
-    say "Syncing into Elasticsearch at $ELASTICSEARCH_URL"
+es_url="${ETLFUNNEL_ELASTICSEARCH_URL:-${ELASTICSEARCH_URL:-}}"   # the old name still works (deprecated)
+if [[ -n "$es_url" ]]; then
+    say "Syncing into Elasticsearch at $es_url"
 else
     say "Syncing into NDJSON files under $repo/out"
 fi
@@ -109,7 +110,7 @@ set +e
 dotnet run --project src/EtlFunnel.Cli -c Release -- run --config samples/quickstart/flows.yaml --hooks hooks --report out/report.json "$@"
 code=$?
 set -e
-if [[ $code -eq 0 && -z "${ELASTICSEARCH_URL:-}" ]]; then
+if [[ $code -eq 0 && -z "$es_url" ]]; then
     say "Done: $(find out -name '*.ndjson' | wc -l) NDJSON files, report in out/report.json. Load one into Elasticsearch with:"
     echo "  curl -H 'Content-Type: application/x-ndjson' --data-binary @\$(ls out/sales_orders/*.ndjson | head -1) http://127.0.0.1:9200/_bulk" >&2
 fi

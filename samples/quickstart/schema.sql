@@ -42,7 +42,7 @@ CREATE TABLE crm.customers (id int PRIMARY KEY, name text NOT NULL, region text 
 INSERT INTO crm.customers SELECT g, 'customer ' || g, (ARRAY['US', 'EU', 'APAC'])[1 + g % 3] FROM generate_series(1, 100000) g;
 
 -- No primary key: flows.yaml names its key explicitly (key: [customer_id, at]).
-CREATE TABLE crm.audit_log (customer_id int NOT NULL, at timestamptz NOT NULL, note text);
+CREATE TABLE crm.audit_log (customer_id int NOT NULL, at timestamptz NOT NULL, note text, UNIQUE (customer_id, at));
 INSERT INTO crm.audit_log SELECT 1 + g % 100000, timestamptz '2025-01-01' + g * interval '1 minute', 'note ' || g FROM generate_series(1, 30000) g;
 
 -- The planner reads row estimates from the catalog; ANALYZE makes them real right away.

@@ -48,6 +48,13 @@ internal static class StatusPage
 <p class="muted">Refreshes every 2 s. <span id="updated"></span> JSON: <a href="/plan">/plan</a> <a href="/runs">/runs</a> <a href="/healthz">/healthz</a> <a href="/metrics">/metrics</a></p>
 <script>
 "use strict";
+// The plan names a table as {schema, name}; a part holding a dot or a quote is double-quoted, as in the CLI's messages.
+function tableName(t) {
+  if (!t || typeof t === "string") return t || "";
+  const part = p => (p === "" || p.includes(".") || p.includes('"')) ? '"' + p.replaceAll('"', '""') + '"' : p;
+  return part(t.schema) + "." + part(t.name);
+}
+
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -100,7 +107,7 @@ function renderPlan(p) {
     if (f.props && Object.keys(f.props).length) nodes.push(el("p", {}, "props: ", el("code", {}, props(f.props))));
     nodes.push(table(["pipeline", "parent", "table", "index", "partition", "props"],
       (f.pipelines || []).map(pl => [
-        el("span", { class: "pipeline" }, pl.name), pl.parent, pl.table, pl.index,
+        el("span", { class: "pipeline" }, pl.name), pl.parent, tableName(pl.table), pl.index,
         pl.partition ? pl.partition.start + " – " + pl.partition.end + " (" + (pl.partition.index + 1) + "/" + pl.partition.count + ")" : "",
         el("code", {}, props(pl.props))])));
   }

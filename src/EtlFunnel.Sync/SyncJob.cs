@@ -47,6 +47,12 @@ public sealed record SyncPipeline
     /// <summary>Column used as the incremental watermark; null means every run reads the whole partition.</summary>
     public string? IncrementalColumn { get; init; }
 
+    /// <summary>This pipeline's re-read window for a date/time incremental column; null means <see cref="SyncOptions.IncrementalTimeMargin"/>.</summary>
+    public TimeSpan? IncrementalTimeMargin { get; init; }
+
+    /// <summary>This pipeline's re-read window for a numeric incremental column; null means <see cref="SyncOptions.IncrementalNumericMargin"/>.</summary>
+    public decimal? IncrementalNumericMargin { get; init; }
+
     /// <summary>The share of the table this replica reads; <see cref="PartitionRange.Whole"/> for an unreplicated pipeline.</summary>
     public PartitionRange Partition { get; init; } = PartitionRange.Whole;
 

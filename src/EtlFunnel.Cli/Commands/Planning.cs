@@ -32,6 +32,7 @@ internal static class Planning
         try
         {
             var config = await ConfigLoader.LoadAsync(configPath, context.Environment, cancellationToken).ConfigureAwait(false);
+            config = ApplyDestinationOverride(context, config);
             var machine = machinePath is null
                 ? MachineProfiles.Detect(context.Environment)
                 : await MachineProfiles.LoadAsync(machinePath, cancellationToken).ConfigureAwait(false);
@@ -45,6 +46,23 @@ internal static class Planning
             await context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return (null, ExitCodes.Usage);
         }
+    }
+
+    /// <summary>Applies <c>ETLFUNNEL_ELASTICSEARCH_URL</c> before discovery, so hooks and the plan see the destination the run writes to; logs that it overrides.</summary>
+    private static EtlConfig ApplyDestinationOverride(CliContext context, EtlConfig config)
+    {
+        var (overridden, notices, warnings) = DestinationOverride.Apply(config, context.Environment);
+        foreach (var warning in warnings)
+        {
+            context.Log.Warning("{Warning}", warning);
+        }
+
+        foreach (var notice in notices)
+        {
+            context.Log.Information("{Notice}", notice);
+        }
+
+        return overridden;
     }
 
     /// <summary>

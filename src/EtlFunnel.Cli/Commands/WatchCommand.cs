@@ -80,7 +80,6 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             schedules = FlowSchedules.Resolve(
                 config.Flows.Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
                 settings.Interval ?? config.Interval);
-            _ = SyncJobBuilder.ElasticsearchOverride(_context.Environment);
             stateRoot = StateLocation.Resolve(settings.State, config);
         }
         catch (Exception ex) when (ex is FormatException or ConfigException)

@@ -270,7 +270,7 @@ public static partial class ConfigLoader
 
     private static PipelineConfig ParsePipeline(YamlReader yaml, YamlNode node, string flow)
     {
-        var p = yaml.Mapping(node, $"a pipeline of flow '{flow}'", "schema", "table", "index", "key", "incremental", "exact_counts");
+        var p = yaml.Mapping(node, $"a pipeline of flow '{flow}'", "schema", "table", "index", "key", "incremental", "exact_counts", "incremental_margin");
         var pipeline = new PipelineConfig { Location = yaml.At(node) };
         if (p.TryGetValue("schema", out var schema))
         {
@@ -311,7 +311,26 @@ public static partial class ConfigLoader
             pipeline = pipeline with { ExactCounts = yaml.Bool(exact.Value, "exact_counts") };
         }
 
+        if (p.TryGetValue("incremental_margin", out var margin))
+        {
+            pipeline = ParseIncrementalMargin(yaml, pipeline, margin.Value, flow);
+        }
+
         return pipeline;
+    }
+
+    private static PipelineConfig ParseIncrementalMargin(YamlReader yaml, PipelineConfig pipeline, YamlNode node, string flow)
+    {
+        var text = yaml.NonEmptyString(node, "incremental_margin");
+        if (pipeline.Incremental is null)
+        {
+            throw new ConfigException(yaml.At(node), $"'incremental_margin:' in a pipeline of flow '{flow}' needs 'incremental: <column>' in the same entry; add the column or remove the margin");
+        }
+
+        return Plans.IncrementalMargin.TryParse(text, out var parsed)
+            ? pipeline with { IncrementalMargin = parsed, IncrementalMarginLocation = yaml.At(node) }
+            : throw new ConfigException(yaml.At(node),
+                $"incremental_margin '{text}' is neither a duration nor a number; write a duration for a date/time column (e.g. 5m, 90s, 1h30m, 250ms) or a number for a numeric column (e.g. 1000)");
     }
 
     private static string ParseUrl(YamlReader yaml, YamlNode node, string flow)

@@ -115,6 +115,12 @@ public sealed record PipelineConfig
     /// <summary>Count rows exactly (one <c>count(*)</c> per table) instead of the catalog estimate.</summary>
     public bool ExactCounts { get; init; }
 
+    /// <summary><c>incremental_margin:</c> (a duration for date/time columns, an amount for numeric ones), or <c>null</c> for the column type's default.</summary>
+    public Plans.IncrementalMargin? IncrementalMargin { get; init; }
+
+    /// <summary>Where <c>incremental_margin:</c> is written, for error messages.</summary>
+    public ConfigLocation? IncrementalMarginLocation { get; init; }
+
     /// <summary>Where the entry is defined.</summary>
     public required ConfigLocation Location { get; init; }
 }

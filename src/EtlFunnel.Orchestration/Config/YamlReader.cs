@@ -58,7 +58,7 @@ internal sealed partial class YamlReader
 
             if (Array.IndexOf(allowed, key.Value) < 0)
             {
-                var hint = allowed.FirstOrDefault(a => Distance(a, key.Value) <= 2);
+                var hint = allowed.FirstOrDefault(a => Levenshtein.Distance(a, key.Value) <= 2);
                 throw new ConfigException(At(key),
                     $"unknown key '{key.Value}' in {what}" + (hint is null ? "" : $" (did you mean '{hint}'?)") + $"; allowed keys: {string.Join(", ", allowed)}");
             }
@@ -139,30 +139,6 @@ internal sealed partial class YamlReader
 
         var items = Sequence(node, what).Select(n => NonEmptyString(n, what)).ToList();
         return items.Count == 0 ? throw new ConfigException(At(node), $"{what} must list at least one value") : items;
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++)
-        {
-            d[i, 0] = i;
-        }
-
-        for (var j = 0; j <= b.Length; j++)
-        {
-            d[0, j] = j;
-        }
-
-        for (var i = 1; i <= a.Length; i++)
-        {
-            for (var j = 1; j <= b.Length; j++)
-            {
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-        }
-
-        return d[a.Length, b.Length];
     }
 
     [GeneratedRegex(@"\$?\$\{(?<name>[A-Za-z_][A-Za-z0-9_]*)\}")]

@@ -27,5 +27,8 @@ internal sealed class Glob
 
     public string Pattern { get; }
 
+    /// <summary>True when <paramref name="pattern"/> holds <c>*</c> or <c>?</c>, i.e. may match several names (or none by design).</summary>
+    public static bool HasWildcards(string pattern) => pattern.AsSpan().IndexOfAny('*', '?') >= 0;
+
     public bool IsMatch(string name) => _regex.IsMatch(name);
 }

@@ -103,31 +103,78 @@ internal static class PostgresCatalog
         return $"{b.Host}:{b.Port}/{b.Database}";
     }
 
-    /// <summary>Column names of a table, to check an explicit key.</summary>
-    public static async Task<ILookup<string, string>> LoadColumnsAsync(NpgsqlDataSource dataSource, IReadOnlyList<TableInfo> tables, CancellationToken cancellationToken)
+    /// <summary>Columns (with type and nullability) and unique indexes of the given tables, to check explicit keys and incremental columns.</summary>
+    public static async Task<Dictionary<(string Schema, string Name), TableColumns>> LoadColumnsAsync(NpgsqlDataSource dataSource, IReadOnlyList<TableInfo> tables, CancellationToken cancellationToken)
     {
-        var result = new List<(string Table, string Column)>();
+        var result = new Dictionary<(string, string), TableColumns>();
         if (tables.Count == 0)
         {
-            return result.ToLookup(r => r.Table, r => r.Column, StringComparer.Ordinal);
+            return result;
         }
 
-        await using var cmd = dataSource.CreateCommand("""
-            SELECT n.nspname::text || '.' || c.relname::text, a.attname::text
+        foreach (var t in tables)
+        {
+            result[(t.Schema, t.Name)] = new TableColumns();
+        }
+
+        // A domain is described by its base type; indnullsnotdistinct (PostgreSQL 15+) is read through to_jsonb so older servers answer too.
+        await using var batch = dataSource.CreateBatch();
+        var columns = new NpgsqlBatchCommand("""
+            SELECT n.nspname::text, c.relname::text, a.attname::text, format_type(coalesce(nullif(t.typbasetype, 0), a.atttypid), NULL),
+                   coalesce(bt.typcategory, t.typcategory)::text, a.attnotnull
               FROM pg_attribute a
               JOIN pg_class c ON c.oid = a.attrelid
               JOIN pg_namespace n ON n.oid = c.relnamespace
+              JOIN pg_type t ON t.oid = a.atttypid
+              LEFT JOIN pg_type bt ON bt.oid = nullif(t.typbasetype, 0)
              WHERE a.attnum > 0 AND NOT a.attisdropped
                AND (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+             ORDER BY 1, 2, a.attnum
             """);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Schema).ToArray() });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Name).ToArray() });
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        var unique = new NpgsqlBatchCommand("""
+            SELECT n.nspname::text, c.relname::text,
+                   array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) k(attnum) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+                   coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false)
+              FROM pg_index i
+              JOIN pg_class c ON c.oid = i.indrelid
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+               AND (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            """);
+        foreach (var command in new[] { columns, unique })
         {
-            result.Add((reader.GetString(0), reader.GetString(1)));
+            command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Schema).ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Name).ToArray() });
+            batch.BatchCommands.Add(command);
         }
 
-        return result.ToLookup(r => r.Table, r => r.Column, StringComparer.Ordinal);
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            result[(reader.GetString(0), reader.GetString(1))].Columns.Add(
+                new ColumnInfo(reader.GetString(2), reader.GetString(3), reader.GetString(4)[0], reader.GetBoolean(5)));
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            result[(reader.GetString(0), reader.GetString(1))].UniqueIndexes.Add(new UniqueIndex([.. reader.GetFieldValue<string[]>(2)], reader.GetBoolean(3)));
+        }
+
+        return result;
     }
+}
+
+/// <summary>A column as discovery checks it: its type (a domain's base type), <c>pg_type.typcategory</c> and NOT NULL.</summary>
+internal sealed record ColumnInfo(string Name, string Type, char Category, bool NotNull);
+
+/// <summary>A unique index without predicate or expressions (a primary key or unique constraint is one too).</summary>
+internal sealed record UniqueIndex(ImmutableArray<string> Columns, bool NullsNotDistinct);
+
+/// <summary>What discovery knows of one table's columns.</summary>
+internal sealed class TableColumns
+{
+    public List<ColumnInfo> Columns { get; } = [];
+
+    public List<UniqueIndex> UniqueIndexes { get; } = [];
 }

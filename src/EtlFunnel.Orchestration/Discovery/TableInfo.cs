@@ -11,8 +11,8 @@ public sealed record TableInfo
     /// <summary>The table name.</summary>
     public required string Name { get; init; }
 
-    /// <summary><c>schema.table</c>.</summary>
-    public string QualifiedName => $"{Schema}.{Name}";
+    /// <summary><c>schema.table</c>, a part in double quotes when it holds a dot or a quote (<c>"a.b".c</c>), so distinct tables never share a name.</summary>
+    public string QualifiedName => Plans.TableRef.Display(Schema, Name);
 
     /// <summary>Rows: the catalog estimate (<c>reltuples</c>), or an exact count when <see cref="RowsAreExact"/>.</summary>
     public long Rows { get; init; }
@@ -34,4 +34,7 @@ public sealed record TableInfo
 
     /// <summary>Primary-key columns in key order; empty when the table has none.</summary>
     public ImmutableArray<string> PrimaryKey { get; init; } = [];
+
+    /// <summary>The table as the plan names it.</summary>
+    public Plans.TableRef Ref => new(Schema, Name);
 }

@@ -75,4 +75,10 @@ public sealed record PipelineEntity
 
     /// <summary>The incremental column, if configured.</summary>
     public string? Incremental { get; init; }
+
+    /// <summary>The incremental column's re-read margin (configured or the type's default); <c>null</c> without one or for a text column.</summary>
+    public Plans.IncrementalMargin? IncrementalMargin { get; init; }
+
+    /// <summary>The <c>pipelines:</c> entry that selected the table (for messages), or <c>null</c> when built by hand.</summary>
+    public PipelineConfig? Entry { get; init; }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using EtlFunnel.Execution.Models;
 using EtlFunnel.Orchestration.Config;
+using EtlFunnel.Orchestration.Plans;
 using Npgsql;
 
 namespace EtlFunnel.Orchestration.Discovery;
@@ -32,6 +33,8 @@ public static class WorkloadDiscovery
             {
                 flows.Add(await DiscoverFlowAsync(config, flow, sources, clusters, warnings, cancellationToken).ConfigureAwait(false));
             }
+
+            CheckIndexCollisions(flows);
         }
         catch
         {
@@ -112,7 +115,7 @@ public static class WorkloadDiscovery
 
         foreach (var entry in flow.Pipelines.Where(p => !used.Contains(p)))
         {
-            warnings.Add($"{entry.Location}: pipeline entry schema '{entry.Schema}' table '{entry.Table}' of flow '{flow.Name}' matches no table in {source.DisplayName}");
+            ReportUnmatched(flow, entry, catalog, globs.Select(g => (g.Entry, g.Schema, g.Table)).ToList(), source.DisplayName, warnings);
         }
 
         matched = await ApplyExactCountsAsync(flow, source, matched, cancellationToken).ConfigureAwait(false);
@@ -146,18 +149,19 @@ public static class WorkloadDiscovery
             var key = entry.Key.IsEmpty ? table.PrimaryKey : entry.Key;
             if (key.IsEmpty)
             {
-                throw new ConfigException(entry.Location,
-                    $"table '{table.QualifiedName}' (flow '{flow.Name}') has no primary key; add 'key: [column, ...]' naming columns that identify a row to this pipeline entry, or to a narrower entry above it just for this table");
+                var fix = $"add a primary key to it, or 'key: [column, ...]' naming columns with a unique index to {(IsExplicit(entry) ? "this pipeline entry" : "a narrower entry above this one just for this table")}";
+                if (!IsExplicit(entry))
+                {
+                    // One keyless table among many matched by a glob must not stop the others; a table named outright must.
+                    warnings.Add($"{entry.Location}: table '{table.QualifiedName}' (flow '{flow.Name}') has no primary key, so it is skipped; to sync it, {fix}");
+                    continue;
+                }
+
+                throw new ConfigException(entry.Location, $"table '{table.QualifiedName}' (flow '{flow.Name}') has no primary key; {fix}");
             }
 
-            var known = columns[table.QualifiedName].ToHashSet(StringComparer.Ordinal);
-            foreach (var column in entry.Key.Concat(entry.Incremental is null ? [] : [entry.Incremental]))
-            {
-                if (!known.Contains(column))
-                {
-                    throw new ConfigException(entry.Location, $"column '{column}' does not exist in table '{table.QualifiedName}' (flow '{flow.Name}'); its columns are: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
-                }
-            }
+            var described = columns.GetValueOrDefault((table.Schema, table.Name));
+            var margin = described is null ? null : CheckColumns(flow, entry, table, described);
 
             if (table.NeverAnalyzed && !table.RowsAreExact)
             {
@@ -168,6 +172,12 @@ public static class WorkloadDiscovery
                 .Replace("{table}", table.Name, StringComparison.Ordinal)
                 .Replace("{flow}", flow.Name, StringComparison.Ordinal)
                 .ToLowerInvariant(); // Elasticsearch index names must be lowercase.
+            if (IndexNames.Problem(index) is { } problem)
+            {
+                throw new ConfigException(entry.Location,
+                    $"table '{table.QualifiedName}' (flow '{flow.Name}') would write index '{index}', which Elasticsearch rejects: {problem}; set 'index:' on this entry (or a narrower one above it) to a valid name");
+            }
+
             var stats = ToStats(table);
             pipelines.Add(new PipelineEntity
             {
@@ -182,6 +192,8 @@ public static class WorkloadDiscovery
                 Index = index,
                 Key = key,
                 Incremental = entry.Incremental,
+                IncrementalMargin = margin,
+                Entry = entry,
             });
         }
 
@@ -207,6 +219,134 @@ public static class WorkloadDiscovery
             Pipelines = built,
         };
     }
+
+    /// <summary>An entry without <c>*</c> or <c>?</c> names its table outright: a missing table or key there is an error, not a warning.</summary>
+    private static bool IsExplicit(PipelineConfig entry) => !Glob.HasWildcards(entry.Schema) && !Glob.HasWildcards(entry.Table);
+
+    private static void ReportUnmatched(
+        FlowConfig flow, PipelineConfig entry, IReadOnlyList<TableInfo> catalog, List<(PipelineConfig Entry, Glob Schema, Glob Table)> globs, string source, ImmutableArray<string>.Builder warnings)
+    {
+        var what = $"pipeline entry schema '{entry.Schema}' table '{entry.Table}' of flow '{flow.Name}'";
+        var shadowed = catalog.FirstOrDefault(t => new Glob(entry.Schema).IsMatch(t.Schema) && new Glob(entry.Table).IsMatch(t.Name));
+        if (shadowed is not null)
+        {
+            var winner = globs.First(g => g.Schema.IsMatch(shadowed.Schema) && g.Table.IsMatch(shadowed.Name)).Entry;
+            warnings.Add($"{entry.Location}: {what} configures no table: the entry at {winner.Location} matches its tables first (e.g. '{shadowed.QualifiedName}'); move this entry above it");
+            return;
+        }
+
+        if (!IsExplicit(entry))
+        {
+            warnings.Add($"{entry.Location}: {what} matches no table in {source}");
+            return;
+        }
+
+        var wanted = TableRef.Display(entry.Schema, entry.Table);
+        var hint = catalog
+            .Select(t => (Name: t.QualifiedName, Distance: string.Equals(t.QualifiedName, wanted, StringComparison.OrdinalIgnoreCase) ? 0 : Levenshtein.Distance(t.QualifiedName, wanted)))
+            .Where(c => c.Distance <= Math.Max(2, wanted.Length / 3))
+            .OrderBy(c => c.Distance).ThenBy(c => c.Name, StringComparer.Ordinal)
+            .Take(3).Select(c => $"'{c.Name}'").ToList();
+        throw new ConfigException(entry.Location,
+            $"table '{wanted}' of flow '{flow.Name}' does not exist in {source}" +
+            (hint.Count > 0 ? $" (did you mean {string.Join(" or ", hint)}?)" : "") +
+            "; names are case-sensitive: fix 'schema:'/'table:' of this entry, or use a glob (e.g. 'table: \"orders*\"') if the table may be absent");
+    }
+
+    /// <summary>Explicit key columns exist and are unique; the incremental column exists, has a type a watermark can be kept for, and a margin that fits it.</summary>
+    private static IncrementalMargin? CheckColumns(FlowConfig flow, PipelineConfig entry, TableInfo table, TableColumns described)
+    {
+        var byName = described.Columns.ToDictionary(c => c.Name, StringComparer.Ordinal);
+        foreach (var column in entry.Key.Concat(entry.Incremental is null ? [] : [entry.Incremental]))
+        {
+            if (!byName.ContainsKey(column))
+            {
+                throw new ConfigException(entry.Location, $"column '{column}' does not exist in table '{table.QualifiedName}' (flow '{flow.Name}'); its columns are: {string.Join(", ", byName.Keys.Order(StringComparer.Ordinal))}");
+            }
+        }
+
+        if (!entry.Key.IsEmpty)
+        {
+            var keySet = entry.Key.ToHashSet(StringComparer.Ordinal);
+            // A unique index on some of the key's columns makes the whole key unique, unless NULLs (distinct to the index) repeat.
+            var unique = described.UniqueIndexes.Any(i => i.Columns.All(keySet.Contains) && (i.NullsNotDistinct || i.Columns.All(c => byName[c].NotNull)));
+            if (!unique)
+            {
+                var columnList = string.Join(", ", entry.Key);
+                var nullable = described.UniqueIndexes.Any(i => i.Columns.All(keySet.Contains));
+                throw new ConfigException(entry.Location,
+                    $"key [{columnList}] of table '{table.QualifiedName}' (flow '{flow.Name}') is not unique: " +
+                    (nullable ? "its unique index allows several NULLs, " : "no primary key or unique index/constraint covers these columns, ") +
+                    "so rows sharing a key would overwrite each other's document; " +
+                    $"add one (ALTER TABLE {table.QualifiedName} ADD UNIQUE{(nullable ? " NULLS NOT DISTINCT" : "")} ({columnList})" + (nullable ? " or make the columns NOT NULL" : "") +
+                    ") or name columns that have one");
+            }
+        }
+
+        if (entry.Incremental is not { } incremental)
+        {
+            return null;
+        }
+
+        var type = byName[incremental];
+        var kind = WatermarkKinds.Of(type.Type, type.Category);
+        if (kind is null)
+        {
+            throw new ConfigException(entry.Location,
+                $"incremental column '{incremental}' of table '{table.QualifiedName}' (flow '{flow.Name}') has type {type.Type}, for which no watermark is kept; use a timestamp, timestamptz, date, integer, numeric, float or text column that only grows");
+        }
+
+        var where = entry.IncrementalMarginLocation ?? entry.Location;
+        switch (kind, entry.IncrementalMargin)
+        {
+            case (WatermarkKind.Time, null):
+                return IncrementalMargin.DefaultTime;
+            case (WatermarkKind.Number, null):
+                return IncrementalMargin.DefaultAmount;
+            case (WatermarkKind.Text, null):
+                return null;
+            case (WatermarkKind.Time, { Amount: 0 }):
+                return new IncrementalMargin { Time = TimeSpan.Zero };
+            case (WatermarkKind.Time, { Time: not null } m):
+                return m;
+            case (WatermarkKind.Number, { Amount: >= 0 } m):
+                return m;
+            case (WatermarkKind.Text, _):
+                throw new ConfigException(where, $"incremental column '{incremental}' of table '{table.QualifiedName}' (flow '{flow.Name}') is {type.Type}; a margin applies only to date/time and numeric columns, so remove 'incremental_margin:'");
+            case (WatermarkKind.Time, _):
+                throw new ConfigException(where, $"incremental column '{incremental}' of table '{table.QualifiedName}' (flow '{flow.Name}') is {type.Type}, so 'incremental_margin:' must be a duration such as 5m, 90s or 1h30m, not '{entry.IncrementalMargin}'");
+            default:
+                throw new ConfigException(where, $"incremental column '{incremental}' of table '{table.QualifiedName}' (flow '{flow.Name}') is {type.Type}, so 'incremental_margin:' must be a number such as 1000, not '{entry.IncrementalMargin}'");
+        }
+    }
+
+    /// <summary>Two tables writing one index of one destination would overwrite each other's documents: refuse, naming both.</summary>
+    private static void CheckIndexCollisions(IEnumerable<FlowEntity> flows)
+    {
+        var seen = new Dictionary<(string Destination, string Index), (FlowEntity Flow, PipelineEntity Pipeline)>();
+        foreach (var flow in flows)
+        {
+            var destination = DestinationKey(flow.Destination);
+            foreach (var pipeline in flow.Pipelines)
+            {
+                if (!seen.TryAdd((destination, pipeline.Index), (flow, pipeline)))
+                {
+                    var (firstFlow, first) = seen[(destination, pipeline.Index)];
+                    var firstAt = first.Entry is null ? "" : $" at {first.Entry.Location}";
+                    var message =
+                        $"tables '{first.Name}' (flow '{firstFlow.Name}'{firstAt}) and '{pipeline.Name}' (flow '{flow.Name}') would both write index '{pipeline.Index}' (index names are lower-cased), so one would overwrite the other's documents; " +
+                        "give one of them its own entry above this one with a distinct 'index:' (e.g. index: \"{schema}__{table}\")";
+                    throw pipeline.Entry is { } entry ? new ConfigException(entry.Location, message) : new ConfigException(flow.Name, message);
+                }
+            }
+        }
+    }
+
+    private static string DestinationKey(DestinationConfig destination) => destination.Kind switch
+    {
+        DestinationKind.Files => "files:" + Path.TrimEndingDirectorySeparator(Path.GetFullPath(destination.Target)),
+        _ => Uri.TryCreate(destination.Target, UriKind.Absolute, out var uri) ? $"es:{uri.Scheme}://{uri.Host.ToLowerInvariant()}:{uri.Port}{uri.AbsolutePath.TrimEnd('/')}" : "es:" + destination.Target,
+    };
 
     private static async Task<List<(TableInfo Table, PipelineConfig Entry)>> ApplyExactCountsAsync(
         FlowConfig flow, Source source, List<(TableInfo Table, PipelineConfig Entry)> matched, CancellationToken cancellationToken)
@@ -281,7 +421,7 @@ public static class WorkloadDiscovery
 
         public Task<IReadOnlyList<TableInfo>> TablesAsync(CancellationToken cancellationToken) => _tables.GetAsync(cancellationToken);
 
-        public Task<ILookup<string, string>> ColumnsAsync(IReadOnlyList<TableInfo> tables, CancellationToken cancellationToken)
+        public Task<Dictionary<(string Schema, string Name), TableColumns>> ColumnsAsync(IReadOnlyList<TableInfo> tables, CancellationToken cancellationToken)
             => PostgresCatalog.LoadColumnsAsync(DataSource, tables, cancellationToken);
     }
 }

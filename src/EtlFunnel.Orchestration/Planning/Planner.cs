@@ -149,10 +149,11 @@ public sealed class Planner
                     {
                         Name = p.Name,
                         Parent = table.Name,
-                        Table = table.Table.QualifiedName,
+                        Table = table.Table.Ref,
                         Index = table.Index,
                         Key = table.Key,
                         Incremental = table.Incremental,
+                        IncrementalMargin = table.IncrementalMargin,
                         ReplicaId = j,
                         TotalReplicas = m,
                         Props = p.Props,
@@ -176,12 +177,44 @@ public sealed class Planner
                 TotalReplicas = n,
                 Props = flowReplica.Props,
                 Source = new PlanEndpoint("postgres", flow.SourceName),
-                Destination = new PlanEndpoint(flow.Destination.Kind == DestinationKind.Elasticsearch ? "elasticsearch" : "files", flow.Destination.Target),
+                Destination = new PlanEndpoint(flow.Destination.Kind == DestinationKind.Elasticsearch ? "elasticsearch" : "files", DisplayTarget(flow.Destination)),
                 Pipelines = pipelines.ToImmutable(),
             });
         }
 
         return built;
+    }
+
+    /// <summary>The destination as the plan shows it: an Elasticsearch URL loses its password (<c>http://user:***@host:9200</c>).</summary>
+    private static string DisplayTarget(DestinationConfig destination)
+    {
+        if (destination.Kind != DestinationKind.Elasticsearch || !Uri.TryCreate(destination.Target, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.UserInfo))
+        {
+            return destination.Target;
+        }
+
+        var user = uri.UserInfo.Split(':', 2)[0];
+        return new UriBuilder(uri) { UserName = user, Password = uri.UserInfo.Contains(':', StringComparison.Ordinal) ? "***" : "" }.Uri.ToString();
+    }
+
+    /// <summary>The engine's props (batch_size, ...) are read here exactly as the engine reads them, so what the plan accepts, the run accepts.</summary>
+    private static string? EnginePropsProblem(JsonElement props)
+    {
+        var values = PlanProps.ToValues(props); // what the run hands the engine
+
+        foreach (var key in ReplicaPropValues.EngineKeys)
+        {
+            try
+            {
+                _ = ReplicaPropValues.PositiveInt(values, key, 1);
+            }
+            catch (FormatException ex)
+            {
+                return ex.Message;
+            }
+        }
+
+        return null;
     }
 
     private async Task<List<Replica>> RunLevelAsync(Level level, MachineInfo machine, List<PlanError> errors, CancellationToken cancellationToken)
@@ -295,6 +328,12 @@ public sealed class Planner
                 catch (Exception ex) when (ex is NotSupportedException or JsonException or InvalidOperationException or ArgumentException)
                 {
                     errors.Add(new PlanError(file, null, $"{entry}: ReplicaProps cannot be serialised to JSON ({ex.Message}); use numbers, strings, booleans, lists and dictionaries of those"));
+                    continue;
+                }
+
+                if (level.Parent is not null && EnginePropsProblem(json) is { } problem)
+                {
+                    errors.Add(new PlanError(file, null, $"{entry}: {problem}; the sync engine reads it per pipeline replica (see ReplicaPropKeys)"));
                     continue;
                 }
 

@@ -86,11 +86,11 @@ public sealed record PipelineReplicaPlan
     /// <summary>The replica's name, unique within its flow replica; the plan-wide id is <c>flow replica/pipeline replica</c>.</summary>
     public required string Name { get; init; }
 
-    /// <summary>The table entity it replicates (<c>schema.table</c>).</summary>
+    /// <summary>The table entity it replicates (<c>schema.table</c>, see <see cref="TableRef.Display"/>).</summary>
     public required string Parent { get; init; }
 
-    /// <summary>The source table, <c>schema.table</c>.</summary>
-    public required string Table { get; init; }
+    /// <summary>The source table: schema and name apart, so dotted and quoted identifiers survive plan to run.</summary>
+    public required TableRef Table { get; init; }
 
     /// <summary>The target index.</summary>
     public required string Index { get; init; }
@@ -100,6 +100,9 @@ public sealed record PipelineReplicaPlan
 
     /// <summary>The incremental column, or <c>null</c>.</summary>
     public string? Incremental { get; init; }
+
+    /// <summary>The re-read window behind the watermark (<c>incremental_margin:</c>, or the default for the column's type); <c>null</c> without an incremental column or for a text column.</summary>
+    public IncrementalMargin? IncrementalMargin { get; init; }
 
     /// <summary>0 to <see cref="TotalReplicas"/> - 1 within the flow replica.</summary>
     public required int ReplicaId { get; init; }
@@ -122,3 +125,19 @@ public sealed record PlanPartition(Fraction Start, Fraction End, int Index, int 
 
 /// <summary>A table's stats as the planner saw them.</summary>
 public sealed record PlanTableStats(long Rows, bool RowsAreExact, long Bytes, int Partitions);
+
+/// <summary>A source table by schema and name (never one dotted string that has to be split again).</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(PlanJson.TableConverter))]
+public sealed record TableRef(string Schema, string Name)
+{
+    /// <summary><c>schema.table</c>; a part holding a dot, a quote or nothing is double-quoted (<c>"a.b".c</c>, quotes doubled), so distinct tables never print alike.</summary>
+    public static string Display(string schema, string name) => Part(schema) + "." + Part(name);
+
+    /// <summary>See <see cref="Display"/>.</summary>
+    public override string ToString() => Display(Schema, Name);
+
+    private static string Part(string identifier) =>
+        identifier.Length == 0 || identifier.Contains('.', StringComparison.Ordinal) || identifier.Contains('"', StringComparison.Ordinal)
+            ? "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""
+            : identifier;
+}

@@ -42,6 +42,56 @@ public static class PlanJson
 
         public override void Write(Utf8JsonWriter writer, Fraction value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
     }
+
+    /// <summary><c>{"schema": "sales", "name": "orders"}</c>; also reads the <c>"sales.orders"</c> string of plans written before tables were typed.</summary>
+    internal sealed class TableConverter : JsonConverter<TableRef>
+    {
+        public override TableRef Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            if (reader.TokenType == JsonTokenType.String)
+            {
+                var text = reader.GetString()!;
+                var dot = text.IndexOf('.', StringComparison.Ordinal);
+                return dot < 0 ? new TableRef("public", text) : new TableRef(text[..dot], text[(dot + 1)..]);
+            }
+
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw new JsonException("A table must be an object like {\"schema\": \"sales\", \"name\": \"orders\"}.");
+            }
+
+            string? schema = null, name = null;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+            {
+                var property = reader.GetString();
+                reader.Read();
+                switch (property)
+                {
+                    case "schema":
+                        schema = reader.GetString();
+                        break;
+                    case "name":
+                        name = reader.GetString();
+                        break;
+                    default:
+                        reader.Skip();
+                        break;
+                }
+            }
+
+            return schema is null || name is null
+                ? throw new JsonException("A table needs both \"schema\" and \"name\".")
+                : new TableRef(schema, name);
+        }
+
+        public override void Write(Utf8JsonWriter writer, TableRef value, JsonSerializerOptions options)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("schema", value.Schema);
+            writer.WriteString("name", value.Name);
+            writer.WriteEndObject();
+        }
+    }
 }
 
 /// <summary>Compile-time JSON metadata for plans.</summary>

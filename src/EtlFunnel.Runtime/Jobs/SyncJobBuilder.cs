@@ -1,4 +1,3 @@
-using System.Text.Json;
 using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Sync;
@@ -11,9 +10,6 @@ namespace EtlFunnel.Runtime.Jobs;
 /// </summary>
 internal static class SyncJobBuilder
 {
-    /// <summary>The environment variable that, when set, sends every flow to this Elasticsearch URL instead of its configured destination.</summary>
-    public const string ElasticsearchUrlVariable = "ELASTICSEARCH_URL";
-
     /// <summary>Builds the job for the flow replicas of <paramref name="plan"/> accepted by <paramref name="includeFlow"/> (all when null).</summary>
     public static SyncJob Build(
         ExecutionPlan plan,
@@ -22,8 +18,8 @@ internal static class SyncJobBuilder
         Func<string, string?> environment,
         Func<string, bool>? includeFlow = null)
     {
+        // ETLFUNNEL_ELASTICSEARCH_URL is already in the config (DestinationOverride, applied before discovery).
         var flowsByName = config.Flows.ToDictionary(f => f.Name, StringComparer.Ordinal);
-        var esOverride = ElasticsearchOverride(environment);
         var flows = new List<SyncFlow>();
         foreach (var replica in plan.Flows)
         {
@@ -42,30 +38,12 @@ internal static class SyncJobBuilder
             {
                 Name = replica.Name,
                 SourceConnectionString = flow.SourceConnectionString,
-                // The override replaces the cluster, not the flow's wire settings.
-                Destination = esOverride is null ? Destination(flow.Destination) : esOverride with { Compression = flow.Destination.Compression },
+                Destination = Destination(flow.Destination),
                 Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
             });
         }
 
         return new SyncJob { Flows = flows, Options = options };
-    }
-
-    /// <summary>The destination every flow uses when <c>ELASTICSEARCH_URL</c> is set, or null.</summary>
-    public static ElasticsearchDestination? ElasticsearchOverride(Func<string, string?> environment)
-    {
-        var text = environment(ElasticsearchUrlVariable);
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
-
-        if (!Uri.TryCreate(text.Trim(), UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-        {
-            throw new ConfigException(ElasticsearchUrlVariable, $"'{text}' is not an http(s) URL; set it like ELASTICSEARCH_URL=http://127.0.0.1:9200 or unset it");
-        }
-
-        return Elasticsearch(uri);
     }
 
     /// <summary>The document count a flow replica's pipelines were planned with (table rows split by partition), for progress and ETA.</summary>
@@ -97,17 +75,18 @@ internal static class SyncJobBuilder
 
     private static SyncPipeline Pipeline(PipelineReplicaPlan pipeline)
     {
-        var dot = pipeline.Table.IndexOf('.', StringComparison.Ordinal);
         return new SyncPipeline
         {
             ReplicaName = pipeline.Name,
-            Schema = dot < 0 ? "public" : pipeline.Table[..dot],
-            Table = dot < 0 ? pipeline.Table : pipeline.Table[(dot + 1)..],
+            Schema = pipeline.Table.Schema,
+            Table = pipeline.Table.Name,
             KeyColumns = pipeline.Key,
             IndexName = pipeline.Index,
             IncrementalColumn = pipeline.Incremental,
+            IncrementalTimeMargin = pipeline.IncrementalMargin?.Time,
+            IncrementalNumericMargin = pipeline.IncrementalMargin?.Amount,
             Partition = Range(pipeline.Partition),
-            Props = Props(pipeline.Props),
+            Props = PlanProps.ToValues(pipeline.Props),
         };
     }
 
@@ -120,32 +99,6 @@ internal static class SyncJobBuilder
             checked(start.Numerator * (denominator / start.Denominator)),
             checked(end.Numerator * (denominator / end.Denominator)),
             denominator);
-    }
-
-    private static Dictionary<string, object?> Props(JsonElement props)
-    {
-        var result = new Dictionary<string, object?>(StringComparer.Ordinal);
-        if (props.ValueKind != JsonValueKind.Object)
-        {
-            return result;
-        }
-
-        foreach (var property in props.EnumerateObject())
-        {
-            var v = property.Value;
-            result[property.Name] = v.ValueKind switch
-            {
-                JsonValueKind.Number when v.TryGetInt64(out var l) => l,
-                JsonValueKind.Number => v.GetDouble(),
-                JsonValueKind.String => v.GetString(),
-                JsonValueKind.True => true,
-                JsonValueKind.False => false,
-                JsonValueKind.Null => null,
-                _ => v.GetRawText(),
-            };
-        }
-
-        return result;
     }
 
     private static long Gcd(long a, long b)

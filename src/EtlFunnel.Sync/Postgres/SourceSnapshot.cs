@@ -7,7 +7,7 @@ namespace EtlFunnel.Sync.Postgres;
 /// whole run, so every replica transaction can import it (the way <c>pg_dump -j</c> does). Table layouts and watermark
 /// maxima are read inside that same snapshot.
 /// </summary>
-internal sealed class SourceSnapshot : IAsyncDisposable
+internal sealed partial class SourceSnapshot : IAsyncDisposable
 {
     private readonly NpgsqlConnection _connection;
     private readonly NpgsqlTransaction _transaction;
@@ -65,15 +65,6 @@ internal sealed class SourceSnapshot : IAsyncDisposable
             return task;
         }
     }
-
-    /// <summary>The largest value of <paramref name="column"/> in the snapshot, as PostgreSQL text, or null for an empty table.</summary>
-    public Task<string?> MaxAsync(string qualifiedTable, string column, CancellationToken ct) =>
-        Locked(async () =>
-        {
-            await using var cmd = new NpgsqlCommand($"SELECT max({Sql.Ident(column)})::text FROM {qualifiedTable}", _connection, _transaction);
-            var v = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
-            return v as string;
-        }, ct);
 
     /// <summary>The type name and category (pg_type.typcategory) of a column.</summary>
     public Task<(string Type, char Category)> ColumnTypeAsync(string qualifiedTable, string column, CancellationToken ct) =>

@@ -1,53 +1,44 @@
-using System.Globalization;
 using System.Text.Json;
 using EtlFunnel.Execution.Models;
 
 namespace EtlFunnel.Sync.Runtime;
 
-/// <summary>The batching knobs a plan can set per replica (see <see cref="ReplicaPropKeys"/>).</summary>
+/// <summary>The batching knobs a plan can set per replica (see <see cref="ReplicaPropKeys"/>), read by <see cref="ReplicaPropValues"/> as the planner validates them.</summary>
 internal sealed record ReplicaProps(int BatchSize, int BatchBytes, int MaxInFlight)
 {
     public const int DefaultBatchSize = 5000;
     public const int DefaultBatchBytes = 5 * 1024 * 1024;
     public const int DefaultMaxInFlight = 2;
 
-    public static ReplicaProps From(IReadOnlyDictionary<string, object?> props, string replica) => new(
-        Get(props, ReplicaPropKeys.BatchSize, DefaultBatchSize, replica),
-        Get(props, ReplicaPropKeys.BatchBytes, DefaultBatchBytes, replica),
-        Get(props, ReplicaPropKeys.MaxInFlight, DefaultMaxInFlight, replica));
+    // fetch_size is read only to refuse a bad value the way the planner does: binary COPY streams, so it has no use.
+    private const int DefaultFetchSize = 10000;
 
-    private static int Get(IReadOnlyDictionary<string, object?> props, string key, int fallback, string replica)
+    public static ReplicaProps From(IReadOnlyDictionary<string, object?> props, string replica)
     {
-        if (!props.TryGetValue(key, out var raw) || raw is null)
-        {
-            return fallback;
-        }
-
-        long? value = raw switch
-        {
-            JsonElement { ValueKind: JsonValueKind.Number } e when e.TryGetInt64(out var l) => l,
-            JsonElement { ValueKind: JsonValueKind.String } e when long.TryParse(e.GetString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => l,
-            string s when long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => l,
-            IConvertible c when raw is not string and not bool => TryConvert(c),
-            _ => null,
-        };
-        if (value is not { } v || v <= 0 || v > int.MaxValue)
-        {
-            throw new SyncConfigurationException($"Replica '{replica}': prop '{key}' must be a positive integer, got '{raw}'.");
-        }
-
-        return (int)v;
-    }
-
-    private static long? TryConvert(IConvertible c)
-    {
+        props = props.Values.Any(v => v is JsonElement) ? props.ToDictionary(p => p.Key, p => Clr(p.Value), StringComparer.Ordinal) : props;
         try
         {
-            return c.ToInt64(CultureInfo.InvariantCulture);
+            _ = ReplicaPropValues.PositiveInt(props, ReplicaPropKeys.FetchSize, DefaultFetchSize);
+            return new(
+                ReplicaPropValues.PositiveInt(props, ReplicaPropKeys.BatchSize, DefaultBatchSize),
+                ReplicaPropValues.PositiveInt(props, ReplicaPropKeys.BatchBytes, DefaultBatchBytes),
+                ReplicaPropValues.PositiveInt(props, ReplicaPropKeys.MaxInFlight, DefaultMaxInFlight));
         }
-        catch (Exception ex) when (ex is FormatException or InvalidCastException or OverflowException)
+        catch (FormatException ex)
         {
-            return null;
+            throw new SyncConfigurationException($"Replica '{replica}': {ex.Message}.", ex);
         }
     }
+
+    // Callers of the engine API may hand JSON values; they read as the plan's props do (Orchestration's PlanProps.ToValues).
+    private static object? Clr(object? value) => value is not JsonElement e ? value : e.ValueKind switch
+    {
+        JsonValueKind.Number when e.TryGetInt64(out var l) => l,
+        JsonValueKind.Number => e.GetDouble(),
+        JsonValueKind.String => e.GetString(),
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        JsonValueKind.Null => null,
+        _ => e.GetRawText(),
+    };
 }

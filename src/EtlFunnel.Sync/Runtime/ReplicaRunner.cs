@@ -80,7 +80,7 @@ internal sealed class ReplicaRunner
             }
 
             await using var sink = _sinkFactory();
-            await sink.OpenAsync(resumed ? state.FileOffset : null, append: state.RunFromWatermark is not null, ct).ConfigureAwait(false);
+            await sink.OpenAsync(resumed ? state.FileOffset : null, append: state.RunFrom is not null || state.RunFromWatermark is not null, ct).ConfigureAwait(false);
             state.FileOffset = await sink.FlushAsync(ct).ConfigureAwait(false);
             await SaveAsync(state).ConfigureAwait(false);
 
@@ -105,7 +105,7 @@ internal sealed class ReplicaRunner
             }
 
             state.Completed = true;
-            state.Watermark = state.RunToWatermark ?? state.Watermark;
+            CommitWatermark(state);
             await SaveAsync(state).ConfigureAwait(false);
             var outcome = state.DeadLettered > 0 ? SyncOutcome.CompletedWithRejections : SyncOutcome.Succeeded;
             return Report(state, outcome, started, resumed, null);
@@ -121,15 +121,42 @@ internal sealed class ReplicaRunner
         }
     }
 
+    private TimeSpan TimeMargin => _pipeline.IncrementalTimeMargin ?? Options.IncrementalTimeMargin;
+
     private async Task<ReplicaState> FreshStateAsync(ReplicaState? previous, CancellationToken ct)
     {
-        string? from = null, to = null;
+        Watermark? from = null, to = null;
+        string? legacyFrom = null;
         if (_pipeline.IncrementalColumn is { } column)
         {
-            to = await _snapshot.MaxAsync(_layout.QualifiedName, column, ct).ConfigureAwait(false);
+            var probe = await _snapshot.ProbeWatermarkAsync(_layout.QualifiedName, column, TimeMargin, ct).ConfigureAwait(false);
+            to = probe.Max;
+            if (probe.FutureRows > 0 && probe.ClaimWarning())
+            {
+                _job.Log.Warning(
+                    "{Table}: {Rows} rows have {Column} later than the source's now() + {Margin}; they are read by every incremental run and do not move the watermark (fix their values if they are wrong)",
+                    _layout.QualifiedName, probe.FutureRows, column, TimeMargin);
+            }
+
             if (Options.Mode == SyncMode.Incremental)
             {
-                from = previous?.Watermark;
+                if (previous?.WatermarkValue is { } typed)
+                {
+                    if (typed.Kind == probe.Kind && typed.Type == probe.Type)
+                    {
+                        from = typed;
+                    }
+                    else
+                    {
+                        _job.Log.Warning("{Table}: incremental column {Column} is now {Type} (the watermark was taken as {Old}); reading everything once",
+                            _layout.QualifiedName, column, probe.Type, typed.Type);
+                    }
+                }
+                else
+                {
+                    // State of an earlier version: its text watermark is read once, then replaced by a typed one.
+                    legacyFrom = previous?.Watermark;
+                }
             }
         }
 
@@ -138,28 +165,58 @@ internal sealed class ReplicaRunner
             RunId = _job.RunId,
             Segment = 0,
             NextBlock = _segments.Count > 0 ? _segments[0].Start : 0,
+            WatermarkValue = previous?.WatermarkValue,
             Watermark = previous?.Watermark,
-            RunFromWatermark = from,
-            RunToWatermark = to ?? previous?.Watermark,
+            RunFrom = from,
+            RunFromWatermark = legacyFrom,
+            RunTo = to,
         };
+    }
+
+    /// <summary>The run's watermark replaces the last one, in full and incremental mode alike (a full run resets it to its own maximum).</summary>
+    private void CommitWatermark(ReplicaState state)
+    {
+        if (_pipeline.IncrementalColumn is null)
+        {
+            state.WatermarkValue = null;
+            state.Watermark = null;
+            return;
+        }
+
+        // A run an earlier version started (and this one resumed) carries only its text watermark.
+        var legacy = state.RunTo is null && state.RunFrom is null && state.RunToWatermark is not null;
+        state.WatermarkValue = state.RunTo;
+        state.Watermark = legacy ? state.RunToWatermark : null;
     }
 
     private async Task<string?> IncrementalFilterAsync(ReplicaState state, CancellationToken ct)
     {
-        if (_pipeline.IncrementalColumn is not { } column || state.RunFromWatermark is not { } from)
+        if (_pipeline.IncrementalColumn is not { } column)
         {
             return null;
         }
 
+        if (state.RunFrom is { } from)
+        {
+            var probe = await _snapshot.ProbeWatermarkAsync(_layout.QualifiedName, column, TimeMargin, ct).ConfigureAwait(false);
+            return from.Filter(column, probe.BaseType, TimeMargin, _pipeline.IncrementalNumericMargin ?? Options.IncrementalNumericMargin);
+        }
+
+        if (state.RunFromWatermark is not { } legacy)
+        {
+            return null;
+        }
+
+        // The text an earlier version stored, cast under the read session's UTC / ISO settings.
         var (type, category) = await _snapshot.ColumnTypeAsync(_layout.QualifiedName, column, ct).ConfigureAwait(false);
-        var bound = $"{Sql.Literal(from)}::{type}";
+        var bound = $"{Sql.Literal(legacy)}::{type}";
         var margin = category switch
         {
-            'D' => $" - interval '{(long)Options.IncrementalTimeMargin.TotalMilliseconds} milliseconds'",
-            'N' => $" - {Options.IncrementalNumericMargin}",
+            'D' => $" - interval '{(long)TimeMargin.TotalMilliseconds} milliseconds'",
+            'N' => $" - {(_pipeline.IncrementalNumericMargin ?? Options.IncrementalNumericMargin).ToString(System.Globalization.CultureInfo.InvariantCulture)}",
             _ => "",
         };
-        return $"{Sql.Ident(column)} > ({bound}{margin})";
+        return $"({Sql.Ident(column)} > ({bound}{margin}) OR {Sql.Ident(column)} IS NULL)";
     }
 
     private async Task ReadRemainingAsync(PartitionReader reader, IReplicaSink sink, ReplicaState state, CancellationToken ct)

@@ -23,13 +23,22 @@ internal sealed record ReplicaState
 
     public long DeadLettered { get; set; }
 
-    /// <summary>The watermark of the last completed run (PostgreSQL text of the incremental column's maximum).</summary>
+    /// <summary>The typed watermark of the last completed run (see <see cref="Runtime.Watermark"/>).</summary>
+    public Runtime.Watermark? WatermarkValue { get; set; }
+
+    /// <summary>The typed watermark this run reads above (before the safety margin), null for a full read.</summary>
+    public Runtime.Watermark? RunFrom { get; set; }
+
+    /// <summary>The typed watermark this run commits when it completes (null: the column has no value yet).</summary>
+    public Runtime.Watermark? RunTo { get; set; }
+
+    /// <summary>Legacy: the session-formatted text watermark earlier versions wrote; read once (under UTC/ISO) by the next incremental run, then replaced by <see cref="WatermarkValue"/>.</summary>
     public string? Watermark { get; set; }
 
-    /// <summary>The lower watermark this run reads above (before the safety margin), null for a full read.</summary>
+    /// <summary>Legacy: an earlier version's text lower bound of an interrupted run.</summary>
     public string? RunFromWatermark { get; set; }
 
-    /// <summary>The watermark this run commits when it completes.</summary>
+    /// <summary>Legacy: an earlier version's text watermark of an interrupted run.</summary>
     public string? RunToWatermark { get; set; }
 
     public DateTimeOffset UpdatedAt { get; set; }

@@ -56,17 +56,17 @@ public sealed class CompressionCliTests
     }
 
     [Fact]
-    public async Task ELASTICSEARCH_URL_replaces_the_cluster_but_keeps_the_flows_compression_setting()
+    public async Task ETLFUNNEL_ELASTICSEARCH_URL_replaces_the_cluster_but_keeps_the_flows_compression_setting()
     {
         await using var configured = await ElasticsearchTestServer.StartAsync();
         await using var overridden = await ElasticsearchTestServer.StartAsync();
 
         var result = await RunAsync(
             Config($"elasticsearch: \"{configured.Uri}\", compression: false"),
-            new Dictionary<string, string> { ["ELASTICSEARCH_URL"] = overridden.Uri.ToString() });
+            new Dictionary<string, string> { ["ETLFUNNEL_ELASTICSEARCH_URL"] = overridden.Uri.ToString() });
 
         result.ExitCode.Should().Be(0, result.Err);
-        Bulks(configured).Should().BeEmpty("ELASTICSEARCH_URL sends every flow elsewhere");
+        Bulks(configured).Should().BeEmpty("ETLFUNNEL_ELASTICSEARCH_URL sends every flow elsewhere");
         overridden.Documents("shop_customers").Should().HaveCount(SmallShopDatabase.Customers);
         Bulks(overridden).Should().NotBeEmpty().And.OnlyContain(r => r.ContentEncoding == null);
     }

@@ -37,10 +37,10 @@ public sealed class PlanCommandTests
         foreach (var (region, plan) in plans)
         {
             var shopReplicas = plan.Flows.Count(f => f.Parent == "shop");
-            var orders = plan.AllPipelines().Where(x => x.Pipeline.Table == "sales.orders").ToList();
+            var orders = plan.AllPipelines().Where(x => x.Pipeline.Table.ToString() == "sales.orders").ToList();
             orders.Should().HaveCount(2 * shopReplicas, region);
             orders.Should().OnlyContain(x => x.Pipeline.Partition.Count == 2 * shopReplicas);
-            plan.AllPipelines().Where(x => x.Pipeline.Table == "catalog.products").Should().HaveCount(shopReplicas);
+            plan.AllPipelines().Where(x => x.Pipeline.Table.ToString() == "catalog.products").Should().HaveCount(shopReplicas);
         }
 
         var diff = PlanDiff.Compare(plans["eu"], plans["apac"]);
@@ -63,12 +63,14 @@ public sealed class PlanCommandTests
         flow.GetProperty("parent").GetString().Should().Be("shop");
         flow.GetProperty("props").GetProperty("cpu_optimized").GetBoolean().Should().BeTrue();
         flow.GetProperty("source").GetProperty("name").GetString().Should().NotContain("assword");
-        var orders = flow.GetProperty("pipelines").EnumerateArray().First(p => p.GetProperty("table").GetString() == "sales.orders");
+        var orders = flow.GetProperty("pipelines").EnumerateArray().First(p => p.GetProperty("table").GetProperty("name").GetString() == "orders");
+        orders.GetProperty("table").GetProperty("schema").GetString().Should().Be("sales");
         orders.GetProperty("name").GetString().Should().Be("sales.orders_partition_0");
         orders.GetProperty("parent").GetString().Should().Be("sales.orders");
         orders.GetProperty("index").GetString().Should().Be("sales_orders");
         orders.GetProperty("key").EnumerateArray().Select(k => k.GetString()).Should().Equal("id");
         orders.GetProperty("incremental").GetString().Should().Be("created_at");
+        orders.GetProperty("incrementalMargin").GetString().Should().Be("5m", "the default for a timestamp column");
         orders.GetProperty("props").GetProperty("partition_hint").GetString().Should().Be("split_0");
         var partition = orders.GetProperty("partition");
         partition.GetProperty("start").GetString().Should().Be("0");
@@ -141,13 +143,48 @@ public sealed class PlanCommandTests
     }
 
     [Fact]
-    public async Task A_table_without_primary_key_exits_2_naming_the_pipeline_line()
+    public async Task A_table_without_primary_key_named_explicitly_exits_2_naming_the_pipeline_line()
     {
-        var path = CliRunner.WriteConfig("flows:\n  - name: a\n    source: {postgres: \"${QUICKSTART_PG}\"}\n    destination: {files: out}\n    pipelines:\n      - schema: crm\n");
+        var path = CliRunner.WriteConfig("flows:\n  - name: a\n    source: {postgres: \"${QUICKSTART_PG}\"}\n    destination: {files: out}\n    pipelines:\n      - {schema: crm, table: audit_log}\n");
         var result = await CliRunner.RunAsync(["plan", "--config", path, "--hooks", CliRunner.HooksDir], new TestHooks(), _env);
 
         result.ExitCode.Should().Be(2);
         result.Err.Should().Contain($"{path}(6,9): table 'crm.audit_log' (flow 'a') has no primary key");
+    }
+
+    [Fact]
+    public async Task A_table_without_primary_key_under_a_glob_is_skipped_with_a_warning_and_the_plan_is_made()
+    {
+        var path = CliRunner.WriteConfig("flows:\n  - name: a\n    source: {postgres: \"${QUICKSTART_PG}\"}\n    destination: {files: out}\n    pipelines:\n      - schema: crm\n");
+        var result = await CliRunner.RunAsync(["plan", "--config", path, "--hooks", CliRunner.HooksDir, "--format", "json"], new TestHooks(), _env);
+
+        result.ExitCode.Should().Be(0, result.Err);
+        result.Err.Should().Contain($"{path}(6,9): table 'crm.audit_log' (flow 'a') has no primary key, so it is skipped");
+        PlanJson.Deserialize(result.Out).AllPipelines().Select(x => x.Pipeline.Table.ToString()).Should().Equal("crm.customers");
+    }
+
+    [Fact]
+    public async Task ETLFUNNEL_ELASTICSEARCH_URL_is_applied_before_discovery_so_the_plan_and_hooks_describe_that_destination()
+    {
+        var seen = new List<string>();
+        var flowHook = TestHook.Flow("hooks/dest.csx", p =>
+        {
+            seen.AddRange(p.Entity.Select(e => e.DestDBConn.Kind));
+            return Tunes.Split(p, _ => 1);
+        });
+        var env = new Dictionary<string, string>(_env) { ["ETLFUNNEL_ELASTICSEARCH_URL"] = "http://etl:secret@127.0.0.1:1" };
+        var result = await CliRunner.RunAsync(["plan", "--config", CliRunner.QuickstartConfig, "--hooks", CliRunner.HooksDir, "--format", "json"], new TestHooks(flowHook), env);
+
+        result.ExitCode.Should().Be(0, result.Err);
+        seen.Should().NotBeEmpty().And.OnlyContain(k => k == "elasticsearch", "hooks see the destination the run will write to");
+        PlanJson.Deserialize(result.Out).Flows.Select(f => f.Destination).Should().OnlyContain(d => d.Kind == "elasticsearch" && d.Name == "http://etl:***@127.0.0.1:1/");
+        result.Out.Should().NotContain("secret");
+        result.Err.Should().Contain("ETLFUNNEL_ELASTICSEARCH_URL=http://etl:***@127.0.0.1:1/ overrides the destination of every flow in").And.NotContain("secret");
+
+        var bad = await CliRunner.RunAsync(["plan", "--config", CliRunner.QuickstartConfig, "--hooks", CliRunner.HooksDir],
+            new TestHooks(), new Dictionary<string, string>(_env) { ["ETLFUNNEL_ELASTICSEARCH_URL"] = "127.0.0.1:9200" });
+        bad.ExitCode.Should().Be(2);
+        bad.Err.Should().Contain("ETLFUNNEL_ELASTICSEARCH_URL: '127.0.0.1:9200' is not an http(s) URL");
     }
 
     [Fact]

@@ -42,7 +42,7 @@ public sealed class RealHookHostTests
             result.ExitCode.Should().Be(0, result.Err);
             var plan = PlanJson.Deserialize(result.Out);
             counts[region] = plan.Flows.Length;
-            plan.AllPipelines().Count(x => x.Pipeline.Table == "sales.orders").Should().Be(2 * plan.Flows.Count(f => f.Parent == "shop"));
+            plan.AllPipelines().Count(x => x.Pipeline.Table.ToString() == "sales.orders").Should().Be(2 * plan.Flows.Count(f => f.Parent == "shop"));
         }
 
         counts.Should().Equal(new Dictionary<string, int> { ["us"] = 64, ["eu"] = 16, ["apac"] = 32 });

@@ -27,7 +27,7 @@ public sealed class SmallShopDatabase : IAsyncLifetime
             CREATE TABLE shop.events_h1 PARTITION OF shop.events FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
             CREATE TABLE shop.events_h2 PARTITION OF shop.events FOR VALUES FROM ('2025-07-01') TO ('2026-01-01');
             INSERT INTO shop.events SELECT g, date '2025-01-01' + (g % 365), 'kind' || (g % 7) FROM generate_series(1, {Events}) g;
-            CREATE TABLE shop.notes (customer_id int NOT NULL, at timestamptz NOT NULL, note text);
+            CREATE TABLE shop.notes (customer_id int NOT NULL, at timestamptz NOT NULL, note text, UNIQUE (customer_id, at));
             INSERT INTO shop.notes SELECT 1 + g % 100, timestamptz '2025-01-01' + g * interval '1 minute', 'note ' || g FROM generate_series(1, {Notes}) g;
             ANALYZE;
             """);
@@ -122,7 +122,7 @@ public sealed class RunCommandTests
     public async Task Run_into_elasticsearch_indexes_one_document_per_row()
     {
         await using var es = await ElasticsearchTestServer.StartAsync();
-        var result = await RunAsync(Config(), new Dictionary<string, string> { ["ELASTICSEARCH_URL"] = es.Uri.ToString() });
+        var result = await RunAsync(Config(), new Dictionary<string, string> { ["ETLFUNNEL_ELASTICSEARCH_URL"] = es.Uri.ToString() });
 
         result.ExitCode.Should().Be(0, result.Err);
         foreach (var (index, rows) in RowsPerIndex)
@@ -130,7 +130,19 @@ public sealed class RunCommandTests
             es.Documents(index).Should().HaveCount(rows);
         }
 
-        Directory.Exists(Out).Should().BeFalse("ELASTICSEARCH_URL replaces the configured files destination");
+        Directory.Exists(Out).Should().BeFalse("ETLFUNNEL_ELASTICSEARCH_URL replaces the configured files destination");
+        result.Err.Should().Contain($"ETLFUNNEL_ELASTICSEARCH_URL={es.Uri} overrides the destination of every flow in").And.NotContain("deprecated");
+    }
+
+    [Fact]
+    public async Task The_old_ELASTICSEARCH_URL_still_works_with_a_deprecation_warning()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var result = await RunAsync(Config(), new Dictionary<string, string> { ["ELASTICSEARCH_URL"] = es.Uri.ToString() });
+
+        result.ExitCode.Should().Be(0, result.Err);
+        es.Documents(RowsPerIndex.Keys.First()).Should().HaveCount(RowsPerIndex.Values.First());
+        result.Err.Should().Contain("ELASTICSEARCH_URL is deprecated; set ETLFUNNEL_ELASTICSEARCH_URL instead");
     }
 
     [Fact]

@@ -180,6 +180,7 @@ internal sealed class WatchProcess : IDisposable
         }
 
         info.Environment.Remove("ELASTICSEARCH_URL");
+        info.Environment.Remove("ETLFUNNEL_ELASTICSEARCH_URL");
         return new WatchProcess(Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start"));
     }
 

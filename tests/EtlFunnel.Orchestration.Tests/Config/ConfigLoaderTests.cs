@@ -97,6 +97,10 @@ public sealed class ConfigLoaderTests
 
     [Theory]
     [InlineData("flows: []", "flows.yaml(1,8): 'flows:' is empty")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {files: out}\n    pipelines:\n      - {table: t, incremental_margin: 5m}",
+        "flows.yaml(6,40): 'incremental_margin:' in a pipeline of flow 'a' needs 'incremental: <column>' in the same entry")]
+    [InlineData("flows:\n  - name: a\n    source: {postgres: \"Host=h\"}\n    destination: {files: out}\n    pipelines:\n      - {table: t, incremental: at, incremental_margin: 5 minutes}",
+        "flows.yaml(6,57): incremental_margin '5 minutes' is neither a duration nor a number")]
     [InlineData("hooks: x", "flows.yaml(1,1): the config file has no 'flows:' list")]
     [InlineData("flows:\n  - source: {postgres: \"Host=h\"}", "flows.yaml(2,5): this flow has no 'name:'")]
     [InlineData("flows:\n  - name: a b", "flows.yaml(2,11): flow name 'a b' may only contain")]

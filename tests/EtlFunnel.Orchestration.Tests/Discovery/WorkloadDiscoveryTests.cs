@@ -95,18 +95,9 @@ public sealed class WorkloadDiscoveryTests
     }
 
     [Fact]
-    public async Task A_table_without_primary_key_is_refused_naming_the_pipeline_line()
-    {
-        var cs = await Database("CREATE TABLE public.ok (id int PRIMARY KEY); CREATE TABLE public.nokey (a int, b text);");
-        var act = () => WorkloadDiscovery.DiscoverAsync(Config(cs, "      - schema: public"));
-        (await act.Should().ThrowAsync<ConfigException>()).Which.Message.Should()
-            .StartWith("flows.yaml(6,9): table 'public.nokey' (flow 'f') has no primary key; add 'key: [column, ...]'");
-    }
-
-    [Fact]
     public async Task An_explicit_key_makes_a_table_without_primary_key_plannable_and_must_name_real_columns()
     {
-        var cs = await Database("CREATE TABLE public.nokey (a int, b text);");
+        var cs = await Database("CREATE TABLE public.nokey (a int NOT NULL, b text NOT NULL, UNIQUE (a, b));");
         await using (var ok = await WorkloadDiscovery.DiscoverAsync(Config(cs, "      - {schema: public, key: [a, b]}")))
         {
             ok.Flows[0].Pipelines.Single().Key.Should().Equal("a", "b");

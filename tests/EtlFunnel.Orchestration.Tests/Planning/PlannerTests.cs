@@ -36,9 +36,9 @@ public sealed class PlannerTests
 
         plan.Flows.Should().HaveCount(8);
         plan.Flows[3].Name.Should().Be("flow0_core_3");
-        var perTable = plan.AllPipelines().GroupBy(x => x.Pipeline.Table).ToDictionary(g => g.Key, g => g.Count());
+        var perTable = plan.AllPipelines().GroupBy(x => x.Pipeline.Table.ToString()).ToDictionary(g => g.Key, g => g.Count());
         perTable.Should().Equal(new Dictionary<string, int> { ["public.small"] = 8, ["public.medium"] = 16, ["big.events"] = 32 });
-        plan.Flows[0].Pipelines.First(p => p.Table == "big.events").Props.GetProperty("partition_hint").GetString().Should().Be("split_0");
+        plan.Flows[0].Pipelines.First(p => p.Table.ToString() == "big.events").Props.GetProperty("partition_hint").GetString().Should().Be("split_0");
     }
 
     [Fact]
@@ -240,5 +240,30 @@ public sealed class PlannerTests
 
         ex.Errors.Should().OnlyContain(e => e.Message.Contains("failed in flow replica", StringComparison.Ordinal) && e.Message.Contains("NotSupportedException", StringComparison.Ordinal));
         pipeline.Calls.Should().OnlyContain(c => c.Entity.Count == 3);
+    }
+
+    [Theory]
+    [InlineData("lots", "the string \"lots\"")]
+    [InlineData(0, "0")]
+    [InlineData(-5, "-5")]
+    [InlineData(2.5, "2.5")]
+    [InlineData(true, "true")]
+    [InlineData(3_000_000_000L, "3000000000")]
+    public async Task A_pipeline_prop_the_engine_cannot_read_is_refused_naming_the_hook_and_tune(object value, string shown)
+    {
+        var ex = await Refused(TestHook.Pipeline("hooks/p.csx", p => p.Entity.Select(e => Tunes.Make(e.Name, e.Name + "_0", 0, 1, (ReplicaPropKeys.BatchSize, e.Name == "public.small" ? value : 100))).ToList()));
+        ex.Errors.Should().HaveCount(2, "once per flow replica").And.OnlyContain(e => e.File == "hooks/p.csx");
+        ex.Errors[0].Message.Should().Be(
+            $"pipeline tune #0 (NewEntityName 'public.small_0', ParentEntityName 'public.small') in flow replica 'flow0': prop 'batch_size' must be a positive whole number (at most 2147483647), not {shown}; the sync engine reads it per pipeline replica (see ReplicaPropKeys)");
+    }
+
+    [Fact]
+    public async Task Engine_props_of_any_integral_type_a_whole_double_or_a_numeric_string_are_accepted_and_flow_props_are_not_checked()
+    {
+        var plan = await Plan(
+            TestHook.Flow("hooks/f.csx", p => p.Entity.Select(e => Tunes.Make(e.Name, e.Name, 0, 1, (ReplicaPropKeys.BatchSize, "not read at flow level"))).ToList()),
+            TestHook.Pipeline("hooks/p.csx", p => p.Entity.Select(e => Tunes.Make(e.Name, e.Name + "_0", 0, 1,
+                (ReplicaPropKeys.BatchSize, (short)100), (ReplicaPropKeys.BatchBytes, "1048576"), (ReplicaPropKeys.MaxInFlight, 4.0), (ReplicaPropKeys.FetchSize, 10_000L))).ToList()));
+        plan.AllPipelines().Should().HaveCount(6);
     }
 }

@@ -39,7 +39,7 @@ public sealed class UsScaleTests
         workload.Flows.Sum(f => f.Pipelines.Length).Should().Be(2000);
         plan.Flows.Should().HaveCount(10 * 32);
         plan.AllPipelines().Should().HaveCount(2000 * 32);
-        plan.AllPipelines().Where(x => x.Pipeline.Table == "tenant_3_07.table_4").Select(x => x.Pipeline.Partition.Start.ToString())
+        plan.AllPipelines().Where(x => x.Pipeline.Table.ToString() == "tenant_3_07.table_4").Select(x => x.Pipeline.Partition.Start.ToString())
             .Should().Equal(Enumerable.Range(0, 32).Select(i => new Fraction(i, 32).ToString()));
     }
 }

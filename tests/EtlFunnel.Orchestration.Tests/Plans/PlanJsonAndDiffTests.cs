@@ -49,4 +49,22 @@ public sealed class PlanJsonAndDiffTests
             .Should().Equal("flow1_core_2", "flow1_core_2/public.small_partition_0", "flow1_core_2/big.events_partition_0",
                 "flow1_core_2/big.events_partition_1", "flow1_core_2/big.events_partition_2", "flow1_core_2/big.events_partition_3");
     }
+
+    [Fact]
+    public async Task A_plan_written_before_tables_were_typed_still_reads_and_incremental_margins_round_trip()
+    {
+        var json = PlanJson.Serialize(await Plan(1));
+        var old = System.Text.RegularExpressions.Regex.Replace(json, "\"table\": \\{\\s*\"schema\": \"([^\"]*)\",\\s*\"name\": \"([^\"]*)\"\\s*\\}", "\"table\": \"$1.$2\"");
+        old.Should().Contain("\"table\": \"big.events\"");
+        PlanJson.Deserialize(old).AllPipelines().Select(x => x.Pipeline.Table).Should().Contain(new TableRef("big", "events"));
+
+        foreach (var text in new[] { "5m", "1h30m", "90s", "250ms", "0s", "1000", "0.5" })
+        {
+            IncrementalMargin.TryParse(text, out var margin).Should().BeTrue(text);
+            margin!.ToString().Should().Be(text == "90s" ? "1m30s" : text);
+        }
+
+        IncrementalMargin.TryParse("5 minutes", out _).Should().BeFalse();
+        IncrementalMargin.TryParse("-1", out _).Should().BeFalse();
+    }
 }

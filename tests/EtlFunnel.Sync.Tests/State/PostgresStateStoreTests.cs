@@ -193,7 +193,7 @@ public sealed class PostgresStateStoreTests
         var second = await new SyncEngine().RunAsync(job);
 
         second.RowsRead.Should().Be(100 + 10, "rows above 5000 - 10, that is the 100 updated plus versions 4991..5000");
-        (await CheckpointsAsync(bed.ConnectionString)).Where(r => r.Key.Kind == "replica").Select(r => r.Value.GetProperty("Watermark").GetString()).Should().OnlyContain(w => w == "6100");
+        (await CheckpointsAsync(bed.ConnectionString)).Where(r => r.Key.Kind == "replica").Select(r => r.Value.GetProperty("WatermarkValue").GetProperty("Value").GetString()).Should().OnlyContain(w => w == "6100");
     }
 
     [Fact]
