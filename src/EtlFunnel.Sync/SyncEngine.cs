@@ -98,7 +98,7 @@ public sealed class SyncEngine
                 var sourceKey = SourceSnapshot.SourceKey(flow.SourceConnectionString);
                 if (!snapshots.TryGetValue(sourceKey, out var snapshot))
                 {
-                    snapshot = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, cancellationToken).ConfigureAwait(false);
+                    snapshot = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, TablesOf(job, sourceKey), options.LockTimeout, cancellationToken).ConfigureAwait(false);
                     snapshots[sourceKey] = snapshot;
                 }
 
@@ -112,6 +112,12 @@ public sealed class SyncEngine
                 foreach (var pipeline in flow.Pipelines)
                 {
                     var layout = await snapshot.DescribeAsync(pipeline.Schema, pipeline.Table, pipeline.KeyColumns, cancellationToken).ConfigureAwait(false);
+                    foreach (var foreignLeaf in layout.ForeignLeaves.Where(_ => pipeline.Partition.StartNumerator == 0))
+                    {
+                        _log.Warning("Partition {Partition} of {Table} is a foreign table: the sync reads only local heap partitions, so its rows are NOT synced. " +
+                            "Sync it from its own server, or detach it from {Table}", foreignLeaf, layout.QualifiedName);
+                    }
+
                     var segments = new List<Segment>();
                     foreach (var leaf in layout.Leaves)
                     {
@@ -152,6 +158,13 @@ public sealed class SyncEngine
                 {
                     await ElasticsearchSink.EnsureIndexAsync(client, index, cancellationToken).ConfigureAwait(false);
                 }
+            }
+
+            foreach (var (key, snapshot) in snapshots)
+            {
+                // Reader sessions take their locks now, while nothing can be queued for the tables yet (see RentSessionAsync).
+                var readers = Math.Min(Math.Max(1, options.MaxConcurrency), runners.Count(r => r.SourceKey == key));
+                await snapshot.WarmAsync(ReplicaRunner.CopyConnectionString(snapshot.ConnectionString), readers, cancellationToken).ConfigureAwait(false);
             }
 
             await store.SaveManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
@@ -200,6 +213,11 @@ public sealed class SyncEngine
             }
         }
     }
+
+    /// <summary>Every table the job reads from one source database, qualified, each once.</summary>
+    private static List<string> TablesOf(SyncJob job, string sourceKey) =>
+        job.Flows.Where(f => SourceSnapshot.SourceKey(f.SourceConnectionString) == sourceKey)
+            .SelectMany(f => f.Pipelines).Select(p => Postgres.Sql.Qualified(p.Schema, p.Table)).Distinct(StringComparer.Ordinal).ToList();
 
     private static void Validate(SyncJob job)
     {

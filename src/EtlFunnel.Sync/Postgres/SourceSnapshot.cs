@@ -26,16 +26,37 @@ internal sealed class SourceSnapshot : IAsyncDisposable
 
     public string SnapshotId { get; }
 
-    public static async Task<SourceSnapshot> OpenAsync(string connectionString, CancellationToken ct)
+    /// <summary>The run's snapshot as <c>pg_current_snapshot()</c> text (xmin:xmax:xip), used to tell rows written after it.</summary>
+    public string CurrentSnapshot { get; private set; } = "";
+
+    /// <summary>
+    /// Opens the coordinator: pins the session settings, takes ACCESS SHARE locks on <paramref name="tables"/> (a partitioned
+    /// table's lock covers its partitions) BEFORE the snapshot is taken, then exports the snapshot. LOCK TABLE does not take
+    /// the transaction snapshot, so no TRUNCATE / VACUUM FULL / CLUSTER can commit between the snapshot and the locks; they
+    /// wait for the run instead of emptying the heap it reads.
+    /// </summary>
+    public static async Task<SourceSnapshot> OpenAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct)
     {
         var conn = new NpgsqlConnection(connectionString);
         try
         {
             await conn.OpenAsync(ct).ConfigureAwait(false);
             var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand("SELECT pg_export_snapshot()", conn, tx);
-            var id = (string)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
-            return new SourceSnapshot(connectionString, conn, tx, id);
+            await using (var pin = new NpgsqlCommand(SessionSettings(conn) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(lockTimeout)}", conn, tx))
+            {
+                await pin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            foreach (var table in tables)
+            {
+                await LockAsync(conn, tx, table, lockTimeout, SourceKey(connectionString), ct).ConfigureAwait(false);
+            }
+
+            await using var cmd = new NpgsqlCommand("SELECT pg_export_snapshot(), pg_current_snapshot()::text", conn, tx);
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await r.ReadAsync(ct).ConfigureAwait(false);
+            var snapshot = new SourceSnapshot(connectionString, conn, tx, r.GetString(0)) { CurrentSnapshot = r.GetString(1), LockTimeout = lockTimeout, _tables = tables };
+            return snapshot;
         }
         catch
         {
@@ -43,6 +64,122 @@ internal sealed class SourceSnapshot : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>How long a session waits for a table lock before the run fails with a message naming the table.</summary>
+    public TimeSpan LockTimeout { get; private init; }
+
+    private IReadOnlyCollection<string> _tables = [];
+
+    /// <summary>
+    /// The settings every coordinator and replica session pins (as pg_dump does), so database- or role-level
+    /// <c>ALTER ... SET</c> cannot change documents, <c>_id</c> text or kill an idle snapshot holder.
+    /// </summary>
+    internal static string SessionSettings(NpgsqlConnection connection)
+    {
+        var sql = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; " +
+            "SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL idle_in_transaction_session_timeout = 0; " +
+            "SET LOCAL statement_timeout = 0";
+        // transaction_timeout exists from PostgreSQL 17 on (pg_dump 17 disables it too).
+        return connection.PostgreSqlVersion.Major >= 17 ? sql + "; SET LOCAL transaction_timeout = 0" : sql;
+    }
+
+    private static long LockTimeoutMs(TimeSpan timeout) => timeout <= TimeSpan.Zero ? 0 : Math.Max(1, (long)timeout.TotalMilliseconds);
+
+    internal static async Task LockAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string table, TimeSpan lockTimeout, string source, CancellationToken ct)
+    {
+        try
+        {
+            await using var cmd = new NpgsqlCommand($"LOCK TABLE {table} IN ACCESS SHARE MODE", conn, tx);
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            throw new SyncConfigurationException(
+                $"Could not lock {table} in {source} within {lockTimeout.TotalSeconds:0.###} s: another session holds or is queued for a conflicting lock " +
+                "(a TRUNCATE, VACUUM FULL, CLUSTER, ALTER TABLE or an explicit LOCK). The sync holds ACCESS SHARE locks for the whole run so that such " +
+                "rewrites wait for it instead of losing rows. Let that session finish (see pg_locks / pg_blocking_pids) and run again, or raise SyncOptions.LockTimeout.",
+                ex);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            throw new SyncConfigurationException($"Source table {table} does not exist in {source}.", ex);
+        }
+    }
+
+    /// <summary>
+    /// A reader session for a replica: a READ ONLY transaction importing the run's snapshot, with the pinned settings and
+    /// ACCESS SHARE on every table of the run. Sessions are pooled for the run: one that already holds the locks never queues
+    /// behind a TRUNCATE that waits for the coordinator (a fresh lock request would, and the run could never finish).
+    /// </summary>
+    public async Task<NpgsqlConnection> RentSessionAsync(string readerConnectionString, CancellationToken ct)
+    {
+        lock (_idle)
+        {
+            if (_idle.Count > 0)
+            {
+                return _idle.Pop();
+            }
+        }
+
+        return await OpenSessionAsync(readerConnectionString, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Gives a healthy session (its transaction still usable) back to the pool; others are closed.</summary>
+    public async ValueTask ReturnSessionAsync(NpgsqlConnection connection, bool healthy)
+    {
+        if (healthy && connection.FullState == System.Data.ConnectionState.Open)
+        {
+            lock (_idle)
+            {
+                _idle.Push(connection);
+                return;
+            }
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Opens <paramref name="count"/> reader sessions right after the coordinator locked the tables, before a rewrite can queue.</summary>
+    public async Task WarmAsync(string readerConnectionString, int count, CancellationToken ct)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var session = await OpenSessionAsync(readerConnectionString, ct).ConfigureAwait(false);
+            lock (_idle)
+            {
+                _idle.Push(session);
+            }
+        }
+    }
+
+    private async Task<NpgsqlConnection> OpenSessionAsync(string readerConnectionString, CancellationToken ct)
+    {
+        var connection = new NpgsqlConnection(readerConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            await using (var begin = new NpgsqlCommand(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " +
+                $"SET TRANSACTION SNAPSHOT {Sql.Literal(SnapshotId)}; " + SessionSettings(connection) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(LockTimeout)}", connection))
+            {
+                await begin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            foreach (var table in _tables)
+            {
+                await LockAsync(connection, null, table, LockTimeout, SourceKey(ConnectionString), ct).ConfigureAwait(false);
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private readonly Stack<NpgsqlConnection> _idle = new();
 
     /// <summary>A stable key for the source database (host, port, database), used in state.</summary>
     public static string SourceKey(string connectionString)
@@ -162,25 +299,54 @@ internal sealed class SourceSnapshot : IAsyncDisposable
         }
 
         var leaves = new List<LeafRelation>();
+        var foreign = new List<string>();
         await using (var cmd = new NpgsqlCommand(
-            "SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint " +
+            "SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.relkind, " +
+            "c.relfilenode::bigint, coalesce(pg_relation_filenode(c.oid), 0)::bigint " +
             "FROM (SELECT $1::regclass AS relid UNION SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf) p " +
             "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace " +
-            "WHERE c.relkind IN ('r', 'm') ORDER BY c.oid", _connection, _transaction))
+            "WHERE c.relkind IN ('r', 'm', 'f') ORDER BY c.oid", _connection, _transaction))
         {
             cmd.Parameters.AddWithValue(qualified);
             await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
             while (await r.ReadAsync(ct).ConfigureAwait(false))
             {
-                leaves.Add(new LeafRelation(r.GetString(0), r.GetInt64(1)));
+                if (r.GetChar(2) == 'f')
+                {
+                    foreign.Add(r.GetString(0));
+                    continue;
+                }
+
+                // pg_class as of the snapshot against the relation's current file (read from the catalog cache, not the
+                // snapshot): they differ only if a rewrite committed after the snapshot, which the locks taken before it exclude.
+                if (r.GetInt64(3) != r.GetInt64(4))
+                {
+                    throw new SyncConfigurationException(
+                        $"{r.GetString(0)} in {SourceKey(ConnectionString)} was rewritten (TRUNCATE, VACUUM FULL, CLUSTER) after the run's snapshot was taken; " +
+                        "its rows are not readable under that snapshot. Run again.");
+                }
+
+                leaves.Add(new LeafRelation(r.GetString(0), r.GetInt64(1), r.GetInt64(3)));
             }
         }
 
-        return new TableLayout(qualified, columns, keys, leaves);
+        return new TableLayout(qualified, columns, keys, leaves) { ForeignLeaves = foreign };
     }
 
     public async ValueTask DisposeAsync()
     {
+        NpgsqlConnection[] idle;
+        lock (_idle)
+        {
+            idle = [.. _idle];
+            _idle.Clear();
+        }
+
+        foreach (var session in idle)
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+        }
+
         try
         {
             await _transaction.RollbackAsync().ConfigureAwait(false);

@@ -64,14 +64,18 @@ internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
 }
 
 /// <summary>A leaf relation (the table itself, or one leaf partition) and its heap size in blocks at the run's snapshot.</summary>
-internal sealed record LeafRelation(string QualifiedName, long Blocks);
+internal sealed record LeafRelation(string QualifiedName, long Blocks, long FileNode = 0);
 
 /// <summary>What the engine knows about one source table, taken inside the run's snapshot.</summary>
 internal sealed record TableLayout(
     string QualifiedName,
     IReadOnlyList<ColumnInfo> Columns,
     IReadOnlyList<string> KeyColumns,
-    IReadOnlyList<LeafRelation> Leaves);
+    IReadOnlyList<LeafRelation> Leaves)
+{
+    /// <summary>Leaf partitions that are foreign tables: not read (no heap blocks to partition), reported as a warning.</summary>
+    public IReadOnlyList<string> ForeignLeaves { get; init; } = [];
+}
 
 internal static class Sql
 {
