@@ -64,12 +64,7 @@ public sealed class SyncEngine
         var resuming = manifest is { Completed: false } && manifest.Fingerprint == fingerprint;
         if (!resuming)
         {
-            manifest = new RunManifest
-            {
-                RunId = options.TimeProvider.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)),
-                Fingerprint = fingerprint,
-                StartedAt = options.TimeProvider.GetUtcNow(),
-            };
+            manifest = NewManifest(options, fingerprint);
         }
         else
         {
@@ -92,15 +87,39 @@ public sealed class SyncEngine
                 Hooks = _hooks,
             };
 
+            foreach (var flow in job.Flows)
+            {
+                var key = SourceSnapshot.SourceKey(flow.SourceConnectionString);
+                if (!snapshots.ContainsKey(key))
+                {
+                    snapshots[key] = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, TablesOf(job, key), options.LockTimeout, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            if (resuming && await FilesChangedSinceRunStartAsync(job, manifest, snapshots, cancellationToken).ConfigureAwait(false) is { } changed)
+            {
+                // A files destination cannot replace a document written before the interruption, and the first snapshot is gone.
+                _log.Warning("Run {RunId} cannot resume into files: {Change} since it started, and its snapshot died with the interrupted process; " +
+                    "starting a new full run that rewrites the files", manifest.RunId, changed);
+                manifest = NewManifest(options, fingerprint);
+                resuming = false;
+                context = context with { RunId = manifest.RunId };
+            }
+
+            foreach (var (key, snapshot) in snapshots)
+            {
+                if (!resuming || !manifest.SnapshotXmins.ContainsKey(key))
+                {
+                    manifest.SnapshotXmins[key] = resuming ? 0 : snapshot.Xmin;
+                    manifest.Snapshots[key] = snapshot.CurrentSnapshot;
+                }
+            }
+
             var runners = new List<ReplicaRunner>();
             foreach (var flow in job.Flows)
             {
                 var sourceKey = SourceSnapshot.SourceKey(flow.SourceConnectionString);
-                if (!snapshots.TryGetValue(sourceKey, out var snapshot))
-                {
-                    snapshot = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, TablesOf(job, sourceKey), options.LockTimeout, cancellationToken).ConfigureAwait(false);
-                    snapshots[sourceKey] = snapshot;
-                }
+                var snapshot = snapshots[sourceKey];
 
                 ElasticsearchClient? client = null;
                 if (flow.Destination is ElasticsearchDestination es && !clients.TryGetValue(es, out client))
@@ -119,6 +138,7 @@ public sealed class SyncEngine
                     }
 
                     var segments = new List<Segment>();
+                    var rewrittenLeaves = new HashSet<string>(StringComparer.Ordinal);
                     foreach (var leaf in layout.Leaves)
                     {
                         // Block counts are fixed per run, so a resumed run keeps exactly the same partition boundaries.
@@ -129,6 +149,14 @@ public sealed class SyncEngine
                             manifest.Blocks[key] = blocks;
                         }
 
+                        // A resumed run whose first snapshot is gone re-reads whatever may have moved into the ranges read so far.
+                        var rewritten = manifest.FileNodes.TryGetValue(key, out var fileNode) ? fileNode != leaf.FileNode : resuming;
+                        if (rewritten)
+                        {
+                            rewrittenLeaves.Add(leaf.QualifiedName);
+                        }
+
+                        manifest.FileNodes.TryAdd(key, leaf.FileNode);
                         var segment = new Segment(leaf.QualifiedName, pipeline.Partition.StartBlock(blocks), pipeline.Partition.EndBlock(blocks), blocks);
                         if (segment.End is null || segment.End > segment.Start)
                         {
@@ -148,7 +176,12 @@ public sealed class SyncEngine
                     Func<bool> hasOutput = f.Destination is FilesDestination fd
                         ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)
                         : () => false;
-                    runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput));
+                    runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput)
+                    {
+                        CatchUp = resuming && f.Destination is ElasticsearchDestination
+                            ? new CatchUp(snapshot.WrittenSince(manifest.SnapshotXmins[sourceKey]), rewrittenLeaves)
+                            : null,
+                    });
                 }
             }
 
@@ -212,6 +245,49 @@ public sealed class SyncEngine
                 await snapshot.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    private static RunManifest NewManifest(SyncOptions options, string fingerprint) => new()
+    {
+        RunId = options.TimeProvider.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)),
+        Fingerprint = fingerprint,
+        StartedAt = options.TimeProvider.GetUtcNow(),
+    };
+
+    /// <summary>
+    /// For a resumed run with a files destination: what changed in its tables since the run's first snapshot (a rewritten heap,
+    /// or a row version written after that snapshot), or null when nothing did and the files can be continued as they are.
+    /// </summary>
+    private static async Task<string?> FilesChangedSinceRunStartAsync(SyncJob job, RunManifest manifest, Dictionary<string, SourceSnapshot> snapshots, CancellationToken ct)
+    {
+        foreach (var flow in job.Flows.Where(f => f.Destination is FilesDestination))
+        {
+            var sourceKey = SourceSnapshot.SourceKey(flow.SourceConnectionString);
+            var snapshot = snapshots[sourceKey];
+            if (!manifest.SnapshotXmins.TryGetValue(sourceKey, out var xmin))
+            {
+                return $"the checkpoints of {sourceKey} predate snapshot tracking";
+            }
+
+            foreach (var pipeline in flow.Pipelines)
+            {
+                var layout = await snapshot.DescribeAsync(pipeline.Schema, pipeline.Table, pipeline.KeyColumns, ct).ConfigureAwait(false);
+                foreach (var leaf in layout.Leaves)
+                {
+                    if (!manifest.FileNodes.TryGetValue(sourceKey + "|" + leaf.QualifiedName, out var node) || node != leaf.FileNode)
+                    {
+                        return $"{leaf.QualifiedName} was rewritten (TRUNCATE, VACUUM FULL, CLUSTER)";
+                    }
+
+                    if (await snapshot.HasRowsWrittenSinceAsync(leaf.QualifiedName, xmin, ct).ConfigureAwait(false))
+                    {
+                        return $"rows of {leaf.QualifiedName} were written";
+                    }
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Every table the job reads from one source database, qualified, each once.</summary>

@@ -52,11 +52,18 @@ internal sealed class SourceSnapshot : IAsyncDisposable
                 await LockAsync(conn, tx, table, lockTimeout, SourceKey(connectionString), ct).ConfigureAwait(false);
             }
 
-            await using var cmd = new NpgsqlCommand("SELECT pg_export_snapshot(), pg_current_snapshot()::text", conn, tx);
+            await using var cmd = new NpgsqlCommand(
+                "SELECT pg_export_snapshot(), s::text, pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s", conn, tx);
             await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await r.ReadAsync(ct).ConfigureAwait(false);
-            var snapshot = new SourceSnapshot(connectionString, conn, tx, r.GetString(0)) { CurrentSnapshot = r.GetString(1), LockTimeout = lockTimeout, _tables = tables };
-            return snapshot;
+            return new SourceSnapshot(connectionString, conn, tx, r.GetString(0))
+            {
+                CurrentSnapshot = r.GetString(1),
+                Xmin = r.GetInt64(2),
+                Xmax = r.GetInt64(3),
+                LockTimeout = lockTimeout,
+                _tables = tables,
+            };
         }
         catch
         {
@@ -64,6 +71,34 @@ internal sealed class SourceSnapshot : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>64-bit xmin of this snapshot: every transaction below it had ended when the snapshot was taken.</summary>
+    public long Xmin { get; private init; }
+
+    /// <summary>64-bit xmax of this snapshot: every row version visible in it was written by a transaction below it.</summary>
+    public long Xmax { get; private init; }
+
+    /// <summary>
+    /// A condition on a row version (under this snapshot): its inserting transaction is not older than <paramref name="originalXmin"/>,
+    /// i.e. it may have been written after the snapshot whose xmin that was. The 32-bit <c>xmin</c> column is widened to 64 bits
+    /// with this snapshot's epoch (every visible version's transaction is below <see cref="Xmax"/> and within 2^31 of it;
+    /// an older frozen version can only come out too new, which re-reads it: harmless). xmin 0..2 (bootstrap, frozen) counts as old.
+    /// This deliberately uses the xmin, not the snapshot's in-progress list: a subtransaction's id is not in that list.
+    /// </summary>
+    public string WrittenSince(long originalXmin)
+    {
+        var epoch = (Xmax >> 32) << 32;
+        var full = $"({epoch} | xmin::text::bigint)";
+        return $"(xmin::text::bigint >= 3 AND (CASE WHEN {full} > {Xmax} THEN {full} - 4294967296 ELSE {full} END) >= {originalXmin})";
+    }
+
+    /// <summary>Whether any row of <paramref name="leaf"/> visible in this snapshot matches <see cref="WrittenSince"/>.</summary>
+    public Task<bool> HasRowsWrittenSinceAsync(string leaf, long originalXmin, CancellationToken ct) =>
+        Locked(async () =>
+        {
+            await using var cmd = new NpgsqlCommand($"SELECT EXISTS (SELECT 1 FROM ONLY {leaf} WHERE {WrittenSince(originalXmin)})", _connection, _transaction);
+            return (bool)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        }, ct);
 
     /// <summary>How long a session waits for a table lock before the run fails with a message naming the table.</summary>
     public TimeSpan LockTimeout { get; private init; }

@@ -13,6 +13,13 @@ internal readonly record struct Segment(string Relation, long Start, long? End, 
 }
 
 /// <summary>
+/// What a replica of a resumed run re-reads in the block ranges it read before the interruption, whose snapshot is gone:
+/// rows matching <see cref="WrittenSince"/> (written after the first snapshot, possibly moved there by an update), and
+/// everything in <see cref="RewrittenLeaves"/> (a rewrite moved every row).
+/// </summary>
+internal sealed record CatchUp(string WrittenSince, IReadOnlySet<string> RewrittenLeaves);
+
+/// <summary>
 /// Runs one pipeline replica: reads its block ranges chunk by chunk inside the run's snapshot, writes batches with a
 /// bounded number in flight, and checkpoints after each chunk once the destination confirmed all of it. A broken source
 /// connection is reopened (same snapshot) and the unconfirmed chunk read again.
@@ -49,6 +56,9 @@ internal sealed class ReplicaRunner
 
     private SyncOptions Options => _job.Options;
 
+    /// <summary>Set when this run resumes after its first snapshot was lost and the destination can replace documents (Elasticsearch).</summary>
+    public CatchUp? CatchUp { get; init; }
+
     /// <summary>The source database this replica reads (its snapshot's key).</summary>
     public string SourceKey => SourceSnapshot.SourceKey(_snapshot.ConnectionString);
 
@@ -56,6 +66,26 @@ internal sealed class ReplicaRunner
     {
         var started = Options.TimeProvider.GetTimestamp();
         var previous = _job.Store.Load(_flow.Name, _pipeline.ReplicaName);
+        if (previous is { Completed: true } && previous.RunId == _job.RunId && CatchUp is not null && _segments.Count > 0)
+        {
+            try
+            {
+                await using var sink = _sinkFactory();
+                await sink.OpenAsync(previous.FileOffset, append: true, ct).ConfigureAwait(false);
+                await CatchUpAsync(sink, previous, ct).ConfigureAwait(false);
+                await SaveAsync(previous).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return Report(previous, SyncOutcome.Cancelled, started, resumed: true, null);
+            }
+            catch (Exception ex)
+            {
+                _job.Log.Error(ex, "Replica {Flow}/{Replica} failed re-reading what moved while the run was interrupted", _flow.Name, _pipeline.ReplicaName);
+                return Report(previous, SyncOutcome.Failed, started, resumed: true, ex.Message);
+            }
+        }
+
         if (previous is { Completed: true } && previous.RunId == _job.RunId)
         {
             return Report(previous, previous.DeadLettered > 0 ? SyncOutcome.CompletedWithRejections : SyncOutcome.Succeeded, started, resumed: true, null);
@@ -86,6 +116,12 @@ internal sealed class ReplicaRunner
             await sink.OpenAsync(resumed ? state.FileOffset : null, append: state.RunFromWatermark is not null, ct).ConfigureAwait(false);
             state.FileOffset = await sink.FlushAsync(ct).ConfigureAwait(false);
             await SaveAsync(state).ConfigureAwait(false);
+
+            if (resumed && CatchUp is not null)
+            {
+                await CatchUpAsync(sink, state, ct).ConfigureAwait(false);
+                await SaveAsync(state).ConfigureAwait(false);
+            }
 
             var filter = await IncrementalFilterAsync(state, ct).ConfigureAwait(false);
             var reader = new PartitionReader(_layout, filter);
@@ -163,6 +199,78 @@ internal sealed class ReplicaRunner
             _ => "",
         };
         return $"{Sql.Ident(column)} > ({bound}{margin})";
+    }
+
+    /// <summary>
+    /// Re-reads, under this run's (new) snapshot, what may have moved into the block ranges the replica read before the
+    /// interruption (see <see cref="CatchUp"/>). Not checkpointed: an interruption here repeats it on the next resume.
+    /// </summary>
+    private async Task CatchUpAsync(IReplicaSink sink, ReplicaState state, CancellationToken ct)
+    {
+        var catchUp = CatchUp!;
+        var incremental = await IncrementalFilterAsync(state, ct).ConfigureAwait(false);
+        var moved = new PartitionReader(_layout, incremental is null ? catchUp.WrittenSince : $"{incremental} AND {catchUp.WrittenSince}");
+        var whole = new PartitionReader(_layout, incremental);
+        var chunks = new List<(BlockChunk Chunk, bool Whole)>();
+        for (var i = 0; i < _segments.Count && (state.Completed || i <= state.Segment); i++)
+        {
+            var segment = _segments[i];
+            var done = state.Completed || i < state.Segment;
+            long? readEnd = done ? segment.End : state.NextBlock;
+            var rewritten = catchUp.RewrittenLeaves.Contains(segment.Relation);
+            for (var start = segment.Start; readEnd is null || start < readEnd; start += Options.BlocksPerChunk)
+            {
+                long? end = start + Options.BlocksPerChunk;
+                if (readEnd is { } re && end >= re)
+                {
+                    end = re;
+                }
+                else if (readEnd is null && end >= segment.Blocks)
+                {
+                    // The open-ended tail of a fully read last share: everything from here on.
+                    end = null;
+                }
+
+                chunks.Add((new BlockChunk(segment.Relation, start, end), rewritten));
+                if (end is null)
+                {
+                    break;
+                }
+            }
+        }
+
+        if (chunks.Count == 0)
+        {
+            return;
+        }
+
+        var connection = await _snapshot.RentSessionAsync(CopyConnectionString(_snapshot.ConnectionString), ct).ConfigureAwait(false);
+        var healthy = false;
+        long rows = 0, indexed = 0;
+        try
+        {
+            foreach (var (chunk, all) in chunks)
+            {
+                var (r, i, dead, retries) = await ProcessChunkAsync(all ? whole : moved, connection, sink, chunk, state, ct).ConfigureAwait(false);
+                rows += r;
+                indexed += i;
+                state.DeadLettered += dead;
+                _retries += retries;
+            }
+
+            await _job.DeadLetters.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            state.FileOffset = await sink.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            healthy = true;
+        }
+        finally
+        {
+            await _snapshot.ReturnSessionAsync(connection, healthy).ConfigureAwait(false);
+        }
+
+        state.RowsRead += rows;
+        state.DocsIndexed += indexed;
+        state.ReReadAfterResume += rows;
+        _job.Log.Information("Replica {Flow}/{Replica}: re-read {Rows} rows written or moved while the run was interrupted", _flow.Name, _pipeline.ReplicaName, rows);
     }
 
     private async Task ReadRemainingAsync(PartitionReader reader, IReplicaSink sink, ReplicaState state, CancellationToken ct)

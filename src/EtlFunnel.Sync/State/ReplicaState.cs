@@ -23,6 +23,9 @@ internal sealed record ReplicaState
 
     public long DeadLettered { get; set; }
 
+    /// <summary>Rows re-read after a resume because they may have been written or moved after the run's first snapshot.</summary>
+    public long ReReadAfterResume { get; set; }
+
     /// <summary>The watermark of the last completed run (PostgreSQL text of the incremental column's maximum).</summary>
     public string? Watermark { get; set; }
 
@@ -48,4 +51,17 @@ internal sealed record RunManifest
     public Dictionary<string, long> Blocks { get; set; } = new(StringComparer.Ordinal);
 
     public DateTimeOffset StartedAt { get; set; }
+
+    /// <summary>
+    /// By source: the 64-bit xmin of the run's first snapshot (<c>pg_snapshot_xmin(pg_current_snapshot())</c>). A resumed run
+    /// has a new snapshot; a row version whose inserting transaction is not older than this may have been written after the
+    /// first snapshot and is read again where the first snapshot already read.
+    /// </summary>
+    public Dictionary<string, long> SnapshotXmins { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The run's first snapshot by source, as <c>pg_current_snapshot()</c> text (for the operator; the xmin above is what counts).</summary>
+    public Dictionary<string, string> Snapshots { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>relfilenode by <c>source|relation</c> at the start of the run: a different one on resume means the heap was rewritten.</summary>
+    public Dictionary<string, long> FileNodes { get; set; } = new(StringComparer.Ordinal);
 }
