@@ -118,6 +118,9 @@ internal sealed class SourceSnapshot : IAsyncDisposable
         return connection.PostgreSqlVersion.Major >= 17 ? sql + "; SET LOCAL transaction_timeout = 0" : sql;
     }
 
+    private static bool IsSqlAscii(NpgsqlConnection connection) =>
+        connection.PostgresParameters.TryGetValue("server_encoding", out var encoding) && encoding == "SQL_ASCII";
+
     private static long LockTimeoutMs(TimeSpan timeout) => timeout <= TimeSpan.Zero ? 0 : Math.Max(1, (long)timeout.TotalMilliseconds);
 
     internal static async Task LockAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string table, TimeSpan lockTimeout, string source, CancellationToken ct)
@@ -195,7 +198,10 @@ internal sealed class SourceSnapshot : IAsyncDisposable
             await connection.OpenAsync(ct).ConfigureAwait(false);
             await using (var begin = new NpgsqlCommand(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " +
-                $"SET TRANSACTION SNAPSHOT {Sql.Literal(SnapshotId)}; " + SessionSettings(connection) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(LockTimeout)}", connection))
+                $"SET TRANSACTION SNAPSHOT {Sql.Literal(SnapshotId)}; " + SessionSettings(connection) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(LockTimeout)}" +
+                // A SQL_ASCII database may hold bytes that are no UTF-8; converted to UTF-8 the server refuses the whole COPY.
+                // Read as they are, the writer turns each invalid byte into U+FFFD (JsonRowWriter).
+                (IsSqlAscii(connection) ? "; SET LOCAL client_encoding = 'SQL_ASCII'" : ""), connection))
             {
                 await begin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }

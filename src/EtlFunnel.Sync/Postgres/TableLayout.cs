@@ -35,9 +35,9 @@ internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
     public string Expression => Kind switch
     {
         ColumnKind.Text => $"{Sql.Ident(Name)}::text",
-        ColumnKind.RawJson when TypeName is "jsonb" => $"{Sql.Ident(Name)}::text",
-        // json keeps the user's whitespace (newlines would break NDJSON); jsonb's text form is one line.
-        ColumnKind.RawJson when TypeName is "json" => $"{Sql.Ident(Name)}::jsonb::text",
+        // json as stored: a cast to jsonb fails the whole COPY on values jsonb cannot hold (\u0000, a lone surrogate,
+        // 1e1000000); the writer turns its line breaks (only ever between tokens) into spaces.
+        ColumnKind.RawJson when TypeName is "jsonb" or "json" => $"{Sql.Ident(Name)}::text",
         ColumnKind.RawJson => $"to_json({Sql.Ident(Name)})::text",
         _ => Sql.Ident(Name),
     };

@@ -79,6 +79,56 @@ public sealed class ResumeTests
         (await SumAsync(bed.ConnectionString, "SELECT sum(abalance) FROM accounts")).Should().Be(Accounts * AccountStart, "transfers keep the sum");
     }
 
+    [Theory]
+    [InlineData("UPDATE big SET name = 'moved ' || id WHERE id % 7 = 0; VACUUM big; UPDATE big SET name = 'moved again ' || id WHERE id % 7 = 0", true)]
+    [InlineData("VACUUM FULL big", true)]
+    [InlineData("SELECT 1", false)]
+    public async Task A_files_run_resumed_after_a_kill_holds_each_row_once_with_its_current_value(string whileDown, bool startsOver)
+    {
+        await using var bed = await SyncTestBed.CreateAsync("fileresume",
+            "CREATE TABLE big(id int PRIMARY KEY, name text); INSERT INTO big SELECT g, 'name ' || g FROM generate_series(1, 30000) g;");
+        var args = new ChildSyncArgs(bed.ConnectionString, "big", bed.OutputDirectory, bed.StateDirectory, bed.DeadLetterDirectory,
+            Flows: 1, Pipelines: 3, BlocksPerChunk: 8, BatchSize: 500, DelayPerBatchMs: 40);
+        using (var child = ChildProcess.Start(args))
+        {
+            var watch = Stopwatch.StartNew();
+            while (!child.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60) && bed.ReadOutputLines() < 12000)
+            {
+                await Task.Delay(50);
+            }
+
+            child.HasExited.Should().BeFalse("the child must be killed mid-run");
+            child.Kill(entireProcessTree: true);
+            await child.WaitForExitAsync();
+        }
+
+        await bed.ExecuteAsync(whileDown.Split(';')[0]);
+        foreach (var statement in whileDown.Split(';').Skip(1))
+        {
+            await bed.ExecuteAsync(statement);
+        }
+
+        var report = await new SyncEngine().RunAsync(ChildProcess.BuildJob(args with { DelayPerBatchMs = 0 }));
+
+        report.Outcome.Should().Be(SyncOutcome.Succeeded, report.Summary);
+        report.Replicas.Any(r => r.Resumed).Should().Be(!startsOver, startsOver ? "rows changed while the run was down: files cannot replace documents" : "nothing changed: the run continues");
+        var docs = bed.ReadOutput();
+        docs.Select(d => d.Id).Should().OnlyHaveUniqueItems().And.HaveCount(30000);
+        var table = new Dictionary<string, string>();
+        await using var conn = new NpgsqlConnection(bed.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT id::text, name FROM big", conn);
+        await using (var r = await cmd.ExecuteReaderAsync())
+        {
+            while (await r.ReadAsync())
+            {
+                table[r.GetString(0)] = r.GetString(1);
+            }
+        }
+
+        docs.ToDictionary(d => d.Id, d => d.Source.GetProperty("name").GetString()!).Should().Equal(table, "the files hold the table as it is now");
+    }
+
     private static void AssertTable(IReadOnlyDictionary<string, string> docs, string key, string balance, int rows, long sum)
     {
         docs.Keys.Order(StringComparer.Ordinal).Should().Equal(
