@@ -92,11 +92,13 @@ internal sealed class SourceSnapshot : IAsyncDisposable
         return $"(xmin::text::bigint >= 3 AND (CASE WHEN {full} > {Xmax} THEN {full} - 4294967296 ELSE {full} END) >= {originalXmin})";
     }
 
-    /// <summary>Whether any row of <paramref name="leaf"/> visible in this snapshot matches <see cref="WrittenSince"/>.</summary>
-    public Task<bool> HasRowsWrittenSinceAsync(string leaf, long originalXmin, CancellationToken ct) =>
+    /// <summary>Whether any row of <paramref name="chunk"/> visible in this snapshot matches <see cref="WrittenSince"/> (stops at the first).</summary>
+    public Task<bool> HasRowsWrittenSinceAsync(BlockChunk chunk, long originalXmin, CancellationToken ct) =>
         Locked(async () =>
         {
-            await using var cmd = new NpgsqlCommand($"SELECT EXISTS (SELECT 1 FROM ONLY {leaf} WHERE {WrittenSince(originalXmin)})", _connection, _transaction);
+            var range = $"ctid >= '({chunk.StartBlock},0)'::tid" + (chunk.EndBlock is { } end ? $" AND ctid < '({end},0)'::tid" : "");
+            await using var cmd = new NpgsqlCommand(
+                $"SELECT EXISTS (SELECT 1 FROM ONLY {chunk.Relation} WHERE {range} AND {WrittenSince(originalXmin)})", _connection, _transaction);
             return (bool)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
         }, ct);
 

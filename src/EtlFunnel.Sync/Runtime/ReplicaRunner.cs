@@ -59,6 +59,56 @@ internal sealed class ReplicaRunner
     /// <summary>Set when this run resumes after its first snapshot was lost and the destination can replace documents (Elasticsearch).</summary>
     public CatchUp? CatchUp { get; init; }
 
+    /// <summary>Leaf relations whose heap was rewritten since the run started (resumed runs only).</summary>
+    public IReadOnlySet<string> RewrittenLeaves { get; init; } = new HashSet<string>();
+
+    /// <summary>Whether this replica writes into a files destination.</summary>
+    public bool WritesFiles => _flow.Destination is FilesDestination;
+
+    public SourceSnapshot Snapshot => _snapshot;
+
+    /// <summary>The block ranges this replica read (and checkpointed) in this run before it was interrupted.</summary>
+    public List<BlockChunk> ReadSoFar()
+    {
+        var state = _job.Store.Load(_flow.Name, _pipeline.ReplicaName);
+        return state is null || state.RunId != _job.RunId ? [] : ReadRanges(state).Select(c => c.Chunk).ToList();
+    }
+
+    // Chunks of BlocksPerChunk blocks covering what the checkpoint says was read: every segment before the current one
+    // (all of them once completed) and the current one up to its next block.
+    private List<(BlockChunk Chunk, bool Rewritten)> ReadRanges(ReplicaState state)
+    {
+        var chunks = new List<(BlockChunk Chunk, bool Rewritten)>();
+        for (var i = 0; i < _segments.Count && (state.Completed || i <= state.Segment); i++)
+        {
+            var segment = _segments[i];
+            var done = state.Completed || i < state.Segment;
+            long? readEnd = done ? segment.End : state.NextBlock;
+            var rewritten = RewrittenLeaves.Contains(segment.Relation);
+            for (var start = segment.Start; readEnd is null || start < readEnd; start += Options.BlocksPerChunk)
+            {
+                long? end = start + Options.BlocksPerChunk;
+                if (readEnd is { } re && end >= re)
+                {
+                    end = re;
+                }
+                else if (readEnd is null && end >= segment.Blocks)
+                {
+                    // The open-ended tail of a fully read last share: everything from here on.
+                    end = null;
+                }
+
+                chunks.Add((new BlockChunk(segment.Relation, start, end), rewritten));
+                if (end is null)
+                {
+                    break;
+                }
+            }
+        }
+
+        return chunks;
+    }
+
     /// <summary>The source database this replica reads (its snapshot's key).</summary>
     public string SourceKey => SourceSnapshot.SourceKey(_snapshot.ConnectionString);
 
@@ -211,34 +261,7 @@ internal sealed class ReplicaRunner
         var incremental = await IncrementalFilterAsync(state, ct).ConfigureAwait(false);
         var moved = new PartitionReader(_layout, incremental is null ? catchUp.WrittenSince : $"{incremental} AND {catchUp.WrittenSince}");
         var whole = new PartitionReader(_layout, incremental);
-        var chunks = new List<(BlockChunk Chunk, bool Whole)>();
-        for (var i = 0; i < _segments.Count && (state.Completed || i <= state.Segment); i++)
-        {
-            var segment = _segments[i];
-            var done = state.Completed || i < state.Segment;
-            long? readEnd = done ? segment.End : state.NextBlock;
-            var rewritten = catchUp.RewrittenLeaves.Contains(segment.Relation);
-            for (var start = segment.Start; readEnd is null || start < readEnd; start += Options.BlocksPerChunk)
-            {
-                long? end = start + Options.BlocksPerChunk;
-                if (readEnd is { } re && end >= re)
-                {
-                    end = re;
-                }
-                else if (readEnd is null && end >= segment.Blocks)
-                {
-                    // The open-ended tail of a fully read last share: everything from here on.
-                    end = null;
-                }
-
-                chunks.Add((new BlockChunk(segment.Relation, start, end), rewritten));
-                if (end is null)
-                {
-                    break;
-                }
-            }
-        }
-
+        var chunks = ReadRanges(state);
         if (chunks.Count == 0)
         {
             return;

@@ -129,6 +129,22 @@ public sealed class ResumeTests
         docs.ToDictionary(d => d.Id, d => d.Source.GetProperty("name").GetString()!).Should().Equal(table, "the files hold the table as it is now");
     }
 
+    [Fact]
+    public async Task A_full_run_with_a_smaller_plan_removes_the_files_of_the_earlier_plan_so_deleted_rows_do_not_come_back()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("plans",
+            "CREATE TABLE p(id int PRIMARY KEY, v text); INSERT INTO p SELECT g, 'v' FROM generate_series(1, 20000) g;");
+        (await new SyncEngine().RunAsync(bed.Job("p", 2, 3, bed.Options(blocksPerChunk: 8)))).Outcome.Should().Be(SyncOutcome.Succeeded);
+        bed.ReadOutput().Should().HaveCount(20000);
+        await bed.ExecuteAsync("DELETE FROM p WHERE id > 10000");
+
+        var report = await new SyncEngine().RunAsync(bed.Job("p", 1, 2, bed.Options(blocksPerChunk: 8)));
+
+        report.Outcome.Should().Be(SyncOutcome.Succeeded);
+        Directory.EnumerateFiles(bed.OutputDirectory, "*.ndjson", SearchOption.AllDirectories).Should().HaveCount(2, "only this plan's replica files remain");
+        bed.ReadOutput().Select(d => int.Parse(d.Id, CultureInfo.InvariantCulture)).Order().Should().Equal(Enumerable.Range(1, 10000));
+    }
+
     private static void AssertTable(IReadOnlyDictionary<string, string> docs, string key, string balance, int rows, long sum)
     {
         docs.Keys.Order(StringComparer.Ordinal).Should().Equal(
