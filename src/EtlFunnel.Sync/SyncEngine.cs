@@ -100,9 +100,10 @@ public sealed class SyncEngine
             {
                 foreach (var (key, snapshot) in snapshots)
                 {
-                    if (!resuming || !manifest.SnapshotXmins.ContainsKey(key))
+                    if (!resuming || !manifest.FirstSnapshots.ContainsKey(key))
                     {
-                        manifest.SnapshotXmins[key] = resuming ? 0 : snapshot.Xmin;
+                        // A run resumed from checkpoints that predate this record re-reads everything it had read.
+                        manifest.FirstSnapshots[key] = resuming ? new FirstSnapshot() : snapshot.First;
                         manifest.Snapshots[key] = snapshot.CurrentSnapshot;
                     }
                 }
@@ -171,7 +172,7 @@ public sealed class SyncEngine
                         runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput)
                         {
                             CatchUp = resuming && f.Destination is ElasticsearchDestination
-                                ? new CatchUp(snapshot.WrittenSince(manifest.SnapshotXmins[sourceKey]), rewrittenLeaves)
+                                ? new CatchUp(snapshot.WrittenSince(manifest.FirstSnapshots[sourceKey]), rewrittenLeaves)
                                 : null,
                             RewrittenLeaves = rewrittenLeaves,
                         });
@@ -276,7 +277,7 @@ public sealed class SyncEngine
     {
         foreach (var runner in runners.Where(r => r.WritesFiles))
         {
-            if (!manifest.SnapshotXmins.TryGetValue(runner.SourceKey, out var xmin) || xmin == 0)
+            if (!manifest.FirstSnapshots.TryGetValue(runner.SourceKey, out var first) || first.UncertainFrom == 0)
             {
                 return $"the checkpoints of {runner.SourceKey} predate snapshot tracking";
             }
@@ -288,7 +289,7 @@ public sealed class SyncEngine
                     return $"{chunk.Relation} was rewritten (TRUNCATE, VACUUM FULL, CLUSTER)";
                 }
 
-                if (await runner.Snapshot.HasRowsWrittenSinceAsync(chunk, xmin, ct).ConfigureAwait(false))
+                if (await runner.Snapshot.HasRowsWrittenSinceAsync(chunk, first, ct).ConfigureAwait(false))
                 {
                     return $"rows of {chunk.Relation} were written into blocks read before the interruption";
                 }

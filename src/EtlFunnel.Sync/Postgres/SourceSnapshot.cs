@@ -52,15 +52,31 @@ internal sealed class SourceSnapshot : IAsyncDisposable
                 await LockAsync(conn, tx, table, lockTimeout, SourceKey(connectionString), ct).ConfigureAwait(false);
             }
 
+            // pg_current_snapshot() lists in-progress top-level ids only, not subtransaction ids; every (sub)transaction id
+            // holds a lock on itself until its top-level transaction ends, so pg_locks, read in the same statement just after
+            // the snapshot was taken, names them (see FirstSnapshot).
             await using var cmd = new NpgsqlCommand(
-                "SELECT pg_export_snapshot(), s::text, pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s", conn, tx);
+                "SELECT pg_export_snapshot(), s::text, pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, " +
+                "array(SELECT x::text::bigint FROM pg_snapshot_xip(s) x), " +
+                "array(SELECT transactionid::text::bigint FROM pg_locks WHERE locktype = 'transactionid' AND granted) " +
+                "FROM pg_current_snapshot() s", conn, tx);
             await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await r.ReadAsync(ct).ConfigureAwait(false);
+            var xmin = r.GetInt64(2);
+            var xmax = r.GetInt64(3);
+            var xip = r.GetFieldValue<long[]>(4);
+            var locked = r.GetFieldValue<long[]>(5).Select(x => Widen(x, xmax)).ToHashSet();
+            var gone = xip.Where(x => !locked.Contains(x)).DefaultIfEmpty(xmax).Min();
             return new SourceSnapshot(connectionString, conn, tx, r.GetString(0))
             {
                 CurrentSnapshot = r.GetString(1),
-                Xmin = r.GetInt64(2),
-                Xmax = r.GetInt64(3),
+                Xmax = xmax,
+                First = new State.FirstSnapshot
+                {
+                    Xmin = xmin,
+                    UncertainFrom = Math.Min(xmax, gone),
+                    Running = [.. xip.Concat(locked.Where(x => x >= xmin && x < xmax)).Distinct().Order()],
+                },
                 LockTimeout = lockTimeout,
                 _tables = tables,
             };
@@ -72,33 +88,42 @@ internal sealed class SourceSnapshot : IAsyncDisposable
         }
     }
 
-    /// <summary>64-bit xmin of this snapshot: every transaction below it had ended when the snapshot was taken.</summary>
-    public long Xmin { get; private init; }
+    /// <summary>This snapshot's horizon, recorded in the manifest when it is the run's first.</summary>
+    public State.FirstSnapshot First { get; private init; } = new();
 
     /// <summary>64-bit xmax of this snapshot: every row version visible in it was written by a transaction below it.</summary>
     public long Xmax { get; private init; }
 
+    // A 32-bit id below (or near) xmax in 64 bits: the candidate of xmax's epoch, or of the one before when that is above xmax.
+    private static long Widen(long xid32, long xmax)
+    {
+        var full = ((xmax >> 32) << 32) | xid32;
+        return full > xmax ? full - (1L << 32) : full;
+    }
+
     /// <summary>
-    /// A condition on a row version (under this snapshot): its inserting transaction is not older than <paramref name="originalXmin"/>,
-    /// i.e. it may have been written after the snapshot whose xmin that was. The 32-bit <c>xmin</c> column is widened to 64 bits
+    /// A condition on a row version (under this snapshot): its inserting transaction may have committed after
+    /// <paramref name="first"/> (see <see cref="State.FirstSnapshot"/>). The 32-bit <c>xmin</c> column is widened to 64 bits
     /// with this snapshot's epoch (every visible version's transaction is below <see cref="Xmax"/> and within 2^31 of it;
-    /// an older frozen version can only come out too new, which re-reads it: harmless). xmin 0..2 (bootstrap, frozen) counts as old.
-    /// This deliberately uses the xmin, not the snapshot's in-progress list: a subtransaction's id is not in that list.
+    /// an older frozen version can only come out too new, which re-reads it: harmless). xmin 0..2 (bootstrap, frozen) is old.
     /// </summary>
-    public string WrittenSince(long originalXmin)
+    public string WrittenSince(State.FirstSnapshot first)
     {
         var epoch = (Xmax >> 32) << 32;
-        var full = $"({epoch} | xmin::text::bigint)";
-        return $"(xmin::text::bigint >= 3 AND (CASE WHEN {full} > {Xmax} THEN {full} - 4294967296 ELSE {full} END) >= {originalXmin})";
+        var raw = $"({epoch} | xmin::text::bigint)";
+        var full = $"(CASE WHEN {raw} > {Xmax} THEN {raw} - 4294967296 ELSE {raw} END)";
+        var running = first.Running.Count == 0 ? "false"
+            : $"{full} = ANY('{{{string.Join(",", first.Running.Select(x => x.ToString(System.Globalization.CultureInfo.InvariantCulture)))}}}'::bigint[])";
+        return $"(xmin::text::bigint >= 3 AND {full} >= {first.Xmin} AND ({full} >= {first.UncertainFrom} OR {running}))";
     }
 
     /// <summary>Whether any row of <paramref name="chunk"/> visible in this snapshot matches <see cref="WrittenSince"/> (stops at the first).</summary>
-    public Task<bool> HasRowsWrittenSinceAsync(BlockChunk chunk, long originalXmin, CancellationToken ct) =>
+    public Task<bool> HasRowsWrittenSinceAsync(BlockChunk chunk, State.FirstSnapshot first, CancellationToken ct) =>
         Locked(async () =>
         {
             var range = $"ctid >= '({chunk.StartBlock},0)'::tid" + (chunk.EndBlock is { } end ? $" AND ctid < '({end},0)'::tid" : "");
             await using var cmd = new NpgsqlCommand(
-                $"SELECT EXISTS (SELECT 1 FROM ONLY {chunk.Relation} WHERE {range} AND {WrittenSince(originalXmin)})", _connection, _transaction);
+                $"SELECT EXISTS (SELECT 1 FROM ONLY {chunk.Relation} WHERE {range} AND {WrittenSince(first)})", _connection, _transaction);
             return (bool)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
         }, ct);
 

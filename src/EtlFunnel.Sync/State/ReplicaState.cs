@@ -53,15 +53,30 @@ internal sealed record RunManifest
     public DateTimeOffset StartedAt { get; set; }
 
     /// <summary>
-    /// By source: the 64-bit xmin of the run's first snapshot (<c>pg_snapshot_xmin(pg_current_snapshot())</c>). A resumed run
-    /// has a new snapshot; a row version whose inserting transaction is not older than this may have been written after the
-    /// first snapshot and is read again where the first snapshot already read.
+    /// By source: what the run's first snapshot could see, so that a resumed run (new snapshot) can tell which row versions
+    /// may have been written after it and must be read again where the first snapshot already read.
     /// </summary>
-    public Dictionary<string, long> SnapshotXmins { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<string, FirstSnapshot> FirstSnapshots { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>The run's first snapshot by source, as <c>pg_current_snapshot()</c> text (for the operator; the xmin above is what counts).</summary>
     public Dictionary<string, string> Snapshots { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>relfilenode by <c>source|relation</c> at the start of the run: a different one on resume means the heap was rewritten.</summary>
     public Dictionary<string, long> FileNodes { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>
+/// The visibility horizon of a run's first snapshot, in 64-bit transaction ids. A transaction id x was certainly committed
+/// before it (or aborted, and then its rows are invisible anyway) when x &lt; <see cref="Xmin"/>, or when x &lt;
+/// <see cref="UncertainFrom"/> and x is not in <see cref="Running"/>; every other id may have committed after it.
+/// </summary>
+internal sealed record FirstSnapshot
+{
+    public long Xmin { get; set; }
+
+    /// <summary>The snapshot's xmax, or lower: the smallest in-progress top-level id that had ended by the time the lock table was read.</summary>
+    public long UncertainFrom { get; set; }
+
+    /// <summary>In-progress ids at the snapshot: its xip list plus every (sub)transaction id holding its lock just after it.</summary>
+    public List<long> Running { get; set; } = [];
 }
