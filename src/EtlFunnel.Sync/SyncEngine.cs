@@ -64,12 +64,7 @@ public sealed class SyncEngine
         var resuming = manifest is { Completed: false } && manifest.Fingerprint == fingerprint;
         if (!resuming)
         {
-            manifest = new RunManifest
-            {
-                RunId = options.TimeProvider.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)),
-                Fingerprint = fingerprint,
-                StartedAt = options.TimeProvider.GetUtcNow(),
-            };
+            manifest = NewManifest(options, fingerprint);
         }
         else
         {
@@ -92,58 +87,111 @@ public sealed class SyncEngine
                 Hooks = _hooks,
             };
 
-            var runners = new List<ReplicaRunner>();
             foreach (var flow in job.Flows)
             {
-                var sourceKey = SourceSnapshot.SourceKey(flow.SourceConnectionString);
-                if (!snapshots.TryGetValue(sourceKey, out var snapshot))
+                var key = SourceSnapshot.SourceKey(flow.SourceConnectionString);
+                if (!snapshots.ContainsKey(key))
                 {
-                    snapshot = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, cancellationToken).ConfigureAwait(false);
-                    snapshots[sourceKey] = snapshot;
+                    snapshots[key] = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, TablesOf(job, key), options.LockTimeout, cancellationToken).ConfigureAwait(false);
                 }
+            }
 
-                ElasticsearchClient? client = null;
-                if (flow.Destination is ElasticsearchDestination es && !clients.TryGetValue(es, out client))
+            async Task<List<ReplicaRunner>> BuildRunnersAsync()
+            {
+                foreach (var (key, snapshot) in snapshots)
                 {
-                    client = ElasticsearchSink.CreateClient(es);
-                    clients[es] = client;
-                }
-
-                foreach (var pipeline in flow.Pipelines)
-                {
-                    var layout = await snapshot.DescribeAsync(pipeline.Schema, pipeline.Table, pipeline.KeyColumns, cancellationToken).ConfigureAwait(false);
-                    var segments = new List<Segment>();
-                    foreach (var leaf in layout.Leaves)
+                    if (!resuming || !manifest.FirstSnapshots.ContainsKey(key))
                     {
-                        // Block counts are fixed per run, so a resumed run keeps exactly the same partition boundaries.
-                        var key = sourceKey + "|" + leaf.QualifiedName;
-                        if (!manifest.Blocks.TryGetValue(key, out var blocks))
-                        {
-                            blocks = leaf.Blocks;
-                            manifest.Blocks[key] = blocks;
-                        }
+                        // A run resumed from checkpoints that predate this record re-reads everything it had read.
+                        manifest.FirstSnapshots[key] = resuming ? new FirstSnapshot() : snapshot.First;
+                        manifest.Snapshots[key] = snapshot.CurrentSnapshot;
+                    }
+                }
 
-                        var segment = new Segment(leaf.QualifiedName, pipeline.Partition.StartBlock(blocks), pipeline.Partition.EndBlock(blocks), blocks);
-                        if (segment.End is null || segment.End > segment.Start)
-                        {
-                            segments.Add(segment);
-                        }
+                    var runners = new List<ReplicaRunner>();
+                foreach (var flow in job.Flows)
+                {
+                    var sourceKey = SourceSnapshot.SourceKey(flow.SourceConnectionString);
+                    var snapshot = snapshots[sourceKey];
+
+                    ElasticsearchClient? client = null;
+                    if (flow.Destination is ElasticsearchDestination es && !clients.TryGetValue(es, out client))
+                    {
+                        client = ElasticsearchSink.CreateClient(es);
+                        clients[es] = client;
                     }
 
-                    var props = ReplicaProps.From(pipeline.Props, $"{flow.Name}/{pipeline.ReplicaName}");
-                    var (f, p, c) = (flow, pipeline, client);
-                    Func<IReplicaSink> sink = f.Destination switch
+                    foreach (var pipeline in flow.Pipelines)
                     {
-                        FilesDestination files => () => new FilesSink(files.Directory, p.IndexName, f.Name, p.ReplicaName),
-                        ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName),
-                        _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
-                    };
-                    // A files replica with an old file must still run, to truncate what a previous run left there.
-                    Func<bool> hasOutput = f.Destination is FilesDestination fd
-                        ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)
-                        : () => false;
-                    runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput));
+                        var layout = await snapshot.DescribeAsync(pipeline.Schema, pipeline.Table, pipeline.KeyColumns, cancellationToken).ConfigureAwait(false);
+                        foreach (var foreignLeaf in layout.ForeignLeaves.Where(_ => pipeline.Partition.StartNumerator == 0))
+                        {
+                            _log.Warning("Partition {Partition} of {Table} is a foreign table: the sync reads only local heap partitions, so its rows are NOT synced. " +
+                                "Sync it from its own server, or detach it from {Table}", foreignLeaf, layout.QualifiedName);
+                        }
+
+                        var segments = new List<Segment>();
+                        var rewrittenLeaves = new HashSet<string>(StringComparer.Ordinal);
+                        foreach (var leaf in layout.Leaves)
+                        {
+                            // Block counts are fixed per run, so a resumed run keeps exactly the same partition boundaries.
+                            var key = sourceKey + "|" + leaf.QualifiedName;
+                            if (!manifest.Blocks.TryGetValue(key, out var blocks))
+                            {
+                                blocks = leaf.Blocks;
+                                manifest.Blocks[key] = blocks;
+                            }
+
+                            // A resumed run whose first snapshot is gone re-reads whatever may have moved into the ranges read so far.
+                            var rewritten = manifest.FileNodes.TryGetValue(key, out var fileNode) ? fileNode != leaf.FileNode : resuming;
+                            if (rewritten)
+                            {
+                                rewrittenLeaves.Add(leaf.QualifiedName);
+                            }
+
+                            manifest.FileNodes.TryAdd(key, leaf.FileNode);
+                            var segment = new Segment(leaf.QualifiedName, pipeline.Partition.StartBlock(blocks), pipeline.Partition.EndBlock(blocks), blocks);
+                            if (segment.End is null || segment.End > segment.Start)
+                            {
+                                segments.Add(segment);
+                            }
+                        }
+
+                        var props = ReplicaProps.From(pipeline.Props, $"{flow.Name}/{pipeline.ReplicaName}");
+                        var (f, p, c) = (flow, pipeline, client);
+                        Func<IReplicaSink> sink = f.Destination switch
+                        {
+                            FilesDestination files => () => new FilesSink(files.Directory, p.IndexName, f.Name, p.ReplicaName),
+                            ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName),
+                            _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
+                        };
+                        // A files replica with an old file must still run, to truncate what a previous run left there.
+                        Func<bool> hasOutput = f.Destination is FilesDestination fd
+                            ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)
+                            : () => false;
+                        runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput)
+                        {
+                            CatchUp = resuming && f.Destination is ElasticsearchDestination
+                                ? new CatchUp(snapshot.WrittenSince(manifest.FirstSnapshots[sourceKey]), rewrittenLeaves)
+                                : null,
+                            RewrittenLeaves = rewrittenLeaves,
+                        });
+                    }
                 }
+
+                return runners;
+            }
+
+            var runners = await BuildRunnersAsync().ConfigureAwait(false);
+            if (resuming && await FilesChangedSinceRunStartAsync(runners, manifest, cancellationToken).ConfigureAwait(false) is { } changed)
+            {
+                // A files destination cannot replace a document written before the interruption, and the first snapshot is gone.
+                _log.Warning("Run {RunId} cannot resume into files: {Change} since it started, and its snapshot died with the interrupted process; " +
+                    "starting a new full run that rewrites the files", manifest.RunId, changed);
+                manifest = NewManifest(options, fingerprint);
+                resuming = false;
+                context = context with { RunId = manifest.RunId };
+                runners = await BuildRunnersAsync().ConfigureAwait(false);
             }
 
             foreach (var (destination, client) in clients)
@@ -152,6 +200,18 @@ public sealed class SyncEngine
                 {
                     await ElasticsearchSink.EnsureIndexAsync(client, index, cancellationToken).ConfigureAwait(false);
                 }
+            }
+
+            if (!resuming && options.Mode == SyncMode.Full)
+            {
+                RemoveFilesOfOtherPlans(job);
+            }
+
+            foreach (var (key, snapshot) in snapshots)
+            {
+                // Reader sessions take their locks now, while nothing can be queued for the tables yet (see RentSessionAsync).
+                var readers = Math.Min(Math.Max(1, options.MaxConcurrency), runners.Count(r => r.SourceKey == key));
+                await snapshot.WarmAsync(ReplicaRunner.CopyConnectionString(snapshot.ConnectionString), readers, cancellationToken).ConfigureAwait(false);
             }
 
             await store.SaveManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
@@ -200,6 +260,70 @@ public sealed class SyncEngine
             }
         }
     }
+
+    private static RunManifest NewManifest(SyncOptions options, string fingerprint) => new()
+    {
+        RunId = options.TimeProvider.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)),
+        Fingerprint = fingerprint,
+        StartedAt = options.TimeProvider.GetUtcNow(),
+    };
+
+    /// <summary>
+    /// For a resumed run with a files destination: what changed since the run's first snapshot in the block ranges its files
+    /// replicas read before the interruption (a rewritten heap, or a row version written after that snapshot), or null when
+    /// nothing did and the files can be continued as they are (rows written into ranges not read yet are read anyway).
+    /// </summary>
+    private static async Task<string?> FilesChangedSinceRunStartAsync(List<ReplicaRunner> runners, RunManifest manifest, CancellationToken ct)
+    {
+        foreach (var runner in runners.Where(r => r.WritesFiles))
+        {
+            if (!manifest.FirstSnapshots.TryGetValue(runner.SourceKey, out var first) || first.UncertainFrom == 0)
+            {
+                return $"the checkpoints of {runner.SourceKey} predate snapshot tracking";
+            }
+
+            foreach (var chunk in runner.ReadSoFar())
+            {
+                if (runner.RewrittenLeaves.Contains(chunk.Relation))
+                {
+                    return $"{chunk.Relation} was rewritten (TRUNCATE, VACUUM FULL, CLUSTER)";
+                }
+
+                if (await runner.Snapshot.HasRowsWrittenSinceAsync(chunk, first, ct).ConfigureAwait(false))
+                {
+                    return $"rows of {chunk.Relation} were written into blocks read before the interruption";
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// A new full run rewrites every file of its plan; a file in the same index folders that the plan does not write (an
+    /// earlier plan's replica) would bring back rows deleted since, so it is removed. An index folder belongs to one job.
+    /// </summary>
+    private void RemoveFilesOfOtherPlans(SyncJob job)
+    {
+        var planned = job.Flows
+            .SelectMany(f => f.Destination is FilesDestination fd
+                ? f.Pipelines.Select(p => Path.GetFullPath(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path))
+                : [])
+            .ToHashSet(StringComparer.Ordinal);
+        foreach (var folder in planned.Select(Path.GetDirectoryName).Distinct(StringComparer.Ordinal).Where(Directory.Exists))
+        {
+            foreach (var file in Directory.EnumerateFiles(folder!, "*.ndjson").Where(f => !planned.Contains(Path.GetFullPath(f))))
+            {
+                File.Delete(file);
+                _log.Information("Removed {File}: this full run's plan does not write it, and its rows would come back when the folder is loaded", file);
+            }
+        }
+    }
+
+    /// <summary>Every table the job reads from one source database, qualified, each once.</summary>
+    private static List<string> TablesOf(SyncJob job, string sourceKey) =>
+        job.Flows.Where(f => SourceSnapshot.SourceKey(f.SourceConnectionString) == sourceKey)
+            .SelectMany(f => f.Pipelines).Select(p => Postgres.Sql.Qualified(p.Schema, p.Table)).Distinct(StringComparer.Ordinal).ToList();
 
     private static void Validate(SyncJob job)
     {

@@ -126,6 +126,9 @@ public sealed record SyncOptions
 
     /// <summary>Clock used for durations and checkpoint timestamps.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Longest wait for the ACCESS SHARE lock on a source table (held for the run so rewrites wait for it); then the run fails naming the table.</summary>
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>A PostgreSQL table that holds the checkpoints: one row per (scope, flow replica, pipeline replica) plus the run manifest.</summary>

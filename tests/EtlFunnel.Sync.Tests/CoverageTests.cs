@@ -65,7 +65,7 @@ public sealed class CoverageTests
         var job = bed.Job("t", 1, 4, options, props: new Dictionary<string, object?> { ["batch_size"] = 10 });
         using (var cancel = new CancellationTokenSource())
         {
-            var hooks = new Runtime.SyncTestHooks { AfterDispatch = _ => { cancel.Cancel(); return ValueTask.CompletedTask; } };
+            var hooks = new Sync.Runtime.SyncTestHooks { AfterDispatch = _ => { cancel.Cancel(); return ValueTask.CompletedTask; } };
             var first = await new SyncEngine(null, hooks).RunAsync(job with { Options = job.Options with { MaxConcurrency = 1 } }, null, cancel.Token);
             first.Outcome.Should().Be(SyncOutcome.Cancelled);
             first.DocsIndexed.Should().BeLessThan(3000);

@@ -129,9 +129,9 @@ public sealed class FaultTests
     public async Task Partition_reads_use_a_tid_range_scan_not_a_sequential_scan()
     {
         await using var bed = await SyncTestBed.CreateAsync("tid", "CREATE TABLE t(id int PRIMARY KEY, x text); INSERT INTO t SELECT g, 'x' FROM generate_series(1, 5000) g; ANALYZE t;");
-        var layout = new Postgres.TableLayout("public.t", [new Postgres.ColumnInfo("id", "int4", Postgres.ColumnKind.Int32), new Postgres.ColumnInfo("x", "text", Postgres.ColumnKind.Text)],
-            ["id"], [new Postgres.LeafRelation("public.t", 27)]);
-        var copy = new Postgres.PartitionReader(layout, null).CopyCommand(new Postgres.BlockChunk("public.t", 5, 12));
+        var layout = new Sync.Postgres.TableLayout("public.t", [new Sync.Postgres.ColumnInfo("id", "int4", Sync.Postgres.ColumnKind.Int32), new Sync.Postgres.ColumnInfo("x", "text", Sync.Postgres.ColumnKind.Text)],
+            ["id"], [new Sync.Postgres.LeafRelation("public.t", 27)]);
+        var copy = new Sync.Postgres.PartitionReader(layout, null).CopyCommand(new Sync.Postgres.BlockChunk("public.t", 5, 12));
         var select = copy["COPY (".Length..copy.LastIndexOf(") TO STDOUT", StringComparison.Ordinal)];
         await using var conn = new NpgsqlConnection(bed.ConnectionString);
         await conn.OpenAsync();

@@ -3,6 +3,8 @@ using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Unicode;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
@@ -144,7 +146,7 @@ internal sealed class JsonRowWriter
                 ColumnKind.Float4 or ColumnKind.Float8 => 32,
                 ColumnKind.Bool => 5,
                 ColumnKind.Uuid => 38,
-                ColumnKind.Bytea => Base64.GetMaxEncodedToUtf8Length(length) + 2,
+                ColumnKind.Bytea => (2 * length) + 5,
                 ColumnKind.Numeric => PgNumeric.MaxTextLength(row.AsSpan(offsets[i], length)),
                 ColumnKind.TimestampTz or ColumnKind.Timestamp => PgDateTime.MaxJsonLength,
                 ColumnKind.Date => PgDateTime.MaxJsonLength,
@@ -212,15 +214,24 @@ internal sealed class JsonRowWriter
                 return PgDateTime.WriteDateJson(BinaryPrimitives.ReadInt32BigEndian(value), destination);
             case ColumnKind.Bytea:
                 {
-                    destination[0] = (byte)'"';
-                    Base64.EncodeToUtf8(value, destination[1..], out _, out var n);
-                    destination[n + 1] = (byte)'"';
-                    return n + 2;
+                    // PostgreSQL's own JSON of bytea ("\\x00ff", what to_json writes for a nested bytea too): one encoding everywhere.
+                    "\"\\\\x"u8.CopyTo(destination);
+                    var hex = Hex;
+                    var at = 4;
+                    foreach (var b in value)
+                    {
+                        destination[at++] = hex[b >> 4];
+                        destination[at++] = hex[b & 0xF];
+                    }
+
+                    destination[at++] = (byte)'"';
+                    return at;
                 }
 
             default:
-                // PostgreSQL's JSON is valid already; only embedded json values may carry line breaks, which NDJSON cannot hold.
-                if (value.IndexOfAny((byte)'\n', (byte)'\r') >= 0)
+                // PostgreSQL's JSON is valid already; only embedded json values may carry line breaks, which NDJSON cannot
+                // hold, and only a SQL_ASCII database can hand out bytes that are not UTF-8.
+                if (value.IndexOfAny((byte)'\n', (byte)'\r') >= 0 || !Utf8.IsValid(value))
                 {
                     return -1;
                 }
@@ -262,15 +273,31 @@ internal sealed class JsonRowWriter
 
     private void WriteSlow(ColumnKind kind, ReadOnlySpan<byte> value, IBufferWriter<byte> output)
     {
+        if (kind != ColumnKind.Text)
+        {
+            // Valid JSON text: a line break can only stand between tokens (inside strings PostgreSQL requires escapes), so it
+            // becomes a space; bytes that are not UTF-8 (SQL_ASCII databases) become U+FFFD. No parse: deep nesting, duplicate
+            // keys, \u0000 and huge numbers pass as they are.
+            var text = Utf8.IsValid(value) ? value : Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(value));
+            var span = output.GetSpan(text.Length);
+            for (var i = 0; i < text.Length; i++)
+            {
+                span[i] = text[i] is (byte)'\n' or (byte)'\r' ? (byte)' ' : text[i];
+            }
+
+            output.Advance(text.Length);
+            return;
+        }
+
         _slow.Reset(output);
-        if (kind == ColumnKind.Text)
+        if (Utf8.IsValid(value))
         {
             _slow.WriteStringValue(value);
         }
         else
         {
-            using var doc = JsonDocument.Parse(value.ToArray());
-            doc.RootElement.WriteTo(_slow);
+            // Only a SQL_ASCII database stores text that is not UTF-8: each invalid byte becomes U+FFFD.
+            _slow.WriteStringValue(Encoding.UTF8.GetString(value));
         }
 
         _slow.Flush();

@@ -26,16 +26,60 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
 
     public string SnapshotId { get; }
 
-    public static async Task<SourceSnapshot> OpenAsync(string connectionString, CancellationToken ct)
+    /// <summary>The run's snapshot as <c>pg_current_snapshot()</c> text (xmin:xmax:xip), used to tell rows written after it.</summary>
+    public string CurrentSnapshot { get; private set; } = "";
+
+    /// <summary>
+    /// Opens the coordinator: pins the session settings, takes ACCESS SHARE locks on <paramref name="tables"/> (a partitioned
+    /// table's lock covers its partitions) BEFORE the snapshot is taken, then exports the snapshot. LOCK TABLE does not take
+    /// the transaction snapshot, so no TRUNCATE / VACUUM FULL / CLUSTER can commit between the snapshot and the locks; they
+    /// wait for the run instead of emptying the heap it reads.
+    /// </summary>
+    public static async Task<SourceSnapshot> OpenAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct)
     {
         var conn = new NpgsqlConnection(connectionString);
         try
         {
             await conn.OpenAsync(ct).ConfigureAwait(false);
             var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
-            await using var cmd = new NpgsqlCommand("SELECT pg_export_snapshot()", conn, tx);
-            var id = (string)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
-            return new SourceSnapshot(connectionString, conn, tx, id);
+            await using (var pin = new NpgsqlCommand(SessionSettings(conn) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(lockTimeout)}", conn, tx))
+            {
+                await pin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            foreach (var table in tables)
+            {
+                await LockAsync(conn, tx, table, lockTimeout, SourceKey(connectionString), ct).ConfigureAwait(false);
+            }
+
+            // pg_current_snapshot() lists in-progress top-level ids only, not subtransaction ids; every (sub)transaction id
+            // holds a lock on itself until its top-level transaction ends, so pg_locks, read in the same statement just after
+            // the snapshot was taken, names them (see FirstSnapshot).
+            await using var cmd = new NpgsqlCommand(
+                "SELECT pg_export_snapshot(), s::text, pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, " +
+                "array(SELECT x::text::bigint FROM pg_snapshot_xip(s) x), " +
+                "array(SELECT transactionid::text::bigint FROM pg_locks WHERE locktype = 'transactionid' AND granted) " +
+                "FROM pg_current_snapshot() s", conn, tx);
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await r.ReadAsync(ct).ConfigureAwait(false);
+            var xmin = r.GetInt64(2);
+            var xmax = r.GetInt64(3);
+            var xip = r.GetFieldValue<long[]>(4);
+            var locked = r.GetFieldValue<long[]>(5).Select(x => Widen(x, xmax)).ToHashSet();
+            var gone = xip.Where(x => !locked.Contains(x)).DefaultIfEmpty(xmax).Min();
+            return new SourceSnapshot(connectionString, conn, tx, r.GetString(0))
+            {
+                CurrentSnapshot = r.GetString(1),
+                Xmax = xmax,
+                First = new State.FirstSnapshot
+                {
+                    Xmin = xmin,
+                    UncertainFrom = Math.Min(xmax, gone),
+                    Running = [.. xip.Concat(locked.Where(x => x >= xmin && x < xmax)).Distinct().Order()],
+                },
+                LockTimeout = lockTimeout,
+                _tables = tables,
+            };
         }
         catch
         {
@@ -43,6 +87,167 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>This snapshot's horizon, recorded in the manifest when it is the run's first.</summary>
+    public State.FirstSnapshot First { get; private init; } = new();
+
+    /// <summary>64-bit xmax of this snapshot: every row version visible in it was written by a transaction below it.</summary>
+    public long Xmax { get; private init; }
+
+    // A 32-bit id below (or near) xmax in 64 bits: the candidate of xmax's epoch, or of the one before when that is above xmax.
+    private static long Widen(long xid32, long xmax)
+    {
+        var full = ((xmax >> 32) << 32) | xid32;
+        return full > xmax ? full - (1L << 32) : full;
+    }
+
+    /// <summary>
+    /// A condition on a row version (under this snapshot): its inserting transaction may have committed after
+    /// <paramref name="first"/> (see <see cref="State.FirstSnapshot"/>). The 32-bit <c>xmin</c> column is widened to 64 bits
+    /// with this snapshot's epoch (every visible version's transaction is below <see cref="Xmax"/> and within 2^31 of it;
+    /// an older frozen version can only come out too new, which re-reads it: harmless). xmin 0..2 (bootstrap, frozen) is old.
+    /// </summary>
+    public string WrittenSince(State.FirstSnapshot first)
+    {
+        var epoch = (Xmax >> 32) << 32;
+        var raw = $"({epoch} | xmin::text::bigint)";
+        var full = $"(CASE WHEN {raw} > {Xmax} THEN {raw} - 4294967296 ELSE {raw} END)";
+        var running = first.Running.Count == 0 ? "false"
+            : $"{full} = ANY('{{{string.Join(",", first.Running.Select(x => x.ToString(System.Globalization.CultureInfo.InvariantCulture)))}}}'::bigint[])";
+        return $"(xmin::text::bigint >= 3 AND {full} >= {first.Xmin} AND ({full} >= {first.UncertainFrom} OR {running}))";
+    }
+
+    /// <summary>Whether any row of <paramref name="chunk"/> visible in this snapshot matches <see cref="WrittenSince"/> (stops at the first).</summary>
+    public Task<bool> HasRowsWrittenSinceAsync(BlockChunk chunk, State.FirstSnapshot first, CancellationToken ct) =>
+        Locked(async () =>
+        {
+            var range = $"ctid >= '({chunk.StartBlock},0)'::tid" + (chunk.EndBlock is { } end ? $" AND ctid < '({end},0)'::tid" : "");
+            await using var cmd = new NpgsqlCommand(
+                $"SELECT EXISTS (SELECT 1 FROM ONLY {chunk.Relation} WHERE {range} AND {WrittenSince(first)})", _connection, _transaction);
+            return (bool)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        }, ct);
+
+    /// <summary>How long a session waits for a table lock before the run fails with a message naming the table.</summary>
+    public TimeSpan LockTimeout { get; private init; }
+
+    private IReadOnlyCollection<string> _tables = [];
+
+    /// <summary>
+    /// The settings every coordinator and replica session pins (as pg_dump does), so database- or role-level
+    /// <c>ALTER ... SET</c> cannot change documents, <c>_id</c> text or kill an idle snapshot holder.
+    /// </summary>
+    internal static string SessionSettings(NpgsqlConnection connection)
+    {
+        var sql = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; " +
+            "SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL idle_in_transaction_session_timeout = 0; " +
+            "SET LOCAL statement_timeout = 0";
+        // transaction_timeout exists from PostgreSQL 17 on (pg_dump 17 disables it too).
+        return connection.PostgreSqlVersion.Major >= 17 ? sql + "; SET LOCAL transaction_timeout = 0" : sql;
+    }
+
+    private static bool IsSqlAscii(NpgsqlConnection connection) =>
+        connection.PostgresParameters.TryGetValue("server_encoding", out var encoding) && encoding == "SQL_ASCII";
+
+    private static long LockTimeoutMs(TimeSpan timeout) => timeout <= TimeSpan.Zero ? 0 : Math.Max(1, (long)timeout.TotalMilliseconds);
+
+    internal static async Task LockAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string table, TimeSpan lockTimeout, string source, CancellationToken ct)
+    {
+        try
+        {
+            await using var cmd = new NpgsqlCommand($"LOCK TABLE {table} IN ACCESS SHARE MODE", conn, tx);
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            throw new SyncConfigurationException(
+                $"Could not lock {table} in {source} within {lockTimeout.TotalSeconds:0.###} s: another session holds or is queued for a conflicting lock " +
+                "(a TRUNCATE, VACUUM FULL, CLUSTER, ALTER TABLE or an explicit LOCK). The sync holds ACCESS SHARE locks for the whole run so that such " +
+                "rewrites wait for it instead of losing rows. Let that session finish (see pg_locks / pg_blocking_pids) and run again, or raise SyncOptions.LockTimeout.",
+                ex);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            throw new SyncConfigurationException($"Source table {table} does not exist in {source}.", ex);
+        }
+    }
+
+    /// <summary>
+    /// A reader session for a replica: a READ ONLY transaction importing the run's snapshot, with the pinned settings and
+    /// ACCESS SHARE on every table of the run. Sessions are pooled for the run: one that already holds the locks never queues
+    /// behind a TRUNCATE that waits for the coordinator (a fresh lock request would, and the run could never finish).
+    /// </summary>
+    public async Task<NpgsqlConnection> RentSessionAsync(string readerConnectionString, CancellationToken ct)
+    {
+        lock (_idle)
+        {
+            if (_idle.Count > 0)
+            {
+                return _idle.Pop();
+            }
+        }
+
+        return await OpenSessionAsync(readerConnectionString, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Gives a healthy session (its transaction still usable) back to the pool; others are closed.</summary>
+    public async ValueTask ReturnSessionAsync(NpgsqlConnection connection, bool healthy)
+    {
+        if (healthy && connection.FullState == System.Data.ConnectionState.Open)
+        {
+            lock (_idle)
+            {
+                _idle.Push(connection);
+                return;
+            }
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Opens <paramref name="count"/> reader sessions right after the coordinator locked the tables, before a rewrite can queue.</summary>
+    public async Task WarmAsync(string readerConnectionString, int count, CancellationToken ct)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var session = await OpenSessionAsync(readerConnectionString, ct).ConfigureAwait(false);
+            lock (_idle)
+            {
+                _idle.Push(session);
+            }
+        }
+    }
+
+    private async Task<NpgsqlConnection> OpenSessionAsync(string readerConnectionString, CancellationToken ct)
+    {
+        var connection = new NpgsqlConnection(readerConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            await using (var begin = new NpgsqlCommand(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " +
+                $"SET TRANSACTION SNAPSHOT {Sql.Literal(SnapshotId)}; " + SessionSettings(connection) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(LockTimeout)}" +
+                // A SQL_ASCII database may hold bytes that are no UTF-8; converted to UTF-8 the server refuses the whole COPY.
+                // Read as they are, the writer turns each invalid byte into U+FFFD (JsonRowWriter).
+                (IsSqlAscii(connection) ? "; SET LOCAL client_encoding = 'SQL_ASCII'" : ""), connection))
+            {
+                await begin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            foreach (var table in _tables)
+            {
+                await LockAsync(connection, null, table, LockTimeout, SourceKey(ConnectionString), ct).ConfigureAwait(false);
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private readonly Stack<NpgsqlConnection> _idle = new();
 
     /// <summary>A stable key for the source database (host, port, database), used in state.</summary>
     public static string SourceKey(string connectionString)
@@ -153,25 +358,54 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
         }
 
         var leaves = new List<LeafRelation>();
+        var foreign = new List<string>();
         await using (var cmd = new NpgsqlCommand(
-            "SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint " +
+            "SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint, c.relkind, " +
+            "c.relfilenode::bigint, coalesce(pg_relation_filenode(c.oid), 0)::bigint " +
             "FROM (SELECT $1::regclass AS relid UNION SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf) p " +
             "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace " +
-            "WHERE c.relkind IN ('r', 'm') ORDER BY c.oid", _connection, _transaction))
+            "WHERE c.relkind IN ('r', 'm', 'f') ORDER BY c.oid", _connection, _transaction))
         {
             cmd.Parameters.AddWithValue(qualified);
             await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
             while (await r.ReadAsync(ct).ConfigureAwait(false))
             {
-                leaves.Add(new LeafRelation(r.GetString(0), r.GetInt64(1)));
+                if (r.GetChar(2) == 'f')
+                {
+                    foreign.Add(r.GetString(0));
+                    continue;
+                }
+
+                // pg_class as of the snapshot against the relation's current file (read from the catalog cache, not the
+                // snapshot): they differ only if a rewrite committed after the snapshot, which the locks taken before it exclude.
+                if (r.GetInt64(3) != r.GetInt64(4))
+                {
+                    throw new SyncConfigurationException(
+                        $"{r.GetString(0)} in {SourceKey(ConnectionString)} was rewritten (TRUNCATE, VACUUM FULL, CLUSTER) after the run's snapshot was taken; " +
+                        "its rows are not readable under that snapshot. Run again.");
+                }
+
+                leaves.Add(new LeafRelation(r.GetString(0), r.GetInt64(1), r.GetInt64(3)));
             }
         }
 
-        return new TableLayout(qualified, columns, keys, leaves);
+        return new TableLayout(qualified, columns, keys, leaves) { ForeignLeaves = foreign };
     }
 
     public async ValueTask DisposeAsync()
     {
+        NpgsqlConnection[] idle;
+        lock (_idle)
+        {
+            idle = [.. _idle];
+            _idle.Clear();
+        }
+
+        foreach (var session in idle)
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+        }
+
         try
         {
             await _transaction.RollbackAsync().ConfigureAwait(false);

@@ -35,9 +35,9 @@ internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
     public string Expression => Kind switch
     {
         ColumnKind.Text => $"{Sql.Ident(Name)}::text",
-        ColumnKind.RawJson when TypeName is "jsonb" => $"{Sql.Ident(Name)}::text",
-        // json keeps the user's whitespace (newlines would break NDJSON); jsonb's text form is one line.
-        ColumnKind.RawJson when TypeName is "json" => $"{Sql.Ident(Name)}::jsonb::text",
+        // json as stored: a cast to jsonb fails the whole COPY on values jsonb cannot hold (\u0000, a lone surrogate,
+        // 1e1000000); the writer turns its line breaks (only ever between tokens) into spaces.
+        ColumnKind.RawJson when TypeName is "jsonb" or "json" => $"{Sql.Ident(Name)}::text",
         ColumnKind.RawJson => $"to_json({Sql.Ident(Name)})::text",
         _ => Sql.Ident(Name),
     };
@@ -64,14 +64,18 @@ internal sealed record ColumnInfo(string Name, string TypeName, ColumnKind Kind)
 }
 
 /// <summary>A leaf relation (the table itself, or one leaf partition) and its heap size in blocks at the run's snapshot.</summary>
-internal sealed record LeafRelation(string QualifiedName, long Blocks);
+internal sealed record LeafRelation(string QualifiedName, long Blocks, long FileNode = 0);
 
 /// <summary>What the engine knows about one source table, taken inside the run's snapshot.</summary>
 internal sealed record TableLayout(
     string QualifiedName,
     IReadOnlyList<ColumnInfo> Columns,
     IReadOnlyList<string> KeyColumns,
-    IReadOnlyList<LeafRelation> Leaves);
+    IReadOnlyList<LeafRelation> Leaves)
+{
+    /// <summary>Leaf partitions that are foreign tables: not read (no heap blocks to partition), reported as a warning.</summary>
+    public IReadOnlyList<string> ForeignLeaves { get; init; } = [];
+}
 
 internal static class Sql
 {

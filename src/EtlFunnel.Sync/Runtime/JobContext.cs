@@ -14,7 +14,7 @@ internal sealed class SyncTestHooks
 internal readonly record struct BatchDispatched(string Flow, string Replica, int BackendProcessId, long BatchNumber);
 
 /// <summary>What every replica of one run shares.</summary>
-internal sealed class JobContext
+internal sealed record JobContext
 {
     public required SyncOptions Options { get; init; }
 

@@ -23,6 +23,9 @@ internal sealed record ReplicaState
 
     public long DeadLettered { get; set; }
 
+    /// <summary>Rows re-read after a resume because they may have been written or moved after the run's first snapshot.</summary>
+    public long ReReadAfterResume { get; set; }
+
     /// <summary>The typed watermark of the last completed run (see <see cref="Runtime.Watermark"/>).</summary>
     public Runtime.Watermark? WatermarkValue { get; set; }
 
@@ -57,4 +60,32 @@ internal sealed record RunManifest
     public Dictionary<string, long> Blocks { get; set; } = new(StringComparer.Ordinal);
 
     public DateTimeOffset StartedAt { get; set; }
+
+    /// <summary>
+    /// By source: what the run's first snapshot could see, so that a resumed run (new snapshot) can tell which row versions
+    /// may have been written after it and must be read again where the first snapshot already read.
+    /// </summary>
+    public Dictionary<string, FirstSnapshot> FirstSnapshots { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The run's first snapshot by source, as <c>pg_current_snapshot()</c> text (for the operator; the xmin above is what counts).</summary>
+    public Dictionary<string, string> Snapshots { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>relfilenode by <c>source|relation</c> at the start of the run: a different one on resume means the heap was rewritten.</summary>
+    public Dictionary<string, long> FileNodes { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>
+/// The visibility horizon of a run's first snapshot, in 64-bit transaction ids. A transaction id x was certainly committed
+/// before it (or aborted, and then its rows are invisible anyway) when x &lt; <see cref="Xmin"/>, or when x &lt;
+/// <see cref="UncertainFrom"/> and x is not in <see cref="Running"/>; every other id may have committed after it.
+/// </summary>
+internal sealed record FirstSnapshot
+{
+    public long Xmin { get; set; }
+
+    /// <summary>The snapshot's xmax, or lower: the smallest in-progress top-level id that had ended by the time the lock table was read.</summary>
+    public long UncertainFrom { get; set; }
+
+    /// <summary>In-progress ids at the snapshot: its xip list plus every (sub)transaction id holding its lock just after it.</summary>
+    public List<long> Running { get; set; } = [];
 }

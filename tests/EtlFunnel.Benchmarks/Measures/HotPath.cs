@@ -129,7 +129,7 @@ internal sealed record CapturedCopy(TableLayout Layout, byte[] Data, TableLayout
                    jsonb_build_object('k', g % 10, 'tag', 't' || (g % 7))
             FROM generate_series(1, {rows}) g;
             """);
-        await using var snapshot = await SourceSnapshot.OpenAsync(connectionString, CancellationToken.None);
+        await using var snapshot = await SourceSnapshot.OpenAsync(connectionString, [Sql.Qualified("public", table)], TimeSpan.FromMinutes(1), CancellationToken.None);
         var layout = await snapshot.DescribeAsync("public", table, [], CancellationToken.None);
         // Before: every type the engine did not decode itself came as PostgreSQL's to_json(value)::text.
         var previous = layout with

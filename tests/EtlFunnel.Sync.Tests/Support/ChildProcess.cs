@@ -8,7 +8,8 @@ namespace EtlFunnel.Sync.Tests.Support;
 /// <summary>Arguments of a sync run in a child process (the crash tests kill it with SIGKILL).</summary>
 internal sealed record ChildSyncArgs(
     string ConnectionString, string Table, string Output, string State, string DeadLetters, int Flows, int Pipelines,
-    int BlocksPerChunk, int BatchSize, int DelayPerBatchMs, string? ElasticsearchUrl = null, string? StateTableConnectionString = null);
+    int BlocksPerChunk, int BatchSize, int DelayPerBatchMs, string? ElasticsearchUrl = null, string? StateTableConnectionString = null,
+    IReadOnlyList<string>? MoreTables = null);
 
 internal static class ChildProcess
 {
@@ -52,14 +53,15 @@ internal static class ChildProcess
             Name = $"flow_{f}",
             SourceConnectionString = a.ConnectionString,
             Destination = a.ElasticsearchUrl is null ? new FilesDestination(a.Output) : new ElasticsearchDestination(new Uri(a.ElasticsearchUrl)),
-            Pipelines = Enumerable.Range(0, a.Pipelines).Select(p => new SyncPipeline
+            // The main table goes to index "idx", every other table to an index of its own name.
+            Pipelines = new[] { a.Table }.Concat(a.MoreTables ?? []).SelectMany(table => Enumerable.Range(0, a.Pipelines).Select(p => new SyncPipeline
             {
-                ReplicaName = $"{a.Table}_{p}",
-                Table = a.Table,
-                IndexName = "idx",
+                ReplicaName = $"{table}_{p}",
+                Table = table,
+                IndexName = table == a.Table ? "idx" : table,
                 Partition = PartitionRange.ForReplica(f, a.Flows).Split(p, a.Pipelines),
                 Props = new Dictionary<string, object?> { ["batch_size"] = a.BatchSize.ToString(CultureInfo.InvariantCulture) },
-            }).ToList(),
+            })).ToList(),
         }).ToList(),
     };
 }

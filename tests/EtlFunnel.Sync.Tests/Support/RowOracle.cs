@@ -9,7 +9,7 @@ internal static class RowOracle
 {
     /// <summary>
     /// Asserts that each row of <c>all_types</c> (see <see cref="DocumentMappingTests.AllTypes"/>) equals its document in
-    /// <paramref name="docs"/> (id → source): same fields in column order, semantically equal values; bytea as base64.
+    /// <paramref name="docs"/> (id → source): same fields in column order, semantically equal values (bytea too: PostgreSQL's hex form).
     /// Returns how many values were compared.
     /// </summary>
     public static async Task<int> AssertAllTypesRowsEqualAsync(string connectionString, IReadOnlyDictionary<string, JsonElement> docs)
@@ -21,7 +21,7 @@ internal static class RowOracle
             await tz.ExecuteNonQueryAsync();
         }
 
-        await using var cmd = new NpgsqlCommand("SELECT id::text, row_to_json(r)::text, encode(by, 'base64') FROM all_types r", conn);
+        await using var cmd = new NpgsqlCommand("SELECT id::text, row_to_json(r)::text FROM all_types r", conn);
         await using var reader = await cmd.ExecuteReaderAsync();
         var compared = 0;
         while (await reader.ReadAsync())
@@ -33,12 +33,6 @@ internal static class RowOracle
             foreach (var prop in rowProps)
             {
                 var actual = doc.GetProperty(prop.Name);
-                if (prop.Name == "by")
-                {
-                    (actual.ValueKind == JsonValueKind.Null ? null : actual.GetString()).Should().Be(reader.IsDBNull(2) ? null : reader.GetString(2).Replace("\n", "", StringComparison.Ordinal));
-                    continue;
-                }
-
                 JsonSemanticallyEqual(actual, prop.Value).Should().BeTrue($"row {reader.GetString(0)} column {prop.Name}: {actual.GetRawText()} vs {prop.Value.GetRawText()}");
                 compared++;
             }
