@@ -44,6 +44,28 @@ internal sealed class SourceSnapshot : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A coordinator that imports a snapshot exported elsewhere (CDC: the one <c>CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT</c>
+    /// exported, valid while that replication session stays open and idle) instead of exporting its own.
+    /// </summary>
+    public static async Task<SourceSnapshot> ImportAsync(string connectionString, string snapshotId, CancellationToken ct)
+    {
+        var conn = new NpgsqlConnection(connectionString);
+        try
+        {
+            await conn.OpenAsync(ct).ConfigureAwait(false);
+            var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand($"SET TRANSACTION SNAPSHOT {Sql.Literal(snapshotId)}", conn, tx);
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            return new SourceSnapshot(connectionString, conn, tx, snapshotId);
+        }
+        catch
+        {
+            await conn.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>A stable key for the source database (host, port, database), used in state.</summary>
     public static string SourceKey(string connectionString)
     {
