@@ -45,11 +45,22 @@ internal static class SyncJobBuilder
                 // The override replaces the cluster, not the flow's wire settings.
                 Destination = esOverride is null ? Destination(flow.Destination) : esOverride with { Compression = flow.Destination.Compression },
                 Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
+                // All replicas of a flow share its slot (named after the configured flow, not the replica).
+                Cdc = CdcSettings(flow),
             });
         }
 
         return new SyncJob { Flows = flows, Options = options };
     }
+
+    /// <summary>A flow's slot, publication and TRUNCATE policy: from <c>mode: cdc</c>, else the defaults (<c>etlfunnel_&lt;flow&gt;</c>, stop).</summary>
+    public static EtlFunnel.Sync.Cdc.CdcFlowSettings CdcSettings(FlowConfig flow) => flow.Cdc is { } cdc
+        ? new EtlFunnel.Sync.Cdc.CdcFlowSettings(cdc.Slot, cdc.Publication)
+        {
+            Truncate = cdc.TruncateDeletesAll ? EtlFunnel.Sync.Cdc.CdcTruncatePolicy.DeleteAll : EtlFunnel.Sync.Cdc.CdcTruncatePolicy.Stop,
+            ConfiguredAt = $"flow '{flow.Name}' at {cdc.Location}",
+        }
+        : new EtlFunnel.Sync.Cdc.CdcFlowSettings(ConfigLoader.DefaultCdcName(flow.Name), ConfigLoader.DefaultCdcName(flow.Name)) { ConfiguredAt = $"flow '{flow.Name}' at {flow.Location}" };
 
     /// <summary>The destination every flow uses when <c>ELASTICSEARCH_URL</c> is set, or null.</summary>
     public static ElasticsearchDestination? ElasticsearchOverride(Func<string, string?> environment)

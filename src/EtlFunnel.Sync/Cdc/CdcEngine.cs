@@ -52,6 +52,16 @@ public sealed class CdcEngine
         };
     }
 
+    /// <summary>The logical replication slots of the server <paramref name="connectionString"/> points at, with their lag, and the server's max_slot_wal_keep_size.</summary>
+    public static async Task<(IReadOnlyList<CdcSlotStatus> Slots, string MaxSlotWalKeepSize)> ListSlotsAsync(string connectionString, CancellationToken cancellationToken = default)
+    {
+        await using var conn = new Npgsql.NpgsqlConnection(connectionString);
+        await conn.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var slots = await CdcSource.ListSlotsAsync(conn, null, cancellationToken).ConfigureAwait(false);
+        var keep = await CdcSource.ScalarAsync<string>(conn, "SHOW max_slot_wal_keep_size", cancellationToken).ConfigureAwait(false);
+        return ([.. slots.Select(s => new CdcSlotStatus(s.Name, s.Database, s.Active, s.RestartLsn, s.ConfirmedLsn, s.LagBytes, s.WalStatus))], keep);
+    }
+
     /// <summary>Drops a flow's replication slot (it must not be streaming) and, when <paramref name="publication"/> is given, its publication. Returns false when the slot did not exist.</summary>
     public static async Task<bool> DropSlotAsync(string connectionString, string slot, string? publication, CancellationToken cancellationToken = default)
     {

@@ -85,3 +85,13 @@ public sealed record CdcReport
     /// <summary>Why the run failed, if it did.</summary>
     public string? Error { get; init; }
 }
+
+/// <summary>A logical replication slot as <c>etlfunnel slots list</c> shows it.</summary>
+/// <param name="Slot">Slot name.</param>
+/// <param name="Database">Its database.</param>
+/// <param name="Active">True while a session streams from it.</param>
+/// <param name="RestartLsn">Oldest WAL the slot keeps.</param>
+/// <param name="ConfirmedLsn">The position the consumer acknowledged.</param>
+/// <param name="LagBytes">WAL between the server's current position and the acknowledged one.</param>
+/// <param name="WalStatus">reserved, extended, unreserved or lost (invalidated).</param>
+public sealed record CdcSlotStatus(string Slot, string? Database, bool Active, string? RestartLsn, string? ConfirmedLsn, long? LagBytes, string? WalStatus);
