@@ -43,7 +43,7 @@ internal sealed class ApplyLane
     public void Complete() => _channel.Writer.TryComplete();
 
     /// <summary>Writes batches until the lane is completed and empty; a destination failure ends the lane with that error.</summary>
-    public async Task RunAsync(IChangeSink sink, CancellationToken ct)
+    public async Task RunAsync(IChangeSink sink, Func<ValueTask>? afterBatch, CancellationToken ct)
     {
         var batch = new List<ChangeItem>(_maxBatch);
         var reader = _channel.Reader;
@@ -61,6 +61,10 @@ internal sealed class ApplyLane
             Interlocked.Add(ref _dead, outcome.DeadLettered);
             Interlocked.Add(ref _retries, outcome.Retries);
             Interlocked.Add(ref _confirmed, batch.Count);
+            if (afterBatch is not null)
+            {
+                await afterBatch().ConfigureAwait(false);
+            }
         }
     }
 

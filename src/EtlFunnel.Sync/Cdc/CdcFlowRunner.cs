@@ -160,7 +160,7 @@ internal sealed class CdcFlowRunner
         {
             try
             {
-                await lane.RunAsync(sinks[i], laneFailure.Token).ConfigureAwait(false);
+                await lane.RunAsync(sinks[i], _run.AfterLaneBatch, laneFailure.Token).ConfigureAwait(false);
             }
             catch
             {
@@ -418,7 +418,8 @@ internal sealed class CdcFlowRunner
                 new EndpointPath(Elastic.Transport.HttpMethod.POST, $"/{Uri.EscapeDataString(index)}/_search"), PostData.String(body), null, null, ct).ConfigureAwait(false);
             if (response.ApiCallDetails.HttpStatusCode != 200)
             {
-                throw new InvalidOperationException($"Listing the documents of index '{index}' to apply a TRUNCATE failed with HTTP {response.ApiCallDetails.HttpStatusCode}: {response.Body}");
+                throw new InvalidOperationException($"Listing the documents of index '{index}' to apply a TRUNCATE failed with HTTP {response.ApiCallDetails.HttpStatusCode}: " +
+                    (response.ApiCallDetails.OriginalException?.Message ?? response.Body));
             }
 
             using var json = System.Text.Json.JsonDocument.Parse(response.Body);

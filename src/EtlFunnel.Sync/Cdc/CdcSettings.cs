@@ -56,6 +56,9 @@ public sealed record CdcRunOptions
 
     /// <summary>Most changes queued per lane before reading the WAL waits (back-pressure).</summary>
     public int LaneCapacity { get; init; } = 20_000;
+
+    /// <summary>Test seam: awaited after every lane batch the destination confirmed (crash tests slow the stream down with it).</summary>
+    internal Func<ValueTask>? AfterLaneBatch { get; init; }
 }
 
 /// <summary>What a CDC run did.</summary>
