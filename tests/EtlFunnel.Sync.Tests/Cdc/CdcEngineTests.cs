@@ -192,6 +192,58 @@ public sealed class CdcEngineTests
         }
     }
 
+    [Fact]
+    public async Task A_user_without_the_replication_privilege_gets_an_error_that_says_how_to_grant_it()
+    {
+        var role = "norep_" + Guid.NewGuid().ToString("N")[..12];
+        await using var bed = await SyncTestBed.CreateAsync("cdcpriv", $"CREATE TABLE p(id int PRIMARY KEY); CREATE ROLE {role} LOGIN; GRANT SELECT ON p TO {role};");
+        var cs = new NpgsqlConnectionStringBuilder(bed.ConnectionString) { Username = role }.ConnectionString;
+        var job = CdcTestKit.Job(bed, "p", 1, new FilesDestination(bed.OutputDirectory), "p");
+        job = job with { Flows = [.. job.Flows.Select(f => f with { SourceConnectionString = cs })] };
+
+        var run = () => new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+        (await run.Should().ThrowAsync<SyncConfigurationException>()).Which.Message.Should()
+            .Contain($"user \"{role}\" has no REPLICATION privilege").And.Contain($"ALTER ROLE \"{role}\" REPLICATION");
+    }
+
+    [Fact]
+    public async Task A_slot_streaming_in_another_session_is_refused_with_the_pid_that_holds_it()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdcbusy", "CREATE TABLE b(id int PRIMARY KEY); INSERT INTO b VALUES (1);");
+        try
+        {
+            var job = CdcTestKit.Job(bed, "b", 1, new FilesDestination(bed.OutputDirectory), "b");
+            using var stop = new CancellationTokenSource();
+            var first = new CdcEngine().RunAsync(job, new CdcRunOptions(), cancellationToken: stop.Token);
+            await WaitUntilAsync(bed, $"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{job.Flows[0].Cdc!.Slot}' AND active)");
+            await WaitForAsync(() => Directory.Exists(bed.OutputDirectory));
+
+            var second = () => new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+            (await second.Should().ThrowAsync<SyncConfigurationException>()).Which.Message.Should()
+                .Contain("is already active in another session (pid").And.Contain("is this flow running elsewhere?");
+            await stop.CancelAsync();
+            (await first).Outcome.Should().Be(SyncOutcome.Cancelled);
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    [Fact]
+    public void An_invalidated_slot_is_reported_loudly_with_how_to_recover()
+    {
+        var lost = new SlotInfo("etlfunnel_orders", "shop", false, null, null, "0/16B3748", "lost", null, "pgoutput");
+
+        var check = () => CdcSource.EnsureUsable(lost, "flow 'orders' at flows.yaml(3,5)");
+
+        check.Should().Throw<SyncConfigurationException>().Which.Message.Should()
+            .StartWith("flow 'orders' at flows.yaml(3,5): replication slot 'etlfunnel_orders' was INVALIDATED")
+            .And.Contain("etlfunnel slots drop etlfunnel_orders").And.Contain("takes a new snapshot");
+    }
+
     internal static async Task WaitUntilAsync(SyncTestBed bed, string sql)
     {
         await using var conn = new NpgsqlConnection(bed.ConnectionString);
