@@ -163,10 +163,21 @@ internal static class CdcMeasures
     {
         using var stop = new CancellationTokenSource();
         var streaming = new CdcEngine().RunAsync(job, new CdcRunOptions { HeartbeatInterval = TimeSpan.FromSeconds(1) }, cancellationToken: stop.Token);
-        await Task.Delay(TimeSpan.FromSeconds(1));
         var index = job.Flows[0].Pipelines[0].IndexName;
         await using var conn = new NpgsqlConnection(cs);
         await conn.OpenAsync();
+        // Steady state: the clock starts once a probe row went all the way through (the stream is up), not during start-up.
+        await using (var probe = new NpgsqlCommand($"INSERT INTO {Table} VALUES (9999999, 1, 1, 'probe', NULL, now(), true)", conn))
+        {
+            await probe.ExecuteNonQueryAsync();
+        }
+
+        var started = Stopwatch.StartNew();
+        while (es.VersionOf(index, "9999999") is null && started.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            await Task.Delay(10);
+        }
+
         // The fixture's cluster runs with synchronous_commit = off, where a commit reaches the WAL sender only at the WAL writer's next
         // flush (up to 200 ms later); the writer here commits as a default server does.
         await using (var sync = new NpgsqlCommand("SET synchronous_commit = on", conn))
