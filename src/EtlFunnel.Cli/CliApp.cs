@@ -87,6 +87,16 @@ internal static class CliApp
             config.AddCommand<WatchCommand>("watch")
                 .WithDescription("Run every flow on a schedule, reload the hooks when they change, serve status/health/metrics on loopback.")
                 .WithExample("watch", "--config", "flows.yaml", "--hooks", "hooks", "--interval", "5m", "--status-url", "http://127.0.0.1:9464");
+            config.AddBranch("slots", slots =>
+            {
+                slots.SetDescription("The CDC flows' logical replication slots.");
+                slots.AddCommand<SlotsListCommand>("list")
+                    .WithDescription("List the logical slots of the config's source databases: owning flow, active, restart/confirmed LSN, lag bytes, wal_status.")
+                    .WithExample("slots", "list", "--config", "flows.yaml");
+                slots.AddCommand<SlotsDropCommand>("drop")
+                    .WithDescription("Drop a CDC flow's slot and publication (releases the WAL it holds; the next run takes a new snapshot).")
+                    .WithExample("slots", "drop", "orders", "--config", "flows.yaml");
+            });
             config.AddBranch("hooks", hooks =>
             {
                 hooks.SetDescription("Work with the orchestration hooks folder.");

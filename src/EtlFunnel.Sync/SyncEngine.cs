@@ -32,6 +32,21 @@ public sealed class SyncEngine
     }
 
     /// <summary>
+    /// CDC snapshot phase: every source database in <paramref name="importedSnapshots"/> (by <see cref="SourceSnapshot.SourceKey"/>)
+    /// is read in that exported snapshot instead of a fresh <c>pg_export_snapshot()</c>, and every document is written with
+    /// <paramref name="externalVersion"/> (the slot's consistent point).
+    /// </summary>
+    internal SyncEngine(ILogger? logger, IReadOnlyDictionary<string, string> importedSnapshots, long externalVersion)
+        : this(logger, null)
+    {
+        _importedSnapshots = importedSnapshots;
+        _externalVersion = externalVersion;
+    }
+
+    private readonly IReadOnlyDictionary<string, string>? _importedSnapshots;
+    private readonly long? _externalVersion;
+
+    /// <summary>
     /// Runs the job to the end (or until <paramref name="cancellationToken"/> fires: in-flight batches are drained, checkpoints
     /// saved, and the report says the run was cancelled). An interrupted run of the same job resumes from its checkpoints.
     /// Throws <see cref="SyncConfigurationException"/> before any data moves when the job cannot run as described.
@@ -85,6 +100,7 @@ public sealed class SyncEngine
                 Log = _log,
                 Progress = progress,
                 Hooks = _hooks,
+                ExternalVersion = _externalVersion,
             };
 
             foreach (var flow in job.Flows)
@@ -92,7 +108,9 @@ public sealed class SyncEngine
                 var key = SourceSnapshot.SourceKey(flow.SourceConnectionString);
                 if (!snapshots.ContainsKey(key))
                 {
-                    snapshots[key] = await SourceSnapshot.OpenAsync(flow.SourceConnectionString, TablesOf(job, key), options.LockTimeout, cancellationToken).ConfigureAwait(false);
+                    snapshots[key] = _importedSnapshots is not null && _importedSnapshots.TryGetValue(key, out var imported)
+                        ? await SourceSnapshot.ImportAsync(flow.SourceConnectionString, imported, TablesOf(job, key), options.LockTimeout, cancellationToken).ConfigureAwait(false)
+                        : await SourceSnapshot.OpenAsync(flow.SourceConnectionString, TablesOf(job, key), options.LockTimeout, cancellationToken).ConfigureAwait(false);
                 }
             }
 

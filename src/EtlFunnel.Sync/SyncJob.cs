@@ -24,6 +24,9 @@ public sealed record SyncFlow
 
     /// <summary>The pipeline replicas of this flow replica.</summary>
     public required IReadOnlyList<SyncPipeline> Pipelines { get; init; }
+
+    /// <summary>Change data capture settings of the flow (slot, publication, TRUNCATE policy); used by <see cref="Cdc.CdcEngine"/>.</summary>
+    public Cdc.CdcFlowSettings? Cdc { get; init; }
 }
 
 /// <summary>A pipeline replica: one partition of one table, written to one index.</summary>
@@ -86,6 +89,9 @@ public enum SyncMode
 
     /// <summary>Pipelines with an incremental column read rows above their last watermark minus the safety margin; others read everything.</summary>
     Incremental,
+
+    /// <summary>Change data capture (<see cref="Cdc.CdcEngine"/>): a snapshot read like a full run, then the WAL streamed from the slot.</summary>
+    Cdc,
 }
 
 /// <summary>Run-wide options.</summary>

@@ -2,7 +2,7 @@
 # Measures EtlFunnel against its limits and prints one markdown table (also written to artifacts/benchmarks/results.md).
 #   tests/EtlFunnel.Benchmarks/run.sh            full run (~5-10 min on 2 cores): 1M-row sync, 1000 reloads, 200 schemas
 #   tests/EtlFunnel.Benchmarks/run.sh --smoke    tiny sizes (10k rows, 20 reloads, 5 schemas): checks the command still works
-# Extra arguments go to the benchmark (e.g. --only hooks,reload,watch; groups: hooks reload watch hotpath planning sync). Needs PostgreSQL server binaries (the test fixture
+# Extra arguments go to the benchmark (e.g. --only hooks,reload,watch; groups: hooks reload watch hotpath planning sync cdc). Needs PostgreSQL server binaries (the test fixture
 # starts a throwaway cluster) or ETLFUNNEL_TEST_PG. Progress goes to stderr, the table to stdout.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -19,6 +19,9 @@ internal enum RunMode
 
     /// <summary>Pipelines with <c>incremental:</c> read rows above their last watermark; the others read everything.</summary>
     Incremental,
+
+    /// <summary>Change data capture: snapshot once, then stream the WAL (see docs/cdc.md).</summary>
+    Cdc,
 }
 
 internal sealed class RunSettings : PlanInputSettings
@@ -32,9 +35,12 @@ internal sealed class RunSettings : PlanInputSettings
     public string? State { get; init; }
 
     [CommandOption("--mode <MODE>")]
-    [Description("full (default) or incremental.")]
-    [DefaultValue(RunMode.Full)]
-    public RunMode Mode { get; init; } = RunMode.Full;
+    [Description("full, incremental or cdc (default: cdc when every flow says 'mode: cdc', else full).")]
+    public RunMode? Mode { get; init; }
+
+    [CommandOption("--until-caught-up")]
+    [Description("With --mode cdc: exit 0 once every change committed before streaming began is applied (CI, batch); without it CDC streams until Ctrl-C.")]
+    public bool UntilCaughtUp { get; init; }
 }
 
 /// <summary><c>etlfunnel run</c>: the plan of <c>etlfunnel plan</c>, executed by the sync engine, with progress and a report.</summary>
@@ -82,13 +88,19 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return ExitCodes.Usage;
         }
 
+        var mode = settings.Mode ?? (work.Config.Flows.All(f => f.Cdc is not null) ? RunMode.Cdc : RunMode.Full);
         var options = new SyncOptions
         {
             StateDirectory = state.Directory,
             StateTable = state.Table,
             DeadLetterDirectory = DeadLetterDirectoryFor(state.Directory),
-            Mode = settings.Mode == RunMode.Incremental ? SyncMode.Incremental : SyncMode.Full,
+            Mode = mode == RunMode.Incremental ? SyncMode.Incremental : SyncMode.Full,
         };
+        if (mode != RunMode.Cdc && settings.UntilCaughtUp)
+        {
+            await _context.Err.WriteLineAsync("error: --until-caught-up applies to --mode cdc only").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
 
         SyncJob job;
         try
@@ -99,6 +111,11 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
         {
             await _context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return ExitCodes.Usage;
+        }
+
+        if (mode == RunMode.Cdc)
+        {
+            return await CdcRun.RunAsync(_context, job, settings.UntilCaughtUp, state.ToString(), cancellationToken).ConfigureAwait(false);
         }
 
         var destinations = job.Flows.Select(f => f.Destination switch

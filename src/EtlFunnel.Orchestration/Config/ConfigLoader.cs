@@ -160,7 +160,7 @@ public static partial class ConfigLoader
 
     private static FlowConfig ParseFlow(YamlReader yaml, YamlNode node, string baseDirectory)
     {
-        var f = yaml.Mapping(node, "a flow", "name", "source", "destination", "pipelines", "auxiliary", "max_replicas", "interval");
+        var f = yaml.Mapping(node, "a flow", "name", "source", "destination", "pipelines", "auxiliary", "max_replicas", "interval", "mode", "slot", "publication", "truncate");
         var location = yaml.At(node);
         if (!f.TryGetValue("name", out var nameNode))
         {
@@ -239,7 +239,62 @@ public static partial class ConfigLoader
             MaxReplicas = f.TryGetValue("max_replicas", out var max) ? yaml.PositiveInt(max.Value, $"max_replicas of flow '{name}'") : null,
             Interval = f.TryGetValue("interval", out var interval) ? yaml.NonEmptyString(interval.Value, $"interval of flow '{name}'") : null,
             IntervalLocation = f.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
+            Cdc = ParseCdc(yaml, f, name),
         };
+    }
+
+    /// <summary><c>mode: full|incremental|cdc</c> and, for cdc only, <c>slot:</c>, <c>publication:</c>, <c>truncate: stop|delete_all</c>.</summary>
+    private static CdcConfig? ParseCdc(YamlReader yaml, Dictionary<string, (YamlScalarNode Key, YamlNode Value)> f, string flow)
+    {
+        var mode = f.TryGetValue("mode", out var modeNode) ? yaml.NonEmptyString(modeNode.Value, $"mode of flow '{flow}'") : "full";
+        if (mode is not ("full" or "incremental" or "cdc"))
+        {
+            throw new ConfigException(yaml.At(modeNode.Value), $"mode '{mode}' of flow '{flow}' is not one of full, incremental, cdc");
+        }
+
+        if (mode != "cdc")
+        {
+            foreach (var key in new[] { "slot", "publication", "truncate" })
+            {
+                if (f.TryGetValue(key, out var stray))
+                {
+                    throw new ConfigException(yaml.At(stray.Key), $"'{key}:' of flow '{flow}' only applies to 'mode: cdc'; add 'mode: cdc' or remove it");
+                }
+            }
+
+            return null;
+        }
+
+        string Name(string key)
+        {
+            if (!f.TryGetValue(key, out var n))
+            {
+                return DefaultCdcName(flow);
+            }
+
+            var value = yaml.NonEmptyString(n.Value, $"{key} of flow '{flow}'");
+            if (value.Length > 63 || !value.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))
+            {
+                throw new ConfigException(yaml.At(n.Value), $"{key} '{value}' of flow '{flow}' must be at most 63 lower-case letters, digits and '_' (PostgreSQL's rule for slot names), e.g. etlfunnel_{flow.ToLowerInvariant().Replace('-', '_')}");
+            }
+
+            return value;
+        }
+
+        var truncate = f.TryGetValue("truncate", out var t) ? yaml.NonEmptyString(t.Value, $"truncate of flow '{flow}'") : "stop";
+        if (truncate is not ("stop" or "delete_all"))
+        {
+            throw new ConfigException(yaml.At(t.Value), $"truncate '{truncate}' of flow '{flow}' is not one of stop (stop the flow with an error, the default), delete_all (delete every document of the table's index)");
+        }
+
+        return new CdcConfig { Slot = Name("slot"), Publication = Name("publication"), TruncateDeletesAll = truncate == "delete_all", Location = yaml.At(modeNode.Value!) };
+    }
+
+    /// <summary>The default slot and publication name of a CDC flow: <c>etlfunnel_&lt;flow&gt;</c>, lower-case, '-' as '_', at most 63 characters.</summary>
+    public static string DefaultCdcName(string flow)
+    {
+        var name = "etlfunnel_" + flow.ToLowerInvariant().Replace('-', '_');
+        return name.Length > 63 ? name[..63] : name;
     }
 
     private static DestinationConfig ParseDestination(YamlReader yaml, YamlNode node, string flow, string baseDirectory)

@@ -75,6 +75,25 @@ public sealed record FlowConfig
 
     /// <summary>Where this flow's <c>interval:</c> is written, for error messages.</summary>
     public ConfigLocation? IntervalLocation { get; init; }
+
+    /// <summary>The change data capture settings when the flow says <c>mode: cdc</c>, else <c>null</c>.</summary>
+    public CdcConfig? Cdc { get; init; }
+}
+
+/// <summary>A flow's <c>mode: cdc</c> settings: <c>slot:</c>, <c>publication:</c> (both default <c>etlfunnel_&lt;flow&gt;</c>) and <c>truncate:</c>.</summary>
+public sealed record CdcConfig
+{
+    /// <summary>The pgoutput replication slot of the flow.</summary>
+    public required string Slot { get; init; }
+
+    /// <summary>The publication listing the flow's tables (created if missing).</summary>
+    public required string Publication { get; init; }
+
+    /// <summary>True for <c>truncate: delete_all</c> (delete every document of the index); false for <c>truncate: stop</c> (the default).</summary>
+    public bool TruncateDeletesAll { get; init; }
+
+    /// <summary>Where <c>mode: cdc</c> is written, for error messages.</summary>
+    public required ConfigLocation Location { get; init; }
 }
 
 /// <summary>The kind of destination.</summary>

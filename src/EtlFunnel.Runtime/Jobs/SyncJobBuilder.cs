@@ -40,11 +40,22 @@ internal static class SyncJobBuilder
                 SourceConnectionString = flow.SourceConnectionString,
                 Destination = Destination(flow.Destination),
                 Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
+                // All replicas of a flow share its slot (named after the configured flow, not the replica).
+                Cdc = CdcSettings(flow),
             });
         }
 
         return new SyncJob { Flows = flows, Options = options };
     }
+
+    /// <summary>A flow's slot, publication and TRUNCATE policy: from <c>mode: cdc</c>, else the defaults (<c>etlfunnel_&lt;flow&gt;</c>, stop).</summary>
+    public static EtlFunnel.Sync.Cdc.CdcFlowSettings CdcSettings(FlowConfig flow) => flow.Cdc is { } cdc
+        ? new EtlFunnel.Sync.Cdc.CdcFlowSettings(cdc.Slot, cdc.Publication)
+        {
+            Truncate = cdc.TruncateDeletesAll ? EtlFunnel.Sync.Cdc.CdcTruncatePolicy.DeleteAll : EtlFunnel.Sync.Cdc.CdcTruncatePolicy.Stop,
+            ConfiguredAt = $"flow '{flow.Name}' at {cdc.Location}",
+        }
+        : new EtlFunnel.Sync.Cdc.CdcFlowSettings(ConfigLoader.DefaultCdcName(flow.Name), ConfigLoader.DefaultCdcName(flow.Name)) { ConfiguredAt = $"flow '{flow.Name}' at {flow.Location}" };
 
     /// <summary>The document count a flow replica's pipelines were planned with (table rows split by partition), for progress and ETA.</summary>
     public static long EstimatedRows(PipelineReplicaPlan pipeline)

@@ -17,15 +17,28 @@ internal sealed class DocumentBatch
     private readonly ArrayBufferWriter<byte> _buffer;
     private readonly byte[] _actionPrefix;
 
-    public DocumentBatch(string index, int capacityBytes)
+    public DocumentBatch(string index, int capacityBytes, long? version = null)
     {
         Index = index;
         _buffer = new ArrayBufferWriter<byte>(Math.Max(capacityBytes, 256));
         // {"index":{"_index":"<index>","_id": — the same for every document of the batch.
         _actionPrefix = [.. "{\"index\":{\"_index\":"u8, .. Quoted(index), .. ",\"_id\":"u8];
+        Version = version;
+        // CDC snapshot rows: external versioning at the slot's consistent point (see docs/cdc.md).
+        _versionSuffix = version is { } v
+            ? Encoding.UTF8.GetBytes(string.Create(System.Globalization.CultureInfo.InvariantCulture, $",\"version\":{v},\"version_type\":\"{ExternalVersionType}\""))
+            : [];
     }
 
+    /// <summary>The version type of every versioned write: a row changed several times in one transaction writes the same version (its commit LSN) several times, in order.</summary>
+    internal const string ExternalVersionType = "external_gte";
+
+    private readonly byte[] _versionSuffix;
+
     public string Index { get; }
+
+    /// <summary>The external version of every document of the batch, or null for Elasticsearch's own versioning.</summary>
+    public long? Version { get; }
 
     public List<BatchItem> Items { get; } = [];
 
@@ -58,20 +71,22 @@ internal sealed class DocumentBatch
             var item = items[i];
             // Worst case of the id: 3 UTF-8 bytes per UTF-16 char, plus the quotes; escaping (rare) takes the slow path.
             var maxId = (item.Id.Length * 3) + 2;
-            var span = output.GetSpan(_actionPrefix.Length + maxId + 4 + item.Length + 1);
+            var span = output.GetSpan(_actionPrefix.Length + maxId + _versionSuffix.Length + 4 + item.Length + 1);
             _actionPrefix.CopyTo(span);
             var at = _actionPrefix.Length;
             var idBytes = WriteIdFast(item.Id, span[at..]);
             if (idBytes < 0)
             {
                 var quoted = Quoted(item.Id);
-                span = output.GetSpan(at + quoted.Length + 4 + item.Length + 1);
+                span = output.GetSpan(at + quoted.Length + _versionSuffix.Length + 4 + item.Length + 1);
                 _actionPrefix.CopyTo(span);
                 quoted.CopyTo(span[at..]);
                 idBytes = quoted.Length;
             }
 
             at += idBytes;
+            _versionSuffix.CopyTo(span[at..]);
+            at += _versionSuffix.Length;
             "}}\n"u8.CopyTo(span[at..]);
             at += 3;
             source.Slice(item.Offset, item.Length).CopyTo(span[at..]);

@@ -35,13 +35,32 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
     /// the transaction snapshot, so no TRUNCATE / VACUUM FULL / CLUSTER can commit between the snapshot and the locks; they
     /// wait for the run instead of emptying the heap it reads.
     /// </summary>
-    public static async Task<SourceSnapshot> OpenAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct)
+    public static Task<SourceSnapshot> OpenAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct) =>
+        OpenCoreAsync(connectionString, tables, lockTimeout, null, ct);
+
+    /// <summary>
+    /// A coordinator that imports a snapshot exported elsewhere (CDC: the one <c>CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT</c>
+    /// exported, valid while that replication session stays open and idle) instead of exporting its own; settings and locks as
+    /// <see cref="OpenAsync"/>. The locks come after the snapshot here: a TRUNCATE committed in between reaches a CDC flow
+    /// through the stream anyway.
+    /// </summary>
+    public static Task<SourceSnapshot> ImportAsync(string connectionString, string snapshotId, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct) =>
+        OpenCoreAsync(connectionString, tables, lockTimeout, snapshotId, ct);
+
+    private static async Task<SourceSnapshot> OpenCoreAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, string? importedSnapshot, CancellationToken ct)
     {
         var conn = new NpgsqlConnection(connectionString);
         try
         {
             await conn.OpenAsync(ct).ConfigureAwait(false);
             var tx = await conn.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
+            if (importedSnapshot is not null)
+            {
+                // SET TRANSACTION SNAPSHOT must be the transaction's first statement.
+                await using var import = new NpgsqlCommand($"SET TRANSACTION SNAPSHOT {Sql.Literal(importedSnapshot)}", conn, tx);
+                await import.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
             await using (var pin = new NpgsqlCommand(SessionSettings(conn) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(lockTimeout)}", conn, tx))
             {
                 await pin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -56,7 +75,8 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
             // holds a lock on itself until its top-level transaction ends, so pg_locks, read in the same statement just after
             // the snapshot was taken, names them (see FirstSnapshot).
             await using var cmd = new NpgsqlCommand(
-                "SELECT pg_export_snapshot(), s::text, pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, " +
+                (importedSnapshot is null ? "SELECT pg_export_snapshot(), s::text, " : $"SELECT {Sql.Literal(importedSnapshot)}, s::text, ") +
+                " pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, " +
                 "array(SELECT x::text::bigint FROM pg_snapshot_xip(s) x), " +
                 "array(SELECT transactionid::text::bigint FROM pg_locks WHERE locktype = 'transactionid' AND granted) " +
                 "FROM pg_current_snapshot() s", conn, tx);

@@ -29,4 +29,7 @@ internal sealed record JobContext
     public IProgress<SyncProgress>? Progress { get; init; }
 
     public SyncTestHooks? Hooks { get; init; }
+
+    /// <summary>CDC snapshot: the external version (slot consistent point) every document is written with; null otherwise.</summary>
+    public long? ExternalVersion { get; init; }
 }

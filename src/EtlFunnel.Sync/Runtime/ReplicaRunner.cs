@@ -424,7 +424,7 @@ internal sealed class ReplicaRunner
         var free = _freeBatches;
         var pending = new Queue<(Task<BatchOutcome> Task, DocumentBatch Batch)>();
         long indexed = 0, dead = 0, retries = 0;
-        var batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20));
+        var batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20), _job.ExternalVersion);
 
         async ValueTask Complete()
         {
@@ -451,7 +451,7 @@ internal sealed class ReplicaRunner
 
             // Sends are not cancelled: a batch already handed over is drained so its outcome is known.
             pending.Enqueue((sink.WriteAsync(batch, CancellationToken.None), batch));
-            batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20));
+            batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20), _job.ExternalVersion);
             var number = Interlocked.Increment(ref _batches);
             ReportProgress(state, indexed, null);
             if (_job.Hooks?.AfterDispatch is { } hook)

@@ -87,8 +87,9 @@ internal sealed class ElasticsearchSink : IReplicaSink
                 {
                     var (status, error) = results[i];
                     var item = pending[i];
-                    if (status is >= 200 and < 300)
+                    if (status is >= 200 and < 300 || (status == 409 && batch.Version is not null))
                     {
+                        // A versioned write answered 409 met a newer (or the same) version: the document is already as new as this one.
                         indexed++;
                     }
                     else if (IsRetryable(status))

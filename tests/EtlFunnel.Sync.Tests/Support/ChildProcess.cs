@@ -93,6 +93,11 @@ internal static class Program
             return ChildProcess.RunAsync(args[1]).GetAwaiter().GetResult();
         }
 
+        if (args.Length == 2 && args[0] == Cdc.CdcChild.Verb)
+        {
+            return Cdc.CdcChild.RunAsync(args[1]).GetAwaiter().GetResult();
+        }
+
         if (args.Length is 5 or 6 && args[0] == "sync-bench")
         {
             // An optional sixth argument keeps the checkpoints in a PostgreSQL table (that connection string) instead of a folder.

@@ -796,6 +796,7 @@ internal sealed partial class ElasticsearchRequestHandler(
         {
             var i = lineNumber++;
             var (name, index, id) = ParseAction(actionLine.Span, i, operations.Count, operations.Count > 0 ? operations[^1].Index : null);
+            var (version, versionType) = ParseVersioning(actionLine.Span, name, operations.Count);
             index ??= defaultIndex ?? throw new BulkFormatException($"Validation Failed: 1: index is missing for item [{operations.Count}];");
             if (id is null && name is "delete" or "update")
             {
@@ -814,7 +815,7 @@ internal sealed partial class ElasticsearchRequestHandler(
                 source = sourceLine;
             }
 
-            operations.Add(new BulkOperation(name, index, id ?? NewId(), source, name != "delete"));
+            operations.Add(new BulkOperation(name, index, id ?? NewId(), source, name != "delete", version, versionType));
         }
 
         if (operations.Count == 0)
@@ -983,7 +984,7 @@ internal sealed partial class ElasticsearchRequestHandler(
                     state = cluster.Create(op.Index)!;
                 }
 
-                var result = op.Action switch
+                var result = op.VersionType is not null ? ApplyVersioned(state, op) : op.Action switch
                 {
                     "index" => InMemoryCluster.Put(state, op.Id, op.Source.Span, create: false),
                     "create" => InMemoryCluster.Put(state, op.Id, op.Source.Span, create: true),
@@ -1000,6 +1001,82 @@ internal sealed partial class ElasticsearchRequestHandler(
         {
             sourceDocument?.Dispose();
         }
+    }
+
+    /// <summary>Index or delete under external versioning (<c>version_type</c> <c>external</c> or <c>external_gte</c>).</summary>
+    private static WriteResult ApplyVersioned(IndexState state, BulkOperation op) => op.Action == "delete"
+        ? InMemoryCluster.RemoveExternal(state, op.Id, op.Version!.Value, op.VersionType == "external_gte")
+        : InMemoryCluster.PutExternal(state, op.Id, op.Source.Span, op.Version!.Value, op.VersionType == "external_gte");
+
+    /// <summary>
+    /// The action line's <c>version</c> and <c>version_type</c> as Elasticsearch validates them: only <c>internal</c>,
+    /// <c>external</c> and <c>external_gte</c>; external types need a version in [0, 9.2e18] and work with index and delete
+    /// only (create and update refuse them); a version without a type is an internal-versioning compare, not supported here.
+    /// </summary>
+    private static (long? Version, string? VersionType) ParseVersioning(ReadOnlySpan<byte> text, string action, int item)
+    {
+        if (text.IndexOf("\"version"u8) < 0)
+        {
+            return (null, null);
+        }
+
+        long? version = null;
+        string? type = null;
+        var reader = new Utf8JsonReader(text);
+        reader.Read();
+        reader.Read();
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isVersion = reader.ValueTextEquals("version"u8);
+            var isType = reader.ValueTextEquals("version_type"u8);
+            reader.Read();
+            if (isVersion)
+            {
+                version = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var v) ? v
+                    : throw new BulkFormatException($"Validation Failed: 1: illegal version value [{Encoding.UTF8.GetString(reader.ValueSpan)}] for item [{item}];");
+            }
+            else if (isType)
+            {
+                type = reader.GetString();
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+
+        if (type is null or "internal")
+        {
+            if (version is not null)
+            {
+                throw new UnsupportedByTestServerException("the EtlFunnel test server supports `version` only with version_type external or external_gte");
+            }
+
+            return (null, null);
+        }
+
+        if (type is not ("external" or "external_gte"))
+        {
+            throw new BulkFormatException($"No version type match [{type}]");
+        }
+
+        if (action == "create")
+        {
+            throw new BulkFormatException("Validation Failed: 1: create operations do not support versioning. use index instead;");
+        }
+
+        if (action == "update")
+        {
+            throw new BulkFormatException($"Validation Failed: 1: version type [{type.ToUpperInvariant()}] is not supported by the update API;");
+        }
+
+        if (version is not { } given || given < 0 || given > 9_200_000_000_000_000_000)
+        {
+            throw new BulkFormatException($"Validation Failed: 1: illegal version value [{version?.ToString(CultureInfo.InvariantCulture) ?? "-3"}] for version type [{type.ToUpperInvariant()}];");
+        }
+
+        return (version, type);
     }
 
     private static bool IsUpsert(JsonElement body) =>
@@ -1160,7 +1237,9 @@ internal sealed partial class ElasticsearchRequestHandler(
         }
     }
 
-    private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource);
+    /// <summary>One bulk item; <see cref="Version"/> and <see cref="VersionType"/> are the action line's <c>version</c> / <c>version_type</c>.</summary>
+    private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource,
+        long? Version = null, string? VersionType = null);
 
     private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid);
 

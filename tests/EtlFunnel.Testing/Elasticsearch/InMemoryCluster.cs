@@ -198,6 +198,58 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
         return Put(index, id, mergedText, create: false);
     }
 
+    /// <summary>
+    /// Caller holds <see cref="Gate"/>. Index under external versioning: the document (live or a delete tombstone) must hold a
+    /// lower version (<c>external</c>) or a lower-or-equal one (<c>external_gte</c>), else 409 <c>version_conflict_engine_exception</c>;
+    /// the stored version becomes the given one.
+    /// </summary>
+    public static WriteResult PutExternal(IndexState index, string id, ReadOnlySpan<byte> source, long version, bool orEqual)
+    {
+        var existing = index.Documents.GetValueOrDefault(id);
+        if (VersionConflict(id, existing, version, orEqual) is { } conflict)
+        {
+            return conflict;
+        }
+
+        if (DynamicMapping.Apply(index.Mappings, index.FieldTables, source, id) is { } refused)
+        {
+            return new WriteResult(400, "", 0, 0, refused.Type, refused.Reason);
+        }
+
+        var seqNo = index.NextSeqNo++;
+        index.Documents[id] = new StoredDocument(index.Sources.Store(source), version, seqNo);
+        var created = existing?.Source is null;
+        return new WriteResult(created ? 201 : 200, created ? "created" : "updated", version, seqNo);
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>. Delete under external versioning; the tombstone keeps the given version (404 <c>not_found</c> when nothing was live).</summary>
+    public static WriteResult RemoveExternal(IndexState index, string id, long version, bool orEqual)
+    {
+        var existing = index.Documents.GetValueOrDefault(id);
+        if (VersionConflict(id, existing, version, orEqual) is { } conflict)
+        {
+            return conflict;
+        }
+
+        var seqNo = index.NextSeqNo++;
+        index.Documents[id] = new StoredDocument(null, version, seqNo);
+        return existing?.Source is null
+            ? new WriteResult(404, "not_found", version, seqNo)
+            : new WriteResult(200, "deleted", version, seqNo);
+    }
+
+    private static WriteResult? VersionConflict(string id, StoredDocument? existing, long version, bool orEqual)
+    {
+        if (existing is null || version > existing.Version || (orEqual && version == existing.Version))
+        {
+            return null;
+        }
+
+        return new WriteResult(409, "", existing.Version, existing.SeqNo, "version_conflict_engine_exception", orEqual
+            ? $"[{id}]: version conflict, current version [{existing.Version}] is higher than the one provided [{version}]"
+            : $"[{id}]: version conflict, current version [{existing.Version}] is higher or equal to the one provided [{version}]");
+    }
+
     public static string NewUuid()
     {
         return Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');

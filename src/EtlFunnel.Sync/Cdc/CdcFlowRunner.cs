@@ -1,0 +1,588 @@
+using System.Globalization;
+using Elastic.Clients.Elasticsearch;
+using Elastic.Transport;
+using EtlFunnel.Sync.Postgres;
+using EtlFunnel.Sync.Sinks;
+using EtlFunnel.Sync.State;
+using Npgsql;
+using Npgsql.Replication;
+using Npgsql.Replication.PgOutput;
+using Npgsql.Replication.PgOutput.Messages;
+using NpgsqlTypes;
+using Serilog;
+
+namespace EtlFunnel.Sync.Cdc;
+
+/// <summary>
+/// One CDC flow (all replicas of one configured flow, one source database): checks, publication, slot, the snapshot under the
+/// slot's exported snapshot, then the stream applied through lanes, acknowledging only what every lane confirmed.
+/// </summary>
+internal sealed class CdcFlowRunner
+{
+    internal const string MessagePrefix = "etlfunnel";
+    private const string StateFlow = "$cdc";
+    private const string StateReplica = "slot";
+    private readonly IReadOnlyList<SyncFlow> _flows;
+    private readonly CdcFlowSettings _settings;
+    private readonly CdcRunOptions _run;
+    private readonly SyncOptions _options;
+    private readonly ILogger _log;
+    private readonly IProgress<SyncProgress>? _progress;
+    private readonly string _where;
+    private readonly List<CdcTable> _tables = [];
+    private readonly Queue<(NpgsqlLogSequenceNumber Lsn, long[] Counts)> _pendingAcks = new();
+    private NpgsqlLogSequenceNumber _acked;
+    private long _lastSave;
+
+    public CdcFlowRunner(IReadOnlyList<SyncFlow> flows, CdcFlowSettings settings, CdcRunOptions run, SyncOptions options, ILogger log, IProgress<SyncProgress>? progress)
+    {
+        _flows = flows;
+        _settings = settings;
+        _run = run;
+        _log = log;
+        _progress = progress;
+        _where = settings.ConfiguredAt ?? $"CDC flow '{flows[0].Name}' (slot {settings.Slot})";
+        // Each slot keeps its snapshot's manifest and checkpoints apart from other runs in the same store.
+        _options = options with
+        {
+            Mode = SyncMode.Cdc,
+            StateDirectory = Path.Combine(options.StateDirectory, "cdc", StateStore.SafeName(settings.Slot)),
+            StateTable = options.StateTable is { } table ? table with { Scope = $"{table.Scope}/cdc/{settings.Slot}" } : null,
+        };
+    }
+
+    private SyncFlow First => _flows[0];
+
+    public async Task<CdcReport> RunAsync(CancellationToken ct)
+    {
+        var started = _options.TimeProvider.GetTimestamp();
+        CdcReport Report(SyncOutcome outcome, SyncReport? snapshot, IReadOnlyList<ApplyLane> lanes, string? error) => new()
+        {
+            Outcome = outcome,
+            Snapshot = snapshot,
+            ChangesApplied = lanes.Sum(l => l.Confirmed),
+            VersionConflicts = lanes.Sum(l => l.Conflicts),
+            DeadLettered = lanes.Sum(l => l.DeadLettered),
+            ConfirmedLsn = _acked == default ? null : _acked.ToString(),
+            Duration = _options.TimeProvider.GetElapsedTime(started),
+            Error = error,
+        };
+
+        var cs = First.SourceConnectionString;
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync(ct).ConfigureAwait(false);
+        await ResolveTablesAsync(conn, ct).ConfigureAwait(false);
+        await CdcSource.CheckAsync(conn, _tables, _where, _log, ct).ConfigureAwait(false);
+        if (First.Destination is FilesDestination && _settings.Truncate == CdcTruncatePolicy.DeleteAll)
+        {
+            throw new SyncConfigurationException($"{_where}: `truncate: delete_all` needs an Elasticsearch destination (a files destination cannot list the documents to delete); use `truncate: stop`.");
+        }
+
+        await CdcSource.EnsurePublicationAsync(conn, _settings.Publication, _tables, _log, ct).ConfigureAwait(false);
+        var existing = await CdcSource.FindSlotAsync(conn, _settings.Slot, ct).ConfigureAwait(false);
+        if (existing is not null)
+        {
+            CdcSource.EnsureUsable(existing, _where);
+        }
+
+        await using var store = await StateStores.OpenAsync(_options, ct).ConfigureAwait(false);
+        var checkpoint = store.Load(StateFlow, StateReplica);
+        var replicationCs = ReplicationConnectionString(cs);
+        await using var repl = new LogicalReplicationConnection(replicationCs);
+        await repl.Open(ct).ConfigureAwait(false);
+
+        PgOutputReplicationSlot slot;
+        SyncReport? snapshot = null;
+        NpgsqlLogSequenceNumber? start = null;
+        if (existing is null)
+        {
+            slot = await CreateSlotAsync(repl, _settings.Slot, temporary: false, ct).ConfigureAwait(false);
+            checkpoint = new ReplicaState { RunId = slot.ConsistentPoint.ToString(), Watermark = slot.ConsistentPoint.ToString() };
+            await SaveAsync(store, checkpoint).ConfigureAwait(false);
+            _log.Information("{Where}: created slot {Slot} at {Lsn}; taking the snapshot in its exported snapshot {Snapshot}", _where, _settings.Slot, slot.ConsistentPoint, slot.SnapshotName);
+            snapshot = await SnapshotAsync(slot.SnapshotName!, slot.ConsistentPoint, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            slot = new PgOutputReplicationSlot(_settings.Slot);
+            if (checkpoint is not { Completed: true })
+            {
+                // The slot exists but its snapshot never completed (a crash or stop mid-snapshot, or lost state): read a fresh
+                // snapshot from a temporary slot. The stream from this slot's position still carries every change since its
+                // consistent point, and versions make the changes older than the new snapshot harmless.
+                await using var temp = new LogicalReplicationConnection(replicationCs);
+                await temp.Open(ct).ConfigureAwait(false);
+                var tempName = (_settings.Slot.Length > 56 ? _settings.Slot[..56] : _settings.Slot) + "_resnap";
+                var tempSlot = await CreateSlotAsync(temp, tempName, temporary: true, ct).ConfigureAwait(false);
+                _log.Information("{Where}: slot {Slot} exists but its snapshot did not complete; taking a new snapshot at {Lsn}", _where, _settings.Slot, tempSlot.ConsistentPoint);
+                checkpoint ??= new ReplicaState { RunId = existing.ConfirmedLsn ?? "" };
+                snapshot = await SnapshotAsync(tempSlot.SnapshotName!, tempSlot.ConsistentPoint, ct).ConfigureAwait(false);
+            }
+            else if (checkpoint.Watermark is { } saved && NpgsqlLogSequenceNumber.TryParse(saved, out var lsn))
+            {
+                start = lsn;
+                _acked = lsn;
+            }
+        }
+
+        if (snapshot is not null && snapshot.Outcome is not (SyncOutcome.Succeeded or SyncOutcome.CompletedWithRejections))
+        {
+            return Report(snapshot.Outcome, snapshot, [], snapshot.Outcome == SyncOutcome.Cancelled ? null : "the snapshot failed; run again to take it again (the slot keeps every change since)");
+        }
+
+        checkpoint!.Completed = true;
+        await SaveAsync(store, checkpoint).ConfigureAwait(false);
+        return await StreamAsync(conn, repl, slot, start, store, checkpoint, snapshot, Report, ct).ConfigureAwait(false);
+    }
+
+    private async Task<CdcReport> StreamAsync(NpgsqlConnection conn, LogicalReplicationConnection repl, PgOutputReplicationSlot slot, NpgsqlLogSequenceNumber? start,
+        IStateStore store, ReplicaState checkpoint, SyncReport? snapshot, Func<SyncOutcome, SyncReport?, IReadOnlyList<ApplyLane>, string?, CdcReport> report, CancellationToken ct)
+    {
+        var laneCount = Math.Max(1, _flows.SelectMany(f => f.Pipelines).GroupBy(p => (p.Schema, p.Table)).Select(g => g.Count()).DefaultIfEmpty(1).Max());
+        var lanes = Enumerable.Range(0, laneCount).Select(_ => new ApplyLane(_run.LaneCapacity, _run.MaxBatchSize)).ToArray();
+        await using var deadLetters = new DeadLetterWriter(_options.DeadLetterDirectory, $"cdc-{StateStore.SafeName(_settings.Slot)}-{_options.TimeProvider.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}");
+        var client = First.Destination is ElasticsearchDestination es ? ElasticsearchSink.CreateClient(es) : null;
+        if (client is not null)
+        {
+            foreach (var index in _tables.Select(t => t.Index).Distinct(StringComparer.Ordinal))
+            {
+                await ElasticsearchSink.EnsureIndexAsync(client, index, ct).ConfigureAwait(false);
+            }
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var sinks = lanes.Select((_, i) => client is not null
+            ? (IChangeSink)new ElasticsearchChangeSink(client, deadLetters, _options, First.Name, $"cdc-{i}")
+            : new FilesChangeSink(((FilesDestination)First.Destination).Directory, First.Name, i)).ToArray();
+        // Lanes keep writing after a stop request until their queues are empty; only a failure cancels them.
+        using var laneFailure = new CancellationTokenSource();
+        var laneTasks = lanes.Select((lane, i) => Task.Run(async () =>
+        {
+            try
+            {
+                await lane.RunAsync(sinks[i], _run.AfterLaneBatch, laneFailure.Token).ConfigureAwait(false);
+            }
+            catch
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }, CancellationToken.None)).ToArray();
+
+        await using var decoder = await ChangeDecoder.OpenAsync(First.SourceConnectionString, _tables, ct).ConfigureAwait(false);
+        var caughtUpToken = $"caught-up:{_settings.Slot}:{Guid.NewGuid():N}";
+        var target = await EmitAsync(conn, caughtUpToken, ct).ConfigureAwait(false);
+        using var heartbeatStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var heartbeat = HeartbeatAsync(First.SourceConnectionString, heartbeatStop.Token);
+        _log.Information("{Where}: streaming slot {Slot} (publication {Publication}) from {Start} with {Lanes} apply lane(s); caught up at {Target}",
+            _where, _settings.Slot, _settings.Publication, start?.ToString() ?? slot.ConsistentPoint.ToString(), laneCount, target);
+
+        string? error = null;
+        var outcome = SyncOutcome.Cancelled;
+        var caughtUp = false;
+        long version = 0;
+        try
+        {
+            var options = new PgOutputReplicationOptions(_settings.Publication, PgOutputProtocolVersion.V1, binary: false, messages: true);
+            await foreach (var message in repl.StartReplication(slot, options, stop.Token, start).ConfigureAwait(false))
+            {
+                switch (message)
+                {
+                    case BeginMessage begin:
+                        version = (long)(ulong)begin.TransactionFinalLsn;
+                        break;
+                    case RelationMessage relation:
+                        await decoder.OnRelationAsync(relation, stop.Token).ConfigureAwait(false);
+                        break;
+                    case InsertMessage insert:
+                        {
+                            if (!decoder.TryGet(insert.Relation, out var rel))
+                            {
+                                rel = await decoder.OnRelationAsync(insert.Relation, stop.Token).ConfigureAwait(false);
+                            }
+
+                            var values = await ChangeDecoder.ReadAsync(insert.NewRow, rel.Columns.Length, stop.Token).ConfigureAwait(false);
+                            if (rel.Table is { } table)
+                            {
+                                await UpsertAsync(decoder, lanes, rel, table, values, null, null, version, stop.Token).ConfigureAwait(false);
+                            }
+
+                            break;
+                        }
+
+                    case UpdateMessage update:
+                        {
+                            if (!decoder.TryGet(update.Relation, out var rel))
+                            {
+                                rel = await decoder.OnRelationAsync(update.Relation, stop.Token).ConfigureAwait(false);
+                            }
+
+                            // The old key (index identity) or old row (REPLICA IDENTITY FULL) comes first and must be read first.
+                            TupleValues? old = update switch
+                            {
+                                IndexUpdateMessage keyed => await ChangeDecoder.ReadAsync(keyed.Key, rel.Columns.Length, stop.Token).ConfigureAwait(false),
+                                FullUpdateMessage full => await ChangeDecoder.ReadAsync(full.OldRow, rel.Columns.Length, stop.Token).ConfigureAwait(false),
+                                _ => null,
+                            };
+                            var values = await ChangeDecoder.ReadAsync(update.NewRow, rel.Columns.Length, stop.Token).ConfigureAwait(false);
+                            if (rel.Table is { } table)
+                            {
+                                var oldId = old is { } o ? ChangeDecoder.Id(rel, o.Texts) : null;
+                                await UpsertAsync(decoder, lanes, rel, table, values, old, oldId, version, stop.Token).ConfigureAwait(false);
+                            }
+
+                            break;
+                        }
+
+                    case DeleteMessage delete:
+                        {
+                            if (!decoder.TryGet(delete.Relation, out var rel))
+                            {
+                                rel = await decoder.OnRelationAsync(delete.Relation, stop.Token).ConfigureAwait(false);
+                            }
+
+                            var tuple = delete switch
+                            {
+                                KeyDeleteMessage keyed => keyed.Key,
+                                FullDeleteMessage full => full.OldRow,
+                                _ => throw new InvalidOperationException($"Unknown delete message {delete.GetType().Name}."),
+                            };
+                            var values = await ChangeDecoder.ReadAsync(tuple, rel.Columns.Length, stop.Token).ConfigureAwait(false);
+                            if (rel.Table is { } table)
+                            {
+                                var id = ChangeDecoder.Id(rel, values.Texts);
+                                await lanes[ApplyLane.For(table.Index, id, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, id, version, null), stop.Token).ConfigureAwait(false);
+                            }
+
+                            break;
+                        }
+
+                    case TruncateMessage truncate:
+                        await TruncateAsync(decoder, lanes, truncate, client, deadLetters, version, laneTasks, stop.Token).ConfigureAwait(false);
+                        break;
+                    case CommitMessage commit:
+                        _pendingAcks.Enqueue((commit.TransactionEndLsn, lanes.Select(l => l.Enqueued).ToArray()));
+                        break;
+                    case LogicalDecodingMessage logical:
+                        {
+                            using var reader = new StreamReader(logical.Data);
+                            var content = await reader.ReadToEndAsync(stop.Token).ConfigureAwait(false);
+                            if (logical.Prefix == MessagePrefix)
+                            {
+                                _pendingAcks.Enqueue((logical.MessageLsn, lanes.Select(l => l.Enqueued).ToArray()));
+                                caughtUp |= content == caughtUpToken;
+                            }
+
+                            break;
+                        }
+                }
+
+                if (caughtUp && _run.UntilCaughtUp)
+                {
+                    await WaitForLanesAsync(lanes, laneTasks, stop.Token).ConfigureAwait(false);
+                    Acknowledge(repl, lanes);
+                    await repl.SendStatusUpdate(CancellationToken.None).ConfigureAwait(false);
+                    _log.Information("{Where}: caught up at {Lsn}", _where, _acked);
+                    outcome = SyncOutcome.Succeeded;
+                    break;
+                }
+
+                if (Acknowledge(repl, lanes) && _options.TimeProvider.GetElapsedTime(_lastSave) >= TimeSpan.FromSeconds(1))
+                {
+                    await repl.SendStatusUpdate(stop.Token).ConfigureAwait(false);
+                    checkpoint.Watermark = _acked.ToString();
+                    await SaveAsync(store, checkpoint).ConfigureAwait(false);
+                    ReportProgress(lanes);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            var failed = laneTasks.FirstOrDefault(t => t.IsFaulted);
+            if (failed is not null)
+            {
+                outcome = SyncOutcome.Failed;
+                error = failed.Exception!.InnerException!.Message;
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _log.Error(ex, "{Where}: streaming stopped", _where);
+            outcome = SyncOutcome.Failed;
+            error = ex.Message;
+        }
+        finally
+        {
+            await heartbeatStop.CancelAsync().ConfigureAwait(false);
+            foreach (var lane in lanes)
+            {
+                lane.Complete();
+            }
+
+            try
+            {
+                await Task.WhenAll(laneTasks).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (outcome != SyncOutcome.Failed)
+            {
+                outcome = SyncOutcome.Failed;
+                error ??= ex.Message;
+            }
+            catch (Exception)
+            {
+            }
+
+            try
+            {
+                await heartbeat.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            // Whatever every lane confirmed is acknowledged and saved, also when stopping or failing: nothing past it is lost.
+            Acknowledge(repl, lanes);
+            checkpoint.Watermark = _acked == default ? checkpoint.Watermark : _acked.ToString();
+            await SaveAsync(store, checkpoint).ConfigureAwait(false);
+            foreach (var sink in sinks)
+            {
+                await sink.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        ReportProgress(lanes);
+        var result = report(outcome, snapshot, lanes, error);
+        _log.Information("{Where}: {Outcome}; {Changes} change(s) applied ({Conflicts} version conflicts), {Dead} dead-lettered; acknowledged up to {Lsn}",
+            _where, outcome, result.ChangesApplied, result.VersionConflicts, result.DeadLettered, result.ConfirmedLsn);
+        return result;
+    }
+
+    private async Task UpsertAsync(ChangeDecoder decoder, ApplyLane[] lanes, RelationState rel, CdcTable table, TupleValues values, TupleValues? old, string? oldId, long version, CancellationToken ct)
+    {
+        var id = ChangeDecoder.Id(rel, values.Texts);
+        if (oldId is not null && oldId != id)
+        {
+            // The key changed: the document under the old id goes, the row lives on under its new id.
+            await lanes[ApplyLane.For(table.Index, oldId, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, oldId, version, null), ct).ConfigureAwait(false);
+        }
+
+        if (values.AnyUnchanged && !await decoder.FillUnchangedAsync(rel, values, old, ct).ConfigureAwait(false))
+        {
+            // The row is gone by now: a later change in the stream deletes (or re-keys) it, with a higher version.
+            return;
+        }
+
+        var source = await decoder.RenderAsync(rel, values.Texts, ct).ConfigureAwait(false);
+        await lanes[ApplyLane.For(table.Index, id, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, id, version, source), ct).ConfigureAwait(false);
+    }
+
+    private async Task TruncateAsync(ChangeDecoder decoder, ApplyLane[] lanes, TruncateMessage truncate, ElasticsearchClient? client, DeadLetterWriter deadLetters, long version, Task[] laneTasks, CancellationToken ct)
+    {
+        foreach (var relation in truncate.Relations)
+        {
+            if (!decoder.TryGet(relation, out var rel))
+            {
+                rel = await decoder.OnRelationAsync(relation, ct).ConfigureAwait(false);
+            }
+
+            if (rel.Table is not { } table)
+            {
+                continue;
+            }
+
+            if (_settings.Truncate == CdcTruncatePolicy.Stop)
+            {
+                throw new SyncConfigurationException(
+                    $"{_where}: table {table.Qualified} was TRUNCATEd (WAL position {new NpgsqlLogSequenceNumber((ulong)version)}) and the flow's policy is `truncate: stop`, so the flow stopped before applying it; " +
+                    $"nothing after it was acknowledged. To go on, set `truncate: delete_all` (deletes every document of index '{table.Index}') and run again, " +
+                    "or drop the slot (etlfunnel slots drop) and run again for a fresh snapshot.");
+            }
+
+            // Everything before the TRUNCATE lands first, then every document of the index is deleted at its version: a replay
+            // of this TRUNCATE cannot delete documents written after it (they carry higher versions).
+            await WaitForLanesAsync(lanes, laneTasks, ct).ConfigureAwait(false);
+            var deleted = await DeleteAllAsync(client!, deadLetters, table.Index, version, ct).ConfigureAwait(false);
+            _log.Information("{Where}: {Table} was truncated; deleted {Count} document(s) of index {Index}", _where, table.Qualified, deleted, table.Index);
+        }
+    }
+
+    private async Task<long> DeleteAllAsync(ElasticsearchClient client, DeadLetterWriter deadLetters, string index, long version, CancellationToken ct)
+    {
+        var sink = new ElasticsearchChangeSink(client, deadLetters, _options, First.Name, "truncate");
+        long deleted = 0, skip = 0;
+        while (true)
+        {
+            await client.Transport.RequestAsync<StringResponse>(new EndpointPath(Elastic.Transport.HttpMethod.POST, $"/{Uri.EscapeDataString(index)}/_refresh"), null, null, null, ct).ConfigureAwait(false);
+            var body = string.Create(CultureInfo.InvariantCulture, $"{{\"query\":{{\"match_all\":{{}}}},\"_source\":false,\"from\":{skip},\"size\":1000}}");
+            var response = await client.Transport.RequestAsync<StringResponse>(
+                new EndpointPath(Elastic.Transport.HttpMethod.POST, $"/{Uri.EscapeDataString(index)}/_search"), PostData.String(body), null, null, ct).ConfigureAwait(false);
+            if (response.ApiCallDetails.HttpStatusCode != 200)
+            {
+                throw new InvalidOperationException($"Listing the documents of index '{index}' to apply a TRUNCATE failed with HTTP {response.ApiCallDetails.HttpStatusCode}: " +
+                    (response.ApiCallDetails.OriginalException?.Message ?? response.Body));
+            }
+
+            using var json = System.Text.Json.JsonDocument.Parse(response.Body);
+            var ids = json.RootElement.GetProperty("hits").GetProperty("hits").EnumerateArray().Select(h => h.GetProperty("_id").GetString()!).ToList();
+            if (ids.Count == 0)
+            {
+                return deleted;
+            }
+
+            var outcome = await sink.WriteAsync(ids.Select(id => new ChangeItem(index, id, version, null)).ToList(), ct).ConfigureAwait(false);
+            deleted += outcome.Applied - outcome.Conflicts;
+            // Documents newer than the TRUNCATE stay; page past them.
+            skip += outcome.Conflicts + outcome.DeadLettered;
+        }
+    }
+
+    private static async Task WaitForLanesAsync(ApplyLane[] lanes, Task[] laneTasks, CancellationToken ct)
+    {
+        while (lanes.Any(l => l.Confirmed < l.Enqueued))
+        {
+            if (laneTasks.FirstOrDefault(t => t.IsFaulted) is { } failed)
+            {
+                throw new InvalidOperationException($"An apply lane failed: {failed.Exception!.InnerException!.Message}", failed.Exception.InnerException);
+            }
+
+            await Task.Delay(2, ct).ConfigureAwait(false);
+        }
+    }
+
+    // Moves the acknowledged position to the last commit (or heartbeat) whose changes every lane confirmed.
+    private bool Acknowledge(LogicalReplicationConnection repl, ApplyLane[] lanes)
+    {
+        var moved = false;
+        while (_pendingAcks.TryPeek(out var head) && AllConfirmed(lanes, head.Counts))
+        {
+            _pendingAcks.Dequeue();
+            if (head.Lsn > _acked)
+            {
+                _acked = head.Lsn;
+                moved = true;
+            }
+        }
+
+        if (moved)
+        {
+            repl.SetReplicationStatus(_acked);
+        }
+
+        return moved;
+    }
+
+    private static bool AllConfirmed(ApplyLane[] lanes, long[] counts)
+    {
+        for (var i = 0; i < lanes.Length; i++)
+        {
+            if (lanes[i].Confirmed < counts[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private async Task HeartbeatAsync(string connectionString, CancellationToken ct)
+    {
+        await Task.Yield();
+        try
+        {
+            await using var conn = new NpgsqlConnection(connectionString);
+            await conn.OpenAsync(ct).ConfigureAwait(false);
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(_run.HeartbeatInterval, _options.TimeProvider, ct).ConfigureAwait(false);
+                await EmitAsync(conn, "heartbeat", ct).ConfigureAwait(false);
+            }
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.Warning(ex, "{Where}: heartbeats stopped; on a quiet database the slot now advances only with changes", _where);
+        }
+    }
+
+    private static async Task<NpgsqlLogSequenceNumber> EmitAsync(NpgsqlConnection conn, string content, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT pg_logical_emit_message(false, $1, $2)", conn);
+        cmd.Parameters.AddWithValue(MessagePrefix);
+        cmd.Parameters.AddWithValue(content);
+        return (NpgsqlLogSequenceNumber)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+    }
+
+    private async Task<SyncReport> SnapshotAsync(string snapshotName, NpgsqlLogSequenceNumber consistentPoint, CancellationToken ct)
+    {
+        var job = new SyncJob { Flows = _flows, Options = _options };
+        var imports = new Dictionary<string, string>(StringComparer.Ordinal) { [SourceSnapshot.SourceKey(First.SourceConnectionString)] = snapshotName };
+        var report = await new SyncEngine(_log, imports, (long)(ulong)consistentPoint).RunAsync(job, _progress, ct).ConfigureAwait(false);
+        _log.Information("{Where}: snapshot {Outcome}: {Docs} document(s) at version {Version}", _where, report.Outcome, report.DocsIndexed, (ulong)consistentPoint);
+        return report;
+    }
+
+    private static async Task<PgOutputReplicationSlot> CreateSlotAsync(LogicalReplicationConnection repl, string name, bool temporary, CancellationToken ct)
+    {
+        try
+        {
+            return await repl.CreatePgOutputReplicationSlot(name, temporarySlot: temporary, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.Export, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.DuplicateObject)
+        {
+            throw new SyncConfigurationException($"Replication slot '{name}' was created by someone else at the same time; is this flow running elsewhere? ({ex.MessageText})");
+        }
+    }
+
+    private async Task ResolveTablesAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
+        foreach (var group in _flows.SelectMany(f => f.Pipelines).GroupBy(p => (p.Schema, p.Table, p.IndexName)))
+        {
+            var pipeline = group.First();
+            var keys = pipeline.KeyColumns.ToList();
+            var qualified = Sql.Qualified(pipeline.Schema, pipeline.Table);
+            if (keys.Count == 0)
+            {
+                await using var cmd = new NpgsqlCommand(
+                    "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) " +
+                    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY k.ord", conn);
+                cmd.Parameters.AddWithValue(qualified);
+                await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                while (await r.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    keys.Add(r.GetString(0));
+                }
+            }
+
+            if (keys.Count == 0)
+            {
+                throw new SyncConfigurationException($"{_where}: table {qualified} has no primary key, so documents would have no stable _id. Add a primary key, or set the pipeline's key columns.");
+            }
+
+            _tables.Add(new CdcTable(pipeline.Schema, pipeline.Table, pipeline.IndexName, keys));
+        }
+    }
+
+    private void ReportProgress(ApplyLane[] lanes)
+    {
+        _progress?.Report(new SyncProgress
+        {
+            Flow = First.Name,
+            Replica = "cdc",
+            RowsRead = lanes.Sum(l => l.Enqueued),
+            DocsIndexed = lanes.Sum(l => l.Confirmed),
+        });
+    }
+
+    private Task SaveAsync(IStateStore store, ReplicaState state)
+    {
+        _lastSave = _options.TimeProvider.GetTimestamp();
+        state.UpdatedAt = _options.TimeProvider.GetUtcNow();
+        return store.SaveAsync(StateFlow, StateReplica, state, CancellationToken.None);
+    }
+
+    // The walsender renders values with these settings; the snapshot sessions use the same, so both paths give the same text.
+    private static string ReplicationConnectionString(string connectionString)
+    {
+        var b = new NpgsqlConnectionStringBuilder(connectionString) { Timezone = "UTC", Options = "-c DateStyle=ISO -c bytea_output=hex -c extra_float_digits=1" };
+        return b.ConnectionString;
+    }
+}

@@ -1,0 +1,100 @@
+using System.Text;
+
+namespace EtlFunnel.Sync.Cdc;
+
+/// <summary>What a CDC flow does when a source table is truncated.</summary>
+public enum CdcTruncatePolicy
+{
+    /// <summary>Stop the flow with an error before anything after the TRUNCATE is applied (the default; nothing is lost, the slot keeps the change).</summary>
+    Stop,
+
+    /// <summary>Delete every document of the table's index (versioned deletes at the TRUNCATE's commit LSN).</summary>
+    DeleteAll,
+}
+
+/// <summary>The change data capture settings of one flow: its replication slot, publication and TRUNCATE policy.</summary>
+/// <param name="Slot">The logical replication slot (pgoutput) of the flow in its source database.</param>
+/// <param name="Publication">The publication that lists the flow's tables.</param>
+public sealed record CdcFlowSettings(string Slot, string Publication)
+{
+    /// <summary>What a TRUNCATE of a synced table does.</summary>
+    public CdcTruncatePolicy Truncate { get; init; } = CdcTruncatePolicy.Stop;
+
+    /// <summary>Where the flow is configured (e.g. <c>flows.yaml(12,3)</c>), named in error messages; null when built in code.</summary>
+    public string? ConfiguredAt { get; init; }
+
+    /// <summary>The default slot and publication name of a flow: <c>etlfunnel_&lt;flow&gt;</c>, lower-case, other characters as <c>_</c>, at most 63 bytes.</summary>
+    public static string DefaultName(string flow)
+    {
+        var sb = new StringBuilder("etlfunnel_");
+        foreach (var ch in flow.ToLowerInvariant())
+        {
+            sb.Append(ch is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_' ? ch : '_');
+        }
+
+        return sb.Length > 63 ? sb.ToString(0, 63) : sb.ToString();
+    }
+
+    /// <summary>Settings with the default names for <paramref name="flow"/>.</summary>
+    public static CdcFlowSettings ForFlow(string flow) => new(DefaultName(flow), DefaultName(flow));
+}
+
+/// <summary>How <see cref="CdcEngine"/> runs.</summary>
+public sealed record CdcRunOptions
+{
+    /// <summary>Stop (exit normally) once every change committed before streaming started is applied and acknowledged: for CI and batch use.</summary>
+    public bool UntilCaughtUp { get; init; }
+
+    /// <summary>How often a heartbeat (<c>pg_logical_emit_message</c>) is written, so a quiet database's slot still advances and WAL is released.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest time a lane waits to fill a batch before sending what it has (the commit-to-visible latency floor).</summary>
+    public TimeSpan MaxBatchDelay { get; init; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Largest number of changes a lane sends in one bulk request or file write.</summary>
+    public int MaxBatchSize { get; init; } = 5000;
+
+    /// <summary>Most changes queued per lane before reading the WAL waits (back-pressure).</summary>
+    public int LaneCapacity { get; init; } = 20_000;
+
+    /// <summary>Test seam: awaited after every lane batch the destination confirmed (crash tests slow the stream down with it).</summary>
+    internal Func<ValueTask>? AfterLaneBatch { get; init; }
+}
+
+/// <summary>What a CDC run did.</summary>
+public sealed record CdcReport
+{
+    /// <summary>How the run ended: Succeeded (caught up), Cancelled (stopped on request, acknowledged what was applied), Failed.</summary>
+    public required SyncOutcome Outcome { get; init; }
+
+    /// <summary>The snapshot phase's report, when this run took a snapshot.</summary>
+    public SyncReport? Snapshot { get; init; }
+
+    /// <summary>Row changes (index and delete actions) confirmed by the destination, including version conflicts.</summary>
+    public long ChangesApplied { get; init; }
+
+    /// <summary>Writes Elasticsearch answered 409 because the document already held that version or a newer one (replays, overlaps).</summary>
+    public long VersionConflicts { get; init; }
+
+    /// <summary>Changes the destination rejected permanently (written to the dead-letter file).</summary>
+    public long DeadLettered { get; init; }
+
+    /// <summary>The WAL position acknowledged to the slot and saved in the state store, as PostgreSQL prints an LSN.</summary>
+    public string? ConfirmedLsn { get; init; }
+
+    /// <summary>Wall time.</summary>
+    public TimeSpan Duration { get; init; }
+
+    /// <summary>Why the run failed, if it did.</summary>
+    public string? Error { get; init; }
+}
+
+/// <summary>A logical replication slot as <c>etlfunnel slots list</c> shows it.</summary>
+/// <param name="Slot">Slot name.</param>
+/// <param name="Database">Its database.</param>
+/// <param name="Active">True while a session streams from it.</param>
+/// <param name="RestartLsn">Oldest WAL the slot keeps.</param>
+/// <param name="ConfirmedLsn">The position the consumer acknowledged.</param>
+/// <param name="LagBytes">WAL between the server's current position and the acknowledged one.</param>
+/// <param name="WalStatus">reserved, extended, unreserved or lost (invalidated).</param>
+public sealed record CdcSlotStatus(string Slot, string? Database, bool Active, string? RestartLsn, string? ConfirmedLsn, long? LagBytes, string? WalStatus);
