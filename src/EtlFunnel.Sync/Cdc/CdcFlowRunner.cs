@@ -513,7 +513,14 @@ internal sealed class CdcFlowRunner
 
     private async Task<SyncReport> SnapshotAsync(string snapshotName, NpgsqlLogSequenceNumber consistentPoint, CancellationToken ct)
     {
-        var job = new SyncJob { Flows = _flows, Options = _options };
+        // The snapshot's checkpoints live beside the stream's, not in the same folder or scope: the stream's store holds that
+        // one's single-writer lock for the whole run.
+        var options = _options with
+        {
+            StateDirectory = Path.Combine(_options.StateDirectory, "snapshot"),
+            StateTable = _options.StateTable is { } table ? table with { Scope = $"{table.Scope}/snapshot" } : null,
+        };
+        var job = new SyncJob { Flows = _flows, Options = options };
         var imports = new Dictionary<string, string>(StringComparer.Ordinal) { [SourceSnapshot.SourceKey(First.SourceConnectionString)] = snapshotName };
         var report = await new SyncEngine(_log, imports, (long)(ulong)consistentPoint).RunAsync(job, _progress, ct).ConfigureAwait(false);
         _log.Information("{Where}: snapshot {Outcome}: {Docs} document(s) at version {Version}", _where, report.Outcome, report.DocsIndexed, (ulong)consistentPoint);
@@ -582,7 +589,7 @@ internal sealed class CdcFlowRunner
     // The walsender renders values with these settings; the snapshot sessions use the same, so both paths give the same text.
     private static string ReplicationConnectionString(string connectionString)
     {
-        var b = new NpgsqlConnectionStringBuilder(connectionString) { Timezone = "UTC", Options = "-c DateStyle=ISO -c bytea_output=hex -c extra_float_digits=1" };
+        var b = new NpgsqlConnectionStringBuilder(connectionString) { Timezone = "UTC", Options = "-c DateStyle=ISO -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=1" };
         return b.ConnectionString;
     }
 }

@@ -48,7 +48,7 @@ internal sealed class ChangeDecoder : IAsyncDisposable
         _writer = new Utf8JsonWriter(_buffer, WriterOptions);
     }
 
-    /// <summary>Values rendered by the server (json, arrays, composites) and TOAST values read back from the table.</summary>
+    /// <summary>Values rendered by the server (arrays, composites) and TOAST values read back from the table.</summary>
     public long ServerRoundTrips { get; private set; }
 
     public static async Task<ChangeDecoder> OpenAsync(string connectionString, IEnumerable<CdcTable> tables, CancellationToken ct)
@@ -206,9 +206,7 @@ internal sealed class ChangeDecoder : IAsyncDisposable
 
     private async Task<string> RenderOnServerAsync(CdcColumn column, string text, CancellationToken ct)
     {
-        var sql = column.TypeName == "json"
-            ? "SELECT $1::text::json::jsonb::text"
-            : $"SELECT to_json($1::text::{column.SqlType})::text";
+        var sql = $"SELECT to_json($1::text::{column.SqlType})::text";
         if (!_renderCommands.TryGetValue(sql, out var cmd))
         {
             cmd = new NpgsqlCommand(sql, _helper);

@@ -8,14 +8,14 @@ namespace EtlFunnel.Sync.Cdc;
 /// <summary>A source column as the change stream sees it: its name, how its snapshot document value is made, and its SQL type.</summary>
 internal sealed record CdcColumn(string Name, ColumnKind Kind, string TypeName, char Category, string SqlType, bool HasJsonCast)
 {
-    /// <summary>Values PostgreSQL must turn into JSON itself (<c>json</c> normalised through jsonb, arrays, composites, types with a cast to json).</summary>
-    public bool NeedsServer => Kind == ColumnKind.RawJson && (TypeName is "json" || Category is 'A' or 'C' || HasJsonCast);
+    /// <summary>Values PostgreSQL must turn into JSON itself (arrays, composites, types with a cast to json); json and jsonb are written as they come.</summary>
+    public bool NeedsServer => Kind == ColumnKind.RawJson && TypeName is not ("json" or "jsonb") && (Category is 'A' or 'C' || HasJsonCast);
 }
 
 /// <summary>
 /// pgoutput sends column values as PostgreSQL's text output (the walsender runs with TimeZone UTC and DateStyle ISO); this
 /// writes each as the same JSON the snapshot path writes for that column (see docs/sync.md's type table):
-/// numbers as numbers (floats re-formatted as the binary path does), NaN/Infinity as strings, bytea as base64, timestamps in
+/// numbers as numbers (floats re-formatted as the binary path does), NaN/Infinity as strings, bytea as PostgreSQL's hex text, timestamps in
 /// to_json's ISO form. Values only PostgreSQL can render (json, arrays, composites) return false and go to the server.
 /// </summary>
 internal static class PgTextJson
@@ -84,7 +84,8 @@ internal static class PgTextJson
                     return false;
                 }
 
-                w.WriteRawValue("\"" + Convert.ToBase64String(Convert.FromHexString(text.AsSpan(2))) + "\"", skipInputValidation: true);
+                // PostgreSQL's hex text as a JSON string ("\\x00ff"), as the snapshot path and to_json write it.
+                w.WriteStringValue(text);
                 return true;
             case ColumnKind.Timestamp:
                 if (text.EndsWith(" BC", StringComparison.Ordinal))
@@ -114,7 +115,7 @@ internal static class PgTextJson
                 }
 
             default:
-                if (column.TypeName == "jsonb")
+                if (column.TypeName is "jsonb" or "json")
                 {
                     WriteJsonText(w, text);
                     return true;
@@ -134,14 +135,9 @@ internal static class PgTextJson
     /// <summary>JSON text made by PostgreSQL, written as the snapshot path does: as is, or re-serialised when it holds line breaks.</summary>
     public static void WriteJsonText(Utf8JsonWriter w, string json)
     {
-        if (json.AsSpan().IndexOfAny('\n', '\r') < 0)
-        {
-            w.WriteRawValue(json, skipInputValidation: true);
-            return;
-        }
-
-        using var doc = JsonDocument.Parse(Encoding.UTF8.GetBytes(json));
-        doc.RootElement.WriteTo(w);
+        // As the snapshot path writes it (JsonRowWriter): the value as stored, a line break (only ever between tokens of
+        // valid JSON text) turned into a space so the document stays on one NDJSON line.
+        w.WriteRawValue(json.AsSpan().IndexOfAny('\n', '\r') < 0 ? json : json.Replace('\n', ' ').Replace('\r', ' '), skipInputValidation: true);
     }
 
     private static bool IsInfinity(string text) => text is "infinity" or "-infinity";
