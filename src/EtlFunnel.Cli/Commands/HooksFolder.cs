@@ -8,8 +8,9 @@ internal static class HooksFolder
     public const string DefaultDirectory = "hooks";
 
     /// <summary>Loads hooks; returns no hooks and the exit code when the folder is missing or a hook has errors.</summary>
-    public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken)
+    public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken, HookSettings? settings = null)
     {
+        context.HookSettings = settings ?? HookSettings.Default;
         var directory = explicitDirectory ?? DefaultDirectory;
         if (!Directory.Exists(directory))
         {
@@ -23,7 +24,22 @@ internal static class HooksFolder
             return (new NoHooks(), ExitCodes.Ok);
         }
 
-        var loaded = await context.LoadHooks(directory, cancellationToken).ConfigureAwait(false);
+        ILoadedHooks loaded;
+        try
+        {
+            loaded = await context.LoadHooks(directory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Scripting.HookIsolationException ex)
+        {
+            await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return (null, ExitCodes.Usage);
+        }
+
+        foreach (var layer in loaded.IsolationLayers)
+        {
+            context.Log.Debug("Hook isolation: {Layer}", layer.ToString());
+        }
+
         var errors = 0;
         foreach (var diagnostic in loaded.Diagnostics)
         {

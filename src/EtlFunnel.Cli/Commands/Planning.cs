@@ -102,7 +102,8 @@ internal static class Planning
 
         // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
         var discovery = StartDiscovery(inputs, cancellationToken);
-        var (hooks, hooksExit) = await HooksFolder.LoadAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
+        var (hooks, hooksExit) = await HooksFolder.LoadAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken,
+            new HookSettings(inputs.Config.HooksIsolation, inputs.Config.HooksEnvironment)).ConfigureAwait(false);
         if (hooks is null)
         {
             await AbandonAsync(discovery).ConfigureAwait(false);
