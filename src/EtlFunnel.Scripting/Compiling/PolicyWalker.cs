@@ -29,8 +29,10 @@ internal static class PolicyWalker
         foreach (var directive in compilationRoot.GetLoadDirectives())
         {
             var target = directive.File.ValueText;
-            var resolved = HookSourceResolver.ResolveUnchecked(root, target, tree.FilePath);
-            if (resolved is not null && !ScriptSources.IsInside(root, resolved))
+            // A target that does not resolve (e.g. a link into a folder the sandbox does not show) is judged by its path.
+            var resolved = HookSourceResolver.ResolveUnchecked(root, target, tree.FilePath)
+                ?? Path.GetFullPath(Path.IsPathRooted(target) ? target : Path.Combine(Path.GetDirectoryName(tree.FilePath) ?? root, target));
+            if (!ScriptSources.IsInside(root, resolved))
             {
                 Report(directive, HookPolicy.LoadOutsideFolder, $"'#load \"{target}\"' (a file outside the hooks folder {root})");
             }
