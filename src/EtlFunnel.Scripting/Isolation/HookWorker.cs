@@ -62,6 +62,10 @@ internal sealed class HookWorker
             return 64;
         }
 
+        // Hooks block on engine questions (GetTableStats() is synchronous): enough threads that the answer's continuation
+        // never waits for the pool to inject one.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
         var layers = ApplyLimits(settings);
         var options = new HookHostOptions
         {

@@ -435,7 +435,7 @@ internal sealed class WorkerConnection : IAsyncDisposable
         Process process;
         try
         {
-            process = Process.Start(startInfo) ?? throw new WorkerDiedException($"{startInfo.FileName} did not start");
+            process = Launcher.Start(startInfo);
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
@@ -443,6 +443,50 @@ internal sealed class WorkerConnection : IAsyncDisposable
         }
 
         return new WorkerConnection(process, log, owner);
+    }
+
+    /// <summary>
+    /// Starts processes from one thread that lives as long as the host. bubblewrap's <c>--die-with-parent</c> (and the
+    /// worker's own parent-death signal) fire when the *thread* that forked them exits, and the thread pool retires
+    /// idle threads: a worker started from a pool thread was SIGKILLed at random some time later.
+    /// </summary>
+    private static class Launcher
+    {
+        private static readonly System.Collections.Concurrent.BlockingCollection<(ProcessStartInfo Info, TaskCompletionSource<Process> Started)> Requests = Create();
+
+        public static Process Start(ProcessStartInfo info)
+        {
+            var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Requests.Add((info, started));
+            return started.Task.GetAwaiter().GetResult();
+        }
+
+        private static System.Collections.Concurrent.BlockingCollection<(ProcessStartInfo, TaskCompletionSource<Process>)> Create()
+        {
+            var requests = new System.Collections.Concurrent.BlockingCollection<(ProcessStartInfo, TaskCompletionSource<Process>)>();
+            var thread = new Thread(() =>
+            {
+                foreach (var (info, started) in requests.GetConsumingEnumerable())
+                {
+                    try
+                    {
+                        started.TrySetResult(Process.Start(info) ?? throw new WorkerDiedException($"{info.FileName} did not start"));
+                    }
+#pragma warning disable CA1031 // Handed to the caller.
+                    catch (Exception ex)
+#pragma warning restore CA1031
+                    {
+                        started.TrySetException(ex);
+                    }
+                }
+            })
+            {
+                IsBackground = true,
+                Name = "hook worker launcher",
+            };
+            thread.Start();
+            return requests;
+        }
     }
 
     public async Task<WorkerMessage> RequestAsync(WorkerMessage message, TimeSpan timeout, CancellationToken cancellationToken, Dictionary<int, IDatabaseEngine>? callEngines = null)
