@@ -41,6 +41,7 @@ internal static class CliApp
             console.Profile.Width = 240;
         }
 
+        CliContext? self = null;
         var context = new CliContext
         {
             Out = stdout,
@@ -48,11 +49,12 @@ internal static class CliApp
             Console = console,
             Log = logger,
             LoggerFactory = loggerFactory,
-            LoadHooks = hookLoader ?? HostedHooks.LoadAsync,
+            LoadHooks = hookLoader ?? ((directory, ct) => HostedHooks.LoadAsync(directory, self!.HookSettings, ct)),
             Environment = environment ?? Environment.GetEnvironmentVariable,
             LiveConsole = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected ? AnsiConsole.Create(new AnsiConsoleSettings()) : null,
         };
 
+        self = context;
         StartupTrace.Mark("logger and console ready");
         var app = new CommandApp();
         app.Configure(config =>

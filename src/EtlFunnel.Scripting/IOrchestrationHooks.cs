@@ -59,3 +59,17 @@ public sealed class HookInvocationException : Exception
     /// <summary>The 1-based line where it failed, when known.</summary>
     public int? Line { get; }
 }
+
+/// <summary>The exception a hook threw inside the worker, by type name and message (the object itself never leaves the worker).</summary>
+public sealed class HookWorkerException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public HookWorkerException(string typeName, string message)
+        : base(message)
+    {
+        TypeName = typeName;
+    }
+
+    /// <summary>The full name of the exception type the hook threw, e.g. <c>System.InvalidOperationException</c>.</summary>
+    public string TypeName { get; }
+}

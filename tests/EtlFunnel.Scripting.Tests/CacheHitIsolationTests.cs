@@ -22,6 +22,9 @@ public sealed class CacheHitIsolationTests
             var options = Activator.CreateInstance(optionsType)!;
             optionsType.GetProperty(nameof(HookHostOptions.HooksDirectory))!.SetValue(options, hooks.Path);
             optionsType.GetProperty(nameof(HookHostOptions.CacheDirectory))!.SetValue(options, hooks.Cache);
+            // In-process: with the worker, this process loads no hook machinery at all.
+            var isolation = optionsType.GetProperty(nameof(HookHostOptions.Isolation))!;
+            isolation.SetValue(options, Enum.Parse(isolation.PropertyType, nameof(HookIsolation.None)));
             var hostType = scripting.GetType(typeof(HookHost).FullName!, throwOnError: true)!;
             var load = (Task)hostType.GetMethod(nameof(HookHost.LoadAsync))!.Invoke(null, [options, CancellationToken.None])!;
             await load;

@@ -26,10 +26,10 @@ public sealed class CacheTests
         hooks.Write("lib/names.csx", "static class Names { public static string Of(string n) => n + \"_cached\"; }");
         hooks.Write("flow.csx", Flow);
         var before = ScriptCompiler.Compilations;
-        await (await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache))).DisposeAsync();
+        await (await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache))).DisposeAsync();
         ScriptCompiler.Compilations.Should().Be(before + 1);
 
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache));
 
         ScriptCompiler.Compilations.Should().Be(before + 1, "the compiled hook came from the cache");
         (await FirstName(host)).Should().Be("a_cached");
@@ -42,7 +42,7 @@ public sealed class CacheTests
         using var hooks = new TempHooks();
         hooks.Write("lib/names.csx", "static class Names { public static string Of(string n) => n + \"_one\"; }");
         hooks.Write("flow.csx", Flow);
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache));
         var before = ScriptCompiler.Compilations;
 
         hooks.Write("lib/names.csx", "static class Names { public static string Of(string n) => n + \"_two\"; }");
@@ -61,7 +61,7 @@ public sealed class CacheTests
         using var hooks = new TempHooks();
         hooks.Write("lib/names.csx", "static class Names { public static string Of(string n) => n + \"_healed\"; }");
         hooks.Write("flow.csx", Flow);
-        await (await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache))).DisposeAsync();
+        await (await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache))).DisposeAsync();
         var entry = Directory.GetFiles(hooks.Cache, "*.hook").Single();
         var good = File.ReadAllBytes(entry);
         var bytes = (byte[])good.Clone();
@@ -77,7 +77,7 @@ public sealed class CacheTests
         }
 
         var before = ScriptCompiler.Compilations;
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache));
 
         ScriptCompiler.Compilations.Should().Be(before + 1);
         host.Diagnostics.Should().BeEmpty();

@@ -63,7 +63,7 @@ public sealed class InvocationTests(RuntimeFixture fixture) : IClassFixture<Runt
         var act = () => fixture.Flow("recursion.csx").InvokeAsync(Props.Of(1, Props.Entity("a")));
 
         var failure = (await act.Should().ThrowAsync<HookInvocationException>()).Which;
-        failure.InnerException.Should().BeOfType<InsufficientExecutionStackException>();
+        failure.InnerException.Should().BeOfType<HookWorkerException>().Which.TypeName.Should().Be(typeof(InsufficientExecutionStackException).FullName, "the exception stays in the worker; its type and message come back");
         failure.File.Should().Be(RuntimeFixture.File("recursion.csx"));
         failure.Line.Should().Be(2);
     }
@@ -76,7 +76,8 @@ public sealed class InvocationTests(RuntimeFixture fixture) : IClassFixture<Runt
         var failure = (await act.Should().ThrowAsync<HookInvocationException>()).Which;
         failure.File.Should().Be(RuntimeFixture.File("throws.csx"));
         failure.Line.Should().Be(6);
-        failure.InnerException.Should().BeOfType<InvalidOperationException>().Which.Message.Should().Be("no stats for catalog");
+        failure.InnerException.Should().BeOfType<HookWorkerException>().Which.TypeName.Should().Be(typeof(InvalidOperationException).FullName);
+        failure.InnerException!.Message.Should().Be("no stats for catalog");
         failure.Message.Should().Be($"Hook 'throws.csx' threw InvalidOperationException at {RuntimeFixture.File("throws.csx")}(6): no stats for catalog");
     }
 

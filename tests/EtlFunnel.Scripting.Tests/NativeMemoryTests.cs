@@ -24,7 +24,7 @@ public sealed class NativeMemoryTests
     {
         using var hooks = new TempHooks();
         hooks.Write("flow.csx", Hook("one"));
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache));
         var expected = NativeHeap.CanTrim ? 1 : 0;
         host.NativeTrims.Should().Be(expected, "the first load compiled");
 
@@ -45,7 +45,7 @@ public sealed class NativeMemoryTests
     {
         using var hooks = new TempHooks();
         hooks.Write("flow.csx", Hook("a"));
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache) with { TrimNativeMemory = false });
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache) with { TrimNativeMemory = false });
         hooks.Write("flow.csx", Hook("b"));
         (await host.ReloadAsync()).Succeeded.Should().BeTrue();
 

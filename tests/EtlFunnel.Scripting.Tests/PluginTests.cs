@@ -52,7 +52,7 @@ public sealed class PluginTests
         failure.HookName.Should().Be("CpuFlowPlugin.dll:CpuFlowPlugin.CpuFlows");
         failure.File.Should().EndWith(Path.Combine("CpuFlowPlugin", "CpuFlows.cs"));
         failure.Line.Should().Be(21);
-        failure.InnerException.Should().BeOfType<InvalidOperationException>();
+        failure.InnerException.Should().BeOfType<HookWorkerException>().Which.TypeName.Should().Be(typeof(InvalidOperationException).FullName);
     }
 
     [Fact]

@@ -94,7 +94,7 @@ public sealed class ReloadTests
                 return new List<OrchestratorTune> { new OrchestratorTune { ParentEntityName = "a", NewEntityName = "old_" + stats.TotalRows } };
             }
             """);
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache));
 
         var (oldVersion, oldContext) = await ReloadDuringACall(host, hooks);
 
@@ -129,7 +129,7 @@ public sealed class ReloadTests
     {
         using var hooks = new TempHooks();
         var file = hooks.Write("flow.csx", Hook("even"));
-        await using var host = await HookHost.LoadAsync(Fixtures.Options(hooks.Path, hooks.Cache));
+        await using var host = await HookHost.LoadAsync(Fixtures.InProcess(hooks.Path, hooks.Cache));
         var contexts = new List<WeakReference>();
 
         for (var cycle = 1; cycle <= 200; cycle++)

@@ -23,7 +23,8 @@ internal sealed class HooksCheckCommand : AsyncCommand<HooksCheckSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, HooksCheckSettings settings, CancellationToken cancellationToken)
     {
         var directory = settings.Hooks ?? HooksFolder.DefaultDirectory;
-        var (hooks, exitCode) = await Planning.LoadHooksAsync(_context, directory, cancellationToken).ConfigureAwait(false);
+        // Compile only: no hook is loaded or run. A plain worker suffices to contain the compiler where no sandbox exists.
+        var (hooks, exitCode) = await Planning.LoadHooksAsync(_context, directory, cancellationToken, new HookSettings(Scripting.HookIsolation.Process, [], CompileOnly: true)).ConfigureAwait(false);
         if (hooks is null)
         {
             return exitCode;
@@ -38,6 +39,14 @@ internal sealed class HooksCheckCommand : AsyncCommand<HooksCheckSettings>
             }
 
             _context.Console.Write(table);
+            if (settings.Verbose)
+            {
+                foreach (var layer in hooks.IsolationLayers)
+                {
+                    _context.Console.WriteLine($"isolation {layer}");
+                }
+            }
+
             _context.Console.WriteLine($"{hooks.Hooks.FlowHooks.Count} flow hook(s), {hooks.Hooks.PipelineHooks.Count} pipeline hook(s) in {directory}: OK");
             return ExitCodes.Ok;
         }

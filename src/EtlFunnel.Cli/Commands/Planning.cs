@@ -122,7 +122,8 @@ internal static class Planning
 
         // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
         var discovery = StartDiscovery(inputs, cancellationToken);
-        var (hooks, hooksExit) = await LoadHooksAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken).ConfigureAwait(false);
+        var (hooks, hooksExit) = await LoadHooksAsync(context, hooksDirectory ?? inputs.Config.HooksDirectory, cancellationToken,
+            new HookSettings(inputs.Config.HooksIsolation, inputs.Config.HooksEnvironment)).ConfigureAwait(false);
         if (hooks is null)
         {
             await AbandonAsync(discovery).ConfigureAwait(false);
@@ -147,13 +148,14 @@ internal static class Planning
     }
 
     /// <summary>Loads the hooks folder (see <see cref="HooksFolder.LoadAsync"/>); the exit code says why there are no hooks.</summary>
-    public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadHooksAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken)
+    public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadHooksAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken, HookSettings? settings = null)
     {
+        context.HookSettings = settings ?? HookSettings.Default;
         var (hooks, status) = await HooksFolder.LoadAsync(context.LoadHooks, context.Err, context.LoggerFactory.CreateLogger(typeof(HooksFolder)), explicitDirectory, cancellationToken).ConfigureAwait(false);
         return (hooks, status switch
         {
             HooksFolderStatus.Loaded => ExitCodes.Ok,
-            HooksFolderStatus.Missing => ExitCodes.Usage,
+            HooksFolderStatus.Missing or HooksFolderStatus.NoIsolation => ExitCodes.Usage,
             _ => ExitCodes.Failure,
         });
     }

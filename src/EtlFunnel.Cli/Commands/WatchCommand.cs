@@ -92,7 +92,20 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         HookHost? host = null;
         if (Directory.Exists(hooksDirectory))
         {
-            host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = hooksDirectory, Watch = true }, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                host = await HookHost.LoadAsync(HostedHooks.Options(hooksDirectory, new HookSettings(config.HooksIsolation, config.HooksEnvironment)) with { Watch = true }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HookIsolationException ex)
+            {
+                await _context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
+
+            foreach (var layer in host.IsolationLayers)
+            {
+                log.Information("Hook isolation: {Layer}", layer.ToString());
+            }
         }
         else if (settings.Hooks is not null || config.HooksDirectory is not null)
         {

@@ -23,6 +23,9 @@ internal sealed class CliContext
 
     public required Func<string, string?> Environment { get; init; }
 
+    /// <summary>Isolation and environment for the next hook load (set from the config before <see cref="LoadHooks"/>).</summary>
+    public HookSettings HookSettings { get; set; } = HookSettings.Default;
+
     /// <summary>An interactive console for live progress, or null when stdout is redirected (then progress goes to the log).</summary>
     public IAnsiConsole? LiveConsole { get; init; }
 }

@@ -70,10 +70,13 @@ public static partial class ConfigLoader
         }
 
         var (stateDirectory, stateTable) = top.TryGetValue("state", out var state) ? ParseState(yaml, state.Value, flows) : (null, null);
+        var (hooksDirectory, hooksIsolation, hooksEnvironment) = top.TryGetValue("hooks", out var hooks) ? ParseHooks(yaml, hooks.Value, baseDirectory) : (null, Scripting.HookIsolation.Sandbox, []);
         return new EtlConfig
         {
             File = displayFile,
-            HooksDirectory = top.TryGetValue("hooks", out var hooks) ? Resolve(baseDirectory, yaml.NonEmptyString(hooks.Value, "hooks")) : null,
+            HooksDirectory = hooksDirectory,
+            HooksIsolation = hooksIsolation,
+            HooksEnvironment = hooksEnvironment,
             StateDirectory = Resolve(baseDirectory, stateDirectory ?? DefaultStateDirectory),
             StateTable = stateTable,
             Limits = limits,
@@ -81,6 +84,50 @@ public static partial class ConfigLoader
             IntervalLocation = top.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
             Flows = flows.ToImmutable(),
         };
+    }
+
+    /// <summary><c>hooks:</c> is a folder path, or a mapping <c>{path: ./hooks, isolation: sandbox|process|none, env: [NAME]}</c>.</summary>
+    private static (string? Directory, Scripting.HookIsolation Isolation, ImmutableArray<string> Environment) ParseHooks(YamlReader yaml, YamlNode node, string baseDirectory)
+    {
+        if (node is YamlScalarNode)
+        {
+            return (Resolve(baseDirectory, yaml.NonEmptyString(node, "hooks")), Scripting.HookIsolation.Sandbox, []);
+        }
+
+        if (node is not YamlMappingNode)
+        {
+            throw new ConfigException(yaml.At(node), "'hooks:' must be a folder path ('hooks: ./hooks') or a mapping ('hooks: {path: ./hooks, isolation: sandbox}')");
+        }
+
+        var m = yaml.Mapping(node, "hooks", "path", "isolation", "env");
+        if (!m.TryGetValue("path", out var path))
+        {
+            throw new ConfigException(yaml.At(node), "'hooks:' needs 'path:', the hooks folder ('hooks: {path: ./hooks, isolation: sandbox}')");
+        }
+
+        var isolation = Scripting.HookIsolation.Sandbox;
+        if (m.TryGetValue("isolation", out var isolationNode))
+        {
+            isolation = yaml.NonEmptyString(isolationNode.Value, "hooks.isolation") switch
+            {
+                "sandbox" => Scripting.HookIsolation.Sandbox,
+                "process" => Scripting.HookIsolation.Process,
+                "none" => Scripting.HookIsolation.None,
+                var other => throw new ConfigException(yaml.At(isolationNode.Value),
+                    $"hooks.isolation '{other}' is not one of sandbox (a worker process under OS limits, the default), process (a worker with whatever limits this OS has) or none (hooks run inside etlfunnel; only for hooks you trust)"),
+            };
+        }
+
+        var environment = m.TryGetValue("env", out var env) ? yaml.StringList(env.Value, "hooks.env") : [];
+        foreach (var name in environment)
+        {
+            if (name.Length == 0 || name.Contains('=', StringComparison.Ordinal))
+            {
+                throw new ConfigException(yaml.At(env.Value), $"hooks.env lists '{name}', which is not an environment variable name; list names only (values come from etlfunnel's environment)");
+            }
+        }
+
+        return (Resolve(baseDirectory, yaml.NonEmptyString(path.Value, "hooks.path")), isolation, [.. environment]);
     }
 
     /// <summary><c>state:</c> is a folder path, a <c>postgres://</c> URL, or a mapping naming a PostgreSQL database.</summary>

@@ -11,6 +11,12 @@ public sealed record EtlConfig
     /// <summary>The hooks folder from <c>hooks:</c>, or <c>null</c> when not set.</summary>
     public string? HooksDirectory { get; init; }
 
+    /// <summary>Where hook code runs, from <c>hooks: {isolation: sandbox|process|none}</c> (default sandbox: a worker under OS limits).</summary>
+    public EtlFunnel.Scripting.HookIsolation HooksIsolation { get; init; } = EtlFunnel.Scripting.HookIsolation.Sandbox;
+
+    /// <summary>Host environment variables the hook worker gets, from <c>hooks: {env: [NAME, ...]}</c>; it starts with none.</summary>
+    public ImmutableArray<string> HooksEnvironment { get; init; } = [];
+
     /// <summary>The checkpoint folder from <c>state:</c> (default <c>.etlfunnel/state</c> beside the config); when <see cref="StateTable"/> is set, only its sibling <c>dead-letter</c> folder is used.</summary>
     public required string StateDirectory { get; init; }
 

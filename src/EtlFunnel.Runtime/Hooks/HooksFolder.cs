@@ -13,6 +13,9 @@ internal enum HooksFolderStatus
 
     /// <summary>A hook has errors; they were written out.</summary>
     Broken,
+
+    /// <summary>The hooks need a sandbox this machine cannot give, and the config does not opt out (a usage error; written out).</summary>
+    NoIsolation,
 }
 
 /// <summary>Finds and loads the hooks folder; prints the host's diagnostics exactly as it formats them.</summary>
@@ -36,7 +39,22 @@ internal static class HooksFolder
             return (new NoHooks(), HooksFolderStatus.Loaded);
         }
 
-        var loaded = await loadHooks(directory, cancellationToken).ConfigureAwait(false);
+        ILoadedHooks loaded;
+        try
+        {
+            loaded = await loadHooks(directory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Scripting.HookIsolationException ex)
+        {
+            await err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return (null, HooksFolderStatus.NoIsolation);
+        }
+
+        foreach (var layer in loaded.IsolationLayers)
+        {
+            log.LogDebug("Hook isolation: {Layer}", layer.ToString());
+        }
+
         var errors = 0;
         foreach (var diagnostic in loaded.Diagnostics)
         {

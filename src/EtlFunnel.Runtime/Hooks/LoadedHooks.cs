@@ -8,6 +8,15 @@ internal interface ILoadedHooks : IAsyncDisposable
     IOrchestrationHooks Hooks { get; }
 
     IReadOnlyList<HookDiagnostic> Diagnostics { get; }
+
+    /// <summary>The hook worker's isolation layers as detected (empty for hand-written hooks).</summary>
+    IReadOnlyList<IsolationLayer> IsolationLayers => [];
+}
+
+/// <summary>How the real hook host is to load the hooks: from the config's <c>hooks:</c> mapping, or for <c>hooks check</c>.</summary>
+internal sealed record HookSettings(HookIsolation Isolation, IReadOnlyList<string> Environment, bool CompileOnly = false)
+{
+    public static HookSettings Default { get; } = new(HookIsolation.Sandbox, []);
 }
 
 /// <summary>Loads the hooks of a folder (the real <see cref="HookHost"/> unless a test supplies hand-written hooks).</summary>
@@ -24,8 +33,20 @@ internal sealed class HostedHooks : ILoadedHooks
 
     public IReadOnlyList<HookDiagnostic> Diagnostics => _host.Diagnostics;
 
-    public static async Task<ILoadedHooks> LoadAsync(string directory, CancellationToken cancellationToken) =>
-        new HostedHooks(await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = directory }, cancellationToken).ConfigureAwait(false));
+    public IReadOnlyList<IsolationLayer> IsolationLayers => _host.IsolationLayers;
+
+    public static Task<ILoadedHooks> LoadAsync(string directory, CancellationToken cancellationToken) => LoadAsync(directory, HookSettings.Default, cancellationToken);
+
+    public static async Task<ILoadedHooks> LoadAsync(string directory, HookSettings settings, CancellationToken cancellationToken) =>
+        new HostedHooks(await HookHost.LoadAsync(Options(directory, settings), cancellationToken).ConfigureAwait(false));
+
+    public static HookHostOptions Options(string directory, HookSettings settings) => new()
+    {
+        HooksDirectory = directory,
+        Isolation = settings.Isolation,
+        WorkerEnvironment = settings.Environment,
+        CompileOnly = settings.CompileOnly,
+    };
 
     public ValueTask DisposeAsync() => _host.DisposeAsync();
 }

@@ -29,10 +29,28 @@ internal static class PolicyWalker
         foreach (var directive in compilationRoot.GetLoadDirectives())
         {
             var target = directive.File.ValueText;
-            var resolved = HookSourceResolver.ResolveUnchecked(root, target, tree.FilePath);
-            if (resolved is not null && !ScriptSources.IsInside(root, resolved))
+            // A target that does not resolve (e.g. a link into a folder the sandbox does not show) is judged by its path.
+            var resolved = HookSourceResolver.ResolveUnchecked(root, target, tree.FilePath)
+                ?? Path.GetFullPath(Path.IsPathRooted(target) ? target : Path.Combine(Path.GetDirectoryName(tree.FilePath) ?? root, target));
+            if (!ScriptSources.IsInside(root, resolved))
             {
                 Report(directive, HookPolicy.LoadOutsideFolder, $"'#load \"{target}\"' (a file outside the hooks folder {root})");
+            }
+        }
+
+        foreach (var trivia in compilationRoot.DescendantTrivia(descendIntoTrivia: true))
+        {
+            if (trivia.GetStructure() is LineDirectiveTriviaSyntax or LineSpanDirectiveTriviaSyntax)
+            {
+                Report(trivia.GetStructure()!, HookPolicy.LineDirective, "'#line' (it makes diagnostics and stack traces point at other files and lines)");
+            }
+        }
+
+        foreach (var token in compilationRoot.DescendantTokens())
+        {
+            if (token.IsKind(SyntaxKind.IdentifierToken) && IsInjectedName(token.ValueText))
+            {
+                Report(token, HookPolicy.InjectedName, $"the name '{token.ValueText}' (reserved for the code the host adds to hooks, such as the time budget)");
             }
         }
 
@@ -40,6 +58,15 @@ internal static class PolicyWalker
         {
             switch (node)
             {
+                case DestructorDeclarationSyntax destructor:
+                    Report(destructor.Identifier, HookPolicy.Finalizer, "a finalizer (it runs on the runtime's finalizer thread, outside the hook's time budget)");
+                    break;
+                case MethodDeclarationSyntax { ReturnType: PredefinedTypeSyntax { Keyword.RawKind: (int)SyntaxKind.VoidKeyword } } method when method.Modifiers.Any(SyntaxKind.AsyncKeyword):
+                    Report(method.Identifier, HookPolicy.AsyncVoid, "'async void' (an exception in it crashes the process instead of failing the call; return Task)");
+                    break;
+                case LocalFunctionStatementSyntax { ReturnType: PredefinedTypeSyntax { Keyword.RawKind: (int)SyntaxKind.VoidKeyword } } local when local.Modifiers.Any(SyntaxKind.AsyncKeyword):
+                    Report(local.Identifier, HookPolicy.AsyncVoid, "'async void' (an exception in it crashes the process instead of failing the call; return Task)");
+                    break;
                 case UnsafeStatementSyntax or FixedStatementSyntax or StackAllocArrayCreationExpressionSyntax
                     or ImplicitStackAllocArrayCreationExpressionSyntax or MakeRefExpressionSyntax or RefTypeExpressionSyntax
                     or RefValueExpressionSyntax:
@@ -68,6 +95,9 @@ internal static class PolicyWalker
 
         return results;
     }
+
+    private static bool IsInjectedName(string name)
+        => name.StartsWith("__EtlFunnel", StringComparison.Ordinal) || name == ScriptCompiler.ScriptClassName;
 
     private static void CheckModifiers(SyntaxNode node, Action<SyntaxNodeOrToken, string, string> report)
     {

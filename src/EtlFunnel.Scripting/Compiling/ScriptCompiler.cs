@@ -44,7 +44,7 @@ internal static class ScriptCompiler
     public static int Compilations => Volatile.Read(ref compilations);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static CompiledScript Compile(ScriptSources sources, string assemblyName)
+    public static CompiledScript Compile(ScriptSources sources, string assemblyName, bool policy = true)
     {
         Interlocked.Increment(ref compilations);
         var parseOptions = new CSharpParseOptions(LanguageVersion.Latest, kind: SourceCodeKind.Script);
@@ -72,14 +72,14 @@ internal static class ScriptCompiler
             assemblyName, mainTree, References.All, options, previousScriptCompilation: null, returnType: null);
 
         var diagnostics = new List<HookDiagnostic>();
-        var policy = new List<HookDiagnostic>();
-        foreach (var tree in compilation.SyntaxTrees)
+        var found = new List<HookDiagnostic>();
+        foreach (var tree in policy ? compilation.SyntaxTrees : [])
         {
-            policy.AddRange(PolicyWalker.Check(compilation, tree, sources.Root));
+            found.AddRange(PolicyWalker.Check(compilation, tree, sources.Root));
         }
 
         // A refused #load or #r is reported once, by the policy, not again by the compiler.
-        var refusedDirectives = policy
+        var refusedDirectives = found
             .Where(d => d.Id is Policy.HookPolicy.LoadOutsideFolder or Policy.HookPolicy.ReferenceDirective)
             .Select(d => (d.File, d.Line))
             .ToHashSet();
@@ -97,7 +97,7 @@ internal static class ScriptCompiler
             }
         }
 
-        diagnostics.AddRange(policy);
+        diagnostics.AddRange(found);
         var (hasFlow, hasPipeline) = (false, false);
         if (!diagnostics.Any(d => d.Severity == "error"))
         {
@@ -310,6 +310,7 @@ internal static class ScriptCompiler
                 Net100.References.SystemThreadingThreadPool,
                 Net100.References.SystemThreadingTasksParallel,
                 Net100.References.SystemDiagnosticsProcess,
+                Net100.References.SystemComponentModelPrimitives,
                 Net100.References.SystemNetHttp,
                 Net100.References.SystemNetPrimitives,
                 Net100.References.SystemNetSockets,

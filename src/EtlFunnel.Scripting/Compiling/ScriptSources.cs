@@ -40,7 +40,7 @@ internal sealed partial class ScriptSources
     /// <summary>Files this script loads (excluding itself).</summary>
     public IEnumerable<string> LoadedFiles => Order.Skip(1);
 
-    [GeneratedRegex("""^\s*#load\s+"(?<path>[^"]+)"\s*$""", RegexOptions.Multiline | RegexOptions.CultureInvariant)]
+    [GeneratedRegex("""^\s*#load\s+"(?<path>[^"]+)"\s*(//.*)?$""", RegexOptions.Multiline | RegexOptions.CultureInvariant)]
     private static partial Regex LoadDirective();
 
     /// <summary>Reads a script and, recursively, the files it loads.</summary>
@@ -86,24 +86,46 @@ internal sealed partial class ScriptSources
         return new ScriptSources(root, Path.GetFullPath(mainPath), files, order, Convert.ToHexStringLower(hash.GetHashAndReset()));
     }
 
-    /// <summary>True when <paramref name="path"/> (full) lies inside <paramref name="root"/> (full), following a symbolic link.</summary>
+    /// <summary>
+    /// True when <paramref name="path"/> (full) lies inside <paramref name="root"/> (full) once every symbolic link on
+    /// the way is followed: a linked parent folder (<c>hooks/lib -> /etc</c>) is outside as much as a linked file.
+    /// </summary>
     public static bool IsInside(string root, string path)
     {
+        var real = RealPath(path);
+        var realRoot = RealPath(root);
+        var prefix = realRoot.EndsWith(Path.DirectorySeparatorChar) ? realRoot : realRoot + Path.DirectorySeparatorChar;
+        return real.StartsWith(prefix, StringComparison.Ordinal);
+    }
+
+    /// <summary>The path with every symbolic link of every component resolved (realpath), for files that may not exist.</summary>
+    public static string RealPath(string path, int depth = 0)
+    {
         var full = Path.GetFullPath(path);
-        try
+        var rootPart = Path.GetPathRoot(full) ?? "/";
+        var current = rootPart;
+        foreach (var part in full[rootPart.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
         {
-            if (File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target)
+            var next = Path.Combine(current, part);
+            string? target = null;
+            try
             {
-                full = Path.GetFullPath(target.FullName);
+                target = new FileInfo(next).LinkTarget;
             }
-        }
-        catch (IOException)
-        {
-            // Not a link, or unreadable: judged by its own path.
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Unreadable: judged by its own path.
+            }
+
+            if (target is not null && depth < 40)
+            {
+                next = RealPath(Path.IsPathRooted(target) ? target : Path.Combine(current, target), depth + 1);
+            }
+
+            current = next;
         }
 
-        var prefix = root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar;
-        return full.StartsWith(prefix, StringComparison.Ordinal);
+        return current;
     }
 }
 

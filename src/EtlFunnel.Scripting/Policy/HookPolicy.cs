@@ -13,7 +13,7 @@ internal sealed record PolicyViolation(string Id, string What)
 internal static class HookPolicy
 {
     /// <summary>Bump when a rule changes: it is part of the compile cache key, so stricter rules re-check cached hooks.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     public const string LoadOutsideFolder = "EF1001";
     public const string ReferenceDirective = "EF1002";
@@ -28,6 +28,11 @@ internal static class HookPolicy
     public const string Dynamic = "EF1018";
     public const string EnvironmentControl = "EF1019";
     public const string ConsoleControl = "EF1020";
+    public const string ModuleInitializer = "EF1021";
+    public const string Finalizer = "EF1022";
+    public const string LineDirective = "EF1023";
+    public const string InjectedName = "EF1024";
+    public const string AsyncVoid = "EF1025";
 
     private static readonly HashSet<string> AllowedIoTypes = new(StringComparer.Ordinal)
     {
@@ -112,6 +117,11 @@ internal static class HookPolicy
             || ns == "System.Timers")
         {
             return new(Threads, $"'{display}' (threads, timers and schedulers)");
+        }
+
+        if (ns == "System.Runtime.CompilerServices" && outer == "ModuleInitializerAttribute")
+        {
+            return new(ModuleInitializer, $"'{display}' (code that runs when the hook is loaded, even by 'hooks check')");
         }
 
         if (InNamespace(ns, "System.Runtime.Loader") || (ns == "System" && outer == "AppDomain"))

@@ -153,7 +153,7 @@ internal static class HookMeasures
 
     private static async Task<HookHost> LoadAsync(string dir)
     {
-        var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = Path.Combine(dir, "hooks"), CacheDirectory = Path.Combine(dir, "cache") });
+        var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = Path.Combine(dir, "hooks"), CacheDirectory = Path.Combine(dir, "cache"), Isolation = HookIsolation.None });
         if (host.Diagnostics.Any(d => d.Severity == "error") || host.FlowHooks.Count + host.PipelineHooks.Count == 0)
         {
             throw new InvalidOperationException("the hook did not load:\n" + string.Join('\n', host.Diagnostics));

@@ -40,7 +40,7 @@ public class HookInvocationBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _host = HookHost.LoadAsync(new HookHostOptions { HooksDirectory = HooksDirectory, CacheDirectory = _cache }).GetAwaiter().GetResult();
+        _host = HookHost.LoadAsync(new HookHostOptions { HooksDirectory = HooksDirectory, CacheDirectory = _cache, Isolation = HookIsolation.None }).GetAwaiter().GetResult();
         _hook = _host.FlowHooks.Single(h => h.Name == "flow-by-cores.csx");
         _props = new OrchestratorProps
         {

@@ -29,7 +29,7 @@ internal static class PlanningMeasure
         var config = Path.Combine(work, "flows.yaml");
         await File.WriteAllTextAsync(config, BenchContext.TenantConfig(flows, ctx.HooksDirectory));
         var machine = await MachineProfiles.LoadAsync(ctx.UsProfile);
-        await using var hooks = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = ctx.HooksDirectory, CacheDirectory = Path.Combine(work, "cache") });
+        await using var hooks = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = ctx.HooksDirectory, CacheDirectory = Path.Combine(work, "cache"), Isolation = HookIsolation.None });
         string? Env(string name) => name == "BENCH_PG" ? cs : Environment.GetEnvironmentVariable(name);
 
         var times = new List<double>();

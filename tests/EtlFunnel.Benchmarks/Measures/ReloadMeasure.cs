@@ -10,7 +10,8 @@ namespace EtlFunnel.Benchmarks.Measures;
 /// <param name="Invoke">Invoke the new version after each reload (the real pattern); off only to diagnose growth.</param>
 /// <param name="Alternate">Alternate between two sources (every reload a cache hit, no compile); on only to diagnose growth.</param>
 /// <param name="Trim">The host's <see cref="HookHostOptions.TrimNativeMemory"/>; off only to diagnose growth.</param>
-internal sealed record ReloadArgs(string Hooks, string Work, int Cycles, bool Invoke = true, bool Alternate = false, bool Trim = true);
+/// <param name="Isolation">Where hooks run: <see cref="HookIsolation.None"/> (in this process, the reload rows) or the worker (the isolation rows).</param>
+internal sealed record ReloadArgs(string Hooks, string Work, int Cycles, bool Invoke = true, bool Alternate = false, bool Trim = true, HookIsolation Isolation = HookIsolation.None);
 
 /// <summary>
 /// Hot reload: an operator edits a hook N times; each edit is reloaded (a real compile of new source) and the new version
@@ -58,7 +59,7 @@ internal static class ReloadMeasure
             Machine = new MachineInfo { LogicalCores = 4, TotalMemoryBytes = 8L << 30 },
         };
 
-        await using var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = hooks, CacheDirectory = Path.Combine(a.Work, "cache"), TrimNativeMemory = a.Trim });
+        await using var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = hooks, CacheDirectory = Path.Combine(a.Work, "cache"), TrimNativeMemory = a.Trim, Isolation = a.Isolation });
         var reloadMs = new List<double>(a.Cycles);
         for (var i = 0; i < WarmupCycles + a.Cycles; i++)
         {

@@ -47,4 +47,28 @@ public sealed class RealHookHostTests
 
         counts.Should().Equal(new Dictionary<string, int> { ["us"] = 64, ["eu"] = 16, ["apac"] = 32 });
     }
+
+    [Fact]
+    public async Task Hooks_check_verbose_names_the_isolation_layers_of_the_worker()
+    {
+        var result = await CliRunner.RunAsync(["hooks", "check", "-v", "--hooks", Repo.Path("hooks")]);
+
+        result.ExitCode.Should().Be(0, result.Err);
+        result.Out.Should().Contain("isolation on  worker: hooks run in process").And.Contain("isolation on  network: own network namespace")
+            .And.Contain("isolation on  filesystem: minimal read-only root").And.Contain("isolation on  rlimits: RLIMIT_AS=");
+    }
+
+    [Fact]
+    public async Task Hooks_check_never_runs_a_module_initializer_even_one_the_policy_lets_through()
+    {
+        // The policy refuses [ModuleInitializer] at its line; checking compiles only, so nothing of the hook runs.
+        var dir = Directory.CreateTempSubdirectory("etlfunnel-modinit-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "init.csx"),
+            "using System.Runtime.CompilerServices;\nstatic class I { [ModuleInitializer] public static void Run() => System.Console.WriteLine(\"MODULE INITIALIZER RAN\"); }\n" +
+            "List<EtlFunnel.Execution.Models.OrchestratorTune> GetFlowOrchestration(EtlFunnel.Execution.Models.OrchestratorProps param) => new();\n");
+        var result = await CliRunner.RunAsync(["hooks", "check", "--hooks", dir]);
+
+        result.ExitCode.Should().Be(1);
+        result.Err.Should().MatchRegex(@"init\.csx\(2,\d+\): error EF1021: ").And.NotContain("MODULE INITIALIZER RAN");
+    }
 }

@@ -16,6 +16,12 @@ internal static class Fixtures
         CacheDirectory = cache ?? SharedCache,
     };
 
+    /// <summary>
+    /// The in-process path (isolation none), for tests of the worker's own machinery (compile counters, native trims,
+    /// load contexts), which live in whichever process loads the hooks.
+    /// </summary>
+    public static HookHostOptions InProcess(string folder, string? cache = null) => Options(folder, cache) with { Isolation = HookIsolation.None };
+
     /// <summary>The lines of a fixture marked <c>// expect: EFxxxx</c>, with the ids expected there.</summary>
     public static List<(int Line, string Id)> Expectations(string file)
         => File.ReadAllLines(file)
