@@ -206,6 +206,13 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     public Task<HookReloadedEventArgs> ReloadAsync(CancellationToken cancellationToken = default)
         => local?.ReloadAsync(cancellationToken) ?? worker!.ReloadAsync(cancellationToken);
 
+    /// <summary>
+    /// Like <see cref="ReloadAsync"/>, but on a new worker process: for a hooks folder that was removed and restored, which
+    /// the running worker's sandbox (bound to the old directory) cannot see. In process it is a reload.
+    /// </summary>
+    public Task<HookReloadedEventArgs> RestartAsync(CancellationToken cancellationToken = default)
+        => local?.ReloadAsync(cancellationToken) ?? worker!.RestartAsync(cancellationToken);
+
     /// <inheritdoc />
     public ValueTask DisposeAsync() => local?.DisposeAsync() ?? worker!.DisposeAsync();
 

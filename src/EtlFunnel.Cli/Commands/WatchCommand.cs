@@ -143,9 +143,9 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
 
                     if (host is not null && hooksFolderGone)
                     {
-                        // Its file watcher died with the folder: reload the restored folder explicitly.
+                        // The worker's sandbox and file watcher are bound to the folder that is gone: a new worker on the restored one.
                         hooksFolderGone = false;
-                        await host.ReloadAsync(ct).ConfigureAwait(false);
+                        await host.RestartAsync(ct).ConfigureAwait(false);
                     }
 
                     var errors = host?.Diagnostics.Where(d => string.Equals(d.Severity, "error", StringComparison.OrdinalIgnoreCase)).Select(d => d.ToString()).ToList() ?? [];

@@ -69,6 +69,20 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
         return hooks;
     }
 
+    /// <summary>
+    /// A fresh worker on the folder: a worker's sandbox binds the folder it started on, so after the folder was removed and
+    /// restored (a new directory) only a new worker sees the restored files (and watches them).
+    /// </summary>
+    public async Task<HookReloadedEventArgs> RestartAsync(CancellationToken cancellationToken)
+    {
+        if (connection is { IsAlive: true } alive)
+        {
+            await alive.KillAsync("the hooks folder was replaced; a new worker binds the restored one").ConfigureAwait(false);
+        }
+
+        return await ReloadAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task<HookReloadedEventArgs> ReloadAsync(CancellationToken cancellationToken)
     {
         if (connection is not { IsAlive: true })

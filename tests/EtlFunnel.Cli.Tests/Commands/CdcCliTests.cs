@@ -61,9 +61,10 @@ public sealed class CdcCliTests
     [Fact]
     public async Task Run_mode_cdc_names_the_table_without_a_replica_identity_and_syncs_nothing()
     {
+        // A unique key the planner accepts, but no primary key: REPLICA IDENTITY DEFAULT then identifies nothing.
         var server = await PostgresServer.GetAsync();
         var cs = await server.CreateDatabaseAsync("cli_cdc_ri");
-        await PostgresServer.ExecuteAsync(cs, "CREATE TABLE logs(id int NOT NULL, msg text); INSERT INTO logs VALUES (1, 'a');");
+        await PostgresServer.ExecuteAsync(cs, "CREATE TABLE logs(id int NOT NULL, msg text); CREATE UNIQUE INDEX logs_id ON logs(id); INSERT INTO logs VALUES (1, 'a');");
         var config = CliRunner.WriteConfig($"""
             state: {Path.Combine(_root, "state")}
             flows:

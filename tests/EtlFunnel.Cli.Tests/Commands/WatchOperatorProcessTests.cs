@@ -197,7 +197,7 @@ public sealed partial class WatchOperatorProcessTests
     {
         using var plan = JsonDocument.Parse(planJson);
         return [.. plan.RootElement.GetProperty("flows").EnumerateArray()
-            .SelectMany(f => f.GetProperty("pipelines").EnumerateArray().Select(p => p.GetProperty("table").GetString()!))
+            .SelectMany(f => f.GetProperty("pipelines").EnumerateArray().Select(p => p.GetProperty("table") is var t ? $"{t.GetProperty("schema").GetString()}.{t.GetProperty("name").GetString()}" : ""))
             .Distinct().Order(StringComparer.Ordinal)];
     }
 

@@ -43,7 +43,9 @@ public sealed class CdcDifferentialTests
             var last = await new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
 
             last.Outcome.Should().Be(SyncOutcome.Succeeded, last.Error);
-            (first.ChangesApplied + last.ChangesApplied).Should().BeGreaterThan(800);
+            // How many of the 800 transactions commit after the slot's consistent point (and so come through the stream rather
+            // than the snapshot) depends on when the slot was created; the exact check is the document comparison below.
+            (first.ChangesApplied + last.ChangesApplied).Should().BePositive();
             CdcTestKit.AssertSameDocuments(es.Documents("diff"), await CdcTestKit.TableDocumentsAsync(bed, "diff"), "extra");
         }
         finally
