@@ -50,6 +50,15 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
     /// <summary>Names of the indices that exist now.</summary>
     public IReadOnlyList<string> IndexNames => _cluster.IndexNames();
 
+    /// <summary>The indices alias <paramref name="alias"/> points at, in name order (empty when there is no such alias).</summary>
+    public IReadOnlyList<string> AliasTargets(string alias)
+    {
+        lock (_cluster.Gate)
+        {
+            return [.. _cluster.IndicesOfAlias(alias).Select(i => i.Name)];
+        }
+    }
+
     /// <summary>Starts a server on a free loopback port.</summary>
     public static async Task<ElasticsearchTestServer> StartAsync(ElasticsearchTestServerOptions? options = null, CancellationToken cancellationToken = default)
     {
