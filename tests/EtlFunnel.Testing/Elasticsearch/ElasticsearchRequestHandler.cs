@@ -477,6 +477,8 @@ internal sealed partial class ElasticsearchRequestHandler(
         {
             if (cluster.Find(index) is { } state)
             {
+                // Hits name the concrete index, also when searched through an alias.
+                index = state.Name;
                 matches = [.. InMemoryCluster.Visible(state).Where(d => filter(d.Key))];
             }
         }
@@ -605,6 +607,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             if (cluster.Find(index) is { } state)
             {
                 indexFound = true;
+                index = state.Name;
                 doc = state.Documents.GetValueOrDefault(id);
             }
         }
@@ -659,7 +662,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
         await WriteAsync(context, item.Status, new JsonObject
         {
-            ["_index"] = op.Index,
+            ["_index"] = item.ConcreteIndex ?? op.Index,
             ["_id"] = op.Id,
             ["_version"] = item.Version,
             ["result"] = item.Result,
@@ -773,7 +776,7 @@ internal sealed partial class ElasticsearchRequestHandler(
     {
         json.WriteStartObject();
         json.WriteStartObject(op.Action);
-        json.WriteString("_index", op.Index);
+        json.WriteString("_index", result.ConcreteIndex ?? op.Index);
         json.WriteString("_id", op.Id);
         if (result.ErrorType is null)
         {
@@ -1022,7 +1025,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
                 return result.ErrorType is not null
                     ? Failure(result.Status, result.ErrorType, result.ErrorReason!, result.Status == 400 ? null : state.Uuid)
-                    : new ItemResult(result.Status, result.Result, result.Version, result.SeqNo, null, null, null);
+                    : new ItemResult(result.Status, result.Result, result.Version, result.SeqNo, null, null, null, state.Name);
             }
         }
         finally
@@ -1350,7 +1353,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
     private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource);
 
-    private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid);
+    private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid, string? ConcreteIndex = null);
 
     /// <summary>Elasticsearch's validation message for every <c>_id</c> over 512 UTF-8 bytes, or null.</summary>
     private static string? OverlongIds(List<BulkOperation> operations)
