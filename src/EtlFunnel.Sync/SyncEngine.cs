@@ -199,8 +199,14 @@ public sealed class SyncEngine
             {
                 foreach (var index in job.Flows.Where(f => Equals(f.Destination, destination)).SelectMany(f => f.Pipelines).Select(p => p.IndexName).Distinct(StringComparer.Ordinal))
                 {
-                    var target = SwapsAlias(options, destination) ? ElasticsearchAliases.PhysicalIndex(index, manifest.RunId) : index;
-                    await ElasticsearchSink.EnsureIndexAsync(client, target, cancellationToken).ConfigureAwait(false);
+                    if (SwapsAlias(options, destination))
+                    {
+                        await ElasticsearchAliases.EnsurePhysicalIndexAsync(client, index, ElasticsearchAliases.PhysicalIndex(index, manifest.RunId), cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await ElasticsearchSink.EnsureIndexAsync(client, index, cancellationToken).ConfigureAwait(false);
+                    }
                 }
             }
 

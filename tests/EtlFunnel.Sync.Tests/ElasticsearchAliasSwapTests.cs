@@ -69,11 +69,13 @@ public sealed class ElasticsearchAliasSwapTests
     }
 
     [Fact]
-    public async Task A_concrete_index_of_an_earlier_version_is_replaced_by_the_alias_in_one_request()
+    public async Task A_concrete_index_of_an_earlier_version_is_replaced_by_the_alias_in_one_request_keeping_its_mappings()
     {
         await using var bed = await SyncTestBed.CreateAsync("esswapmig", Items);
         await using var es = await ElasticsearchTestServer.StartAsync();
         var client = es.CreateClient();
+        var created = await client.Indices.CreateAsync("idx", c => c.Mappings(m => m.Properties(new Elastic.Clients.Elasticsearch.Mapping.Properties { ["name"] = new Elastic.Clients.Elasticsearch.Mapping.KeywordProperty() })));
+        created.IsValidResponse.Should().BeTrue(created.DebugInformation);
         (await client.IndexAsync(new { name = "deleted long ago" }, i => i.Index("idx").Id("999999"))).IsValidResponse.Should().BeTrue();
         es.IndexNames.Should().Equal("idx");
 
@@ -84,6 +86,8 @@ public sealed class ElasticsearchAliasSwapTests
         es.IndexNames.Should().Equal(physical);
         es.Documents("idx").Should().HaveCount(3000).And.NotContainKey("999999");
         es.Requests.Count(r => r.Method == "POST" && r.Path == "/_aliases").Should().Be(1);
+        using var mappings = System.Text.Json.JsonDocument.Parse(es.Mappings("idx"));
+        mappings.RootElement.GetProperty("properties").GetProperty("name").GetProperty("type").GetString().Should().Be("keyword", "the new index takes the mappings of the one it replaces");
     }
 
     [Fact]

@@ -15,6 +15,38 @@ internal static class ElasticsearchAliases
     public static string PhysicalIndex(string index, string runId) => index + "-" + runId.ToLowerInvariant();
 
     /// <summary>
+    /// Creates the run's physical index unless it exists (a resumed run), with the mappings of the index that
+    /// <paramref name="alias"/> names now (the alias's index, or a concrete index of that name), so mappings created by hand
+    /// carry over from run to run. Settings are not copied: put them in an index template for <c>&lt;index&gt;-*</c>.
+    /// </summary>
+    public static async Task EnsurePhysicalIndexAsync(ElasticsearchClient client, string alias, string physical, CancellationToken ct)
+    {
+        if ((await client.Indices.ExistsAsync(physical, ct).ConfigureAwait(false)).Exists)
+        {
+            return;
+        }
+
+        Elastic.Clients.Elasticsearch.Mapping.TypeMapping? mappings = null;
+        var current = await client.Indices.GetMappingAsync(new GetMappingRequest(Indices.Parse(alias)), ct).ConfigureAwait(false);
+        if (current.IsValidResponse && current.Mappings is { Count: 1 } found)
+        {
+            mappings = found.Values.Single().Mappings;
+        }
+        else if (current.ApiCallDetails.HttpStatusCode != 404)
+        {
+            throw new InvalidOperationException(
+                $"Could not read the mappings of Elasticsearch index '{alias}': {current.ElasticsearchServerError?.Error?.Reason ?? current.ApiCallDetails.OriginalException?.Message ?? "unknown error"}.");
+        }
+
+        var created = await client.Indices.CreateAsync(new CreateIndexRequest(physical) { Mappings = mappings }, ct).ConfigureAwait(false);
+        if (!created.IsValidResponse && created.ElasticsearchServerError?.Error?.Type != "resource_already_exists_exception")
+        {
+            throw new InvalidOperationException(
+                $"Could not create Elasticsearch index '{physical}' (behind alias '{alias}'): {created.ElasticsearchServerError?.Error?.Reason ?? created.ApiCallDetails.OriginalException?.Message ?? "unknown error"}.");
+        }
+    }
+
+    /// <summary>
     /// Points alias <paramref name="alias"/> at <paramref name="physical"/> only, in one request: removes it from the indices it
     /// pointed at and removes a concrete index named <paramref name="alias"/> (left by versions that wrote it directly); then
     /// deletes the indices the alias left. Throws when Elasticsearch refuses the swap (the alias is then unchanged).

@@ -50,6 +50,15 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
     /// <summary>Names of the indices that exist now.</summary>
     public IReadOnlyList<string> IndexNames => _cluster.IndexNames();
 
+    /// <summary>Whether <paramref name="name"/> is an index or an alias of one index (what <c>HEAD /{name}</c> answers).</summary>
+    public bool Exists(string name)
+    {
+        lock (_cluster.Gate)
+        {
+            return _cluster.Find(name) is not null;
+        }
+    }
+
     /// <summary>The indices alias <paramref name="alias"/> points at, in name order (empty when there is no such alias).</summary>
     public IReadOnlyList<string> AliasTargets(string alias)
     {
