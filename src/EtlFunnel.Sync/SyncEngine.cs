@@ -180,7 +180,7 @@ public sealed class SyncEngine
                         Func<IReplicaSink> sink = f.Destination switch
                         {
                             FilesDestination files => () => new FilesSink(files.Directory, p.IndexName, f.Name, p.ReplicaName),
-                            ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName),
+                            ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName, p.IndexName),
                             _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
                         };
                         // A files replica with an old file must still run, to truncate what a previous run left there.
@@ -193,6 +193,7 @@ public sealed class SyncEngine
                                 ? new CatchUp(snapshot.WrittenSince(manifest.FirstSnapshots[sourceKey]), rewrittenLeaves)
                                 : null,
                             RewrittenLeaves = rewrittenLeaves,
+                            TargetIndex = SwapsAlias(options, f) ? ElasticsearchAliases.PhysicalIndex(p.IndexName, manifest.RunId) : null,
                         });
                     }
                 }
@@ -216,7 +217,14 @@ public sealed class SyncEngine
             {
                 foreach (var index in job.Flows.Where(f => Equals(f.Destination, destination)).SelectMany(f => f.Pipelines).Select(p => p.IndexName).Distinct(StringComparer.Ordinal))
                 {
-                    await ElasticsearchSink.EnsureIndexAsync(client, index, cancellationToken).ConfigureAwait(false);
+                    if (SwapsAlias(options, destination))
+                    {
+                        await ElasticsearchAliases.EnsurePhysicalIndexAsync(client, index, ElasticsearchAliases.PhysicalIndex(index, manifest.RunId), cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await ElasticsearchSink.EnsureIndexAsync(client, index, cancellationToken).ConfigureAwait(false);
+                    }
                 }
             }
 
@@ -240,6 +248,12 @@ public sealed class SyncEngine
                 async (i, _) => reports[i] = await runners[i].RunAsync(cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
 
             var outcome = reports.Length == 0 ? SyncOutcome.Succeeded : reports.Max(r => r.Outcome);
+            if (outcome is SyncOutcome.Succeeded or SyncOutcome.CompletedWithRejections && !await SwapAliasesAsync(job, clients, manifest.RunId).ConfigureAwait(false))
+            {
+                // The run stays incomplete: a rerun resumes it (nothing left to read) and tries the swap again.
+                outcome = SyncOutcome.Failed;
+            }
+
             if (outcome is SyncOutcome.Succeeded or SyncOutcome.CompletedWithRejections)
             {
                 manifest.Completed = true;
@@ -277,6 +291,43 @@ public sealed class SyncEngine
                 await snapshot.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>Whether a flow's documents go to a physical index of the run, and the alias is moved to it at the end: full runs into Elasticsearch.</summary>
+    private static bool SwapsAlias(SyncOptions options, SyncFlow flow) => SwapsAlias(options, flow.Destination);
+
+    private static bool SwapsAlias(SyncOptions options, SyncDestination destination) =>
+        options.Mode == SyncMode.Full && destination is ElasticsearchDestination;
+
+    /// <summary>
+    /// After every replica of a full run succeeded: points each Elasticsearch index name (the alias) at the run's physical index
+    /// and deletes the indices it left. Returns false (logged) when a swap failed.
+    /// </summary>
+    private async Task<bool> SwapAliasesAsync(SyncJob job, Dictionary<ElasticsearchDestination, ElasticsearchClient> clients, string runId)
+    {
+        if (job.Options.Mode != SyncMode.Full)
+        {
+            return true;
+        }
+
+        foreach (var (destination, client) in clients)
+        {
+            foreach (var index in job.Flows.Where(f => Equals(f.Destination, destination)).SelectMany(f => f.Pipelines).Select(p => p.IndexName).Distinct(StringComparer.Ordinal))
+            {
+                try
+                {
+                    // Not cancellable: the documents are all written, and the swap is one short atomic request.
+                    await ElasticsearchAliases.SwapAsync(client, index, ElasticsearchAliases.PhysicalIndex(index, runId), _log, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or Elastic.Transport.TransportException or HttpRequestException)
+                {
+                    _log.Error("Run {RunId} wrote every document but could not switch index {Index} to it: {Error}", runId, index, ex.Message);
+                    return false;
+                }
+            }
+        }
+
+        return true;
     }
 
     private static RunManifest NewManifest(SyncOptions options, string fingerprint) => new()

@@ -79,7 +79,7 @@ public sealed class ElasticsearchDocumentTests
 
         report.Outcome.Should().Be(SyncOutcome.Succeeded);
         es.Requests.Where(r => r.Path.EndsWith("/_bulk", StringComparison.Ordinal)).Should().HaveCount(3)
-            .And.OnlyContain(r => r.Method == "POST" && r.Path == "/idx/_bulk" && r.Status == 200
+            .And.OnlyContain(r => r.Method == "POST" && r.Path == $"/{es.AliasTargets("idx").Single()}/_bulk" && r.Status == 200
                 && r.ContentEncoding == "gzip" && r.ContentType == "application/x-ndjson", "the client's default compression and bulk media type apply");
         es.Documents("idx").Should().HaveCount(50);
     }

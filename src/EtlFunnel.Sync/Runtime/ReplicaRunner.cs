@@ -62,6 +62,9 @@ internal sealed class ReplicaRunner
     /// <summary>Leaf relations whose heap was rewritten since the run started (resumed runs only).</summary>
     public IReadOnlySet<string> RewrittenLeaves { get; init; } = new HashSet<string>();
 
+    /// <summary>The index the documents are written to when it is not the pipeline's (a full run's physical index behind the alias).</summary>
+    public string? TargetIndex { get; init; }
+
     /// <summary>Whether this replica writes into a files destination.</summary>
     public bool WritesFiles => _flow.Destination is FilesDestination;
 
@@ -424,7 +427,7 @@ internal sealed class ReplicaRunner
         var free = _freeBatches;
         var pending = new Queue<(Task<BatchOutcome> Task, DocumentBatch Batch)>();
         long indexed = 0, dead = 0, retries = 0;
-        var batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20), _job.ExternalVersion);
+        var batch = free.Count > 0 ? free.Pop() : new DocumentBatch(TargetIndex ?? _pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20), _job.ExternalVersion);
 
         async ValueTask Complete()
         {
@@ -451,7 +454,7 @@ internal sealed class ReplicaRunner
 
             // Sends are not cancelled: a batch already handed over is drained so its outcome is known.
             pending.Enqueue((sink.WriteAsync(batch, CancellationToken.None), batch));
-            batch = free.Count > 0 ? free.Pop() : new DocumentBatch(_pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20), _job.ExternalVersion);
+            batch = free.Count > 0 ? free.Pop() : new DocumentBatch(TargetIndex ?? _pipeline.IndexName, Math.Min(_props.BatchBytes, 1 << 20), _job.ExternalVersion);
             var number = Interlocked.Increment(ref _batches);
             ReportProgress(state, indexed, null);
             if (_job.Hooks?.AfterDispatch is { } hook)

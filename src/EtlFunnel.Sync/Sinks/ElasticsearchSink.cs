@@ -33,9 +33,12 @@ internal sealed class ElasticsearchSink : IReplicaSink
     // One set per request in flight (at most MaxInFlight), reused for the replica's whole run.
     private readonly ConcurrentBag<BulkBuffers> _buffers = [];
     private string? _bulkPath;
+    // The index name dead letters carry: the configured one (the alias), not the physical index a full run writes.
+    private readonly string? _deadLetterIndex;
 
-    public ElasticsearchSink(ElasticsearchClient client, DeadLetterWriter deadLetters, SyncOptions options, int maxInFlight, string flow, string replica)
+    public ElasticsearchSink(ElasticsearchClient client, DeadLetterWriter deadLetters, SyncOptions options, int maxInFlight, string flow, string replica, string? deadLetterIndex = null)
     {
+        _deadLetterIndex = deadLetterIndex;
         _client = client;
         _deadLetters = deadLetters;
         _flow = flow;
@@ -99,7 +102,7 @@ internal sealed class ElasticsearchSink : IReplicaSink
                     else
                     {
                         dead++;
-                        await _deadLetters.WriteAsync(_flow, _replica, batch.Index, item.Id, status, error ?? "rejected", batch.Source(item), token).ConfigureAwait(false);
+                        await _deadLetters.WriteAsync(_flow, _replica, _deadLetterIndex ?? batch.Index, item.Id, status, error ?? "rejected", batch.Source(item), token).ConfigureAwait(false);
                     }
                 }
 
@@ -184,7 +187,7 @@ internal sealed class ElasticsearchSink : IReplicaSink
             }
 
             kept ??= [.. items.Take(i)];
-            await _deadLetters.WriteAsync(_flow, _replica, batch.Index, items[i].Id, 400,
+            await _deadLetters.WriteAsync(_flow, _replica, _deadLetterIndex ?? batch.Index, items[i].Id, 400,
                 $"action_request_validation_exception: id is too long, must be no longer than {MaxIdBytes} bytes but was: {bytes} (not sent; shorten the key or index it under another id)",
                 batch.Source(items[i]), ct).ConfigureAwait(false);
         }

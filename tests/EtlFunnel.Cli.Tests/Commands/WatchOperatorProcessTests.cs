@@ -74,7 +74,7 @@ public sealed partial class WatchOperatorProcessTests
 
             database.Start();
             await Eventually(async () => (await http.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, "/readyz 200 once PostgreSQL answers", watch);
-            await Eventually(() => Task.FromResult(es.IndexNames.Contains("shop_customers") && es.Documents("shop_customers").Count == SmallShopDatabase.Customers),
+            await Eventually(() => Task.FromResult(es.Exists("shop_customers") && es.Documents("shop_customers").Count == SmallShopDatabase.Customers),
                 "a run that indexed every customer", watch);
 
             watch.Terminate();
@@ -102,10 +102,10 @@ public sealed partial class WatchOperatorProcessTests
         {
             var url = new Uri((await watch.WaitForLineAsync(StatusLine(), Guard)).Groups[1].Value);
             using var http = new HttpClient { BaseAddress = url };
-            await Eventually(() => Task.FromResult(es.IndexNames.Contains("public_first") && es.Documents("public_first").Count == 200), "the first table indexed", watch);
+            await Eventually(() => Task.FromResult(es.Exists("public_first") && es.Documents("public_first").Count == 200), "the first table indexed", watch);
 
             await PostgresServer.ExecuteAsync(db, "CREATE TABLE public.second (id int PRIMARY KEY, v text); INSERT INTO public.second SELECT g, 'w' || g FROM generate_series(1, 300) g;");
-            await Eventually(() => Task.FromResult(es.IndexNames.Contains("public_second") && es.Documents("public_second").Count == 300), "the new table indexed by a later run", watch);
+            await Eventually(() => Task.FromResult(es.Exists("public_second") && es.Documents("public_second").Count == 300), "the new table indexed by a later run", watch);
             await watch.WaitForLineAsync(new Regex(@"Hooks loaded: plan version \d+, \d+ change\(s\): \+\d+ added, -0 removed"), Guard);
 
             await PostgresServer.ExecuteAsync(db, "DROP TABLE public.first;");

@@ -72,7 +72,7 @@ public sealed partial class WatchProcessTests
 
             // First plan: 2 flow replicas; runs index every row.
             await Eventually(async () => await PlanReplicas(http) == 2, "the first plan with 2 flow replicas", watch);
-            await Eventually(() => Task.FromResult(es.IndexNames.Contains("shop_customers") && es.Documents("shop_customers").Count == SmallShopDatabase.Customers), "a run that indexed every customer", watch);
+            await Eventually(() => Task.FromResult(es.Exists("shop_customers") && es.Documents("shop_customers").Count == SmallShopDatabase.Customers), "a run that indexed every customer", watch);
 
             // Edit: 3 replicas → the diff is logged and /plan serves the new plan.
             await File.WriteAllTextAsync(hook, FlowHook(3));

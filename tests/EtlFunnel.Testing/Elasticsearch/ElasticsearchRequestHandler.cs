@@ -70,6 +70,10 @@ internal sealed partial class ElasticsearchRequestHandler(
             case 2 when s[0] == "_cluster" && s[1] == "health" && Is("GET"):
             case 3 when s[0] == "_cluster" && s[1] == "health" && Is("GET"):
                 return WriteAsync(context, 200, ClusterHealth());
+            case 1 when s[0] == "_aliases" && Is("POST"):
+                return UpdateAliasesAsync(context);
+            case 2 when s[0] == "_alias" && Is("GET", "HEAD"):
+                return GetAliasAsync(context, null, s[1]);
             case 1 when !s[0].StartsWith('_'):
                 return method switch
                 {
@@ -91,6 +95,7 @@ internal sealed partial class ElasticsearchRequestHandler(
                     ("_settings", "GET") => GetSettingsAsync(context, s[0]),
                     ("_settings", "PUT") => PutSettingsAsync(context, s[0]),
                     ("_doc", "POST") => SingleWriteAsync(context, s[0], null, "index", query),
+                    ("_alias" or "_aliases", "GET") => GetAliasAsync(context, s[0], null),
                     _ => NoHandlerAsync(context, method),
                 };
             case 3 when !s[0].StartsWith('_'):
@@ -101,6 +106,9 @@ internal sealed partial class ElasticsearchRequestHandler(
                     ("_doc", "DELETE") => SingleWriteAsync(context, s[0], s[2], "delete", query),
                     ("_create", "PUT" or "POST") => SingleWriteAsync(context, s[0], s[2], "create", query),
                     ("_update", "POST") => SingleWriteAsync(context, s[0], s[2], "update", query),
+                    ("_alias" or "_aliases", "PUT" or "POST") => PutAliasAsync(context, s[0], s[2], AliasActionKind.Add),
+                    ("_alias" or "_aliases", "DELETE") => PutAliasAsync(context, s[0], s[2], AliasActionKind.Remove),
+                    ("_alias" or "_aliases", "GET" or "HEAD") => GetAliasAsync(context, s[0], s[2]),
                     _ => NoHandlerAsync(context, method),
                 };
             default:
@@ -185,8 +193,14 @@ internal sealed partial class ElasticsearchRequestHandler(
         int status;
         lock (cluster.Gate)
         {
-            var state = cluster.Create(index);
-            if (state is null)
+            var isAlias = cluster.FindConcrete(index) is null && cluster.IndicesOfAlias(index).Count > 0;
+            var state = isAlias ? null : cluster.Create(index);
+            if (isAlias)
+            {
+                status = 400;
+                answer = InvalidIndexName(index, $"Invalid index name [{index}], already exists as alias");
+            }
+            else if (state is null)
             {
                 var existing = cluster.Find(index)!;
                 status = 400;
@@ -216,9 +230,19 @@ internal sealed partial class ElasticsearchRequestHandler(
     private async Task DeleteIndexAsync(HttpContext context, string index)
     {
         bool deleted;
+        bool alias;
         lock (cluster.Gate)
         {
             deleted = cluster.Delete(index);
+            alias = !deleted && cluster.IndicesOfAlias(index).Count > 0;
+        }
+
+        if (alias)
+        {
+            // Elasticsearch refuses to delete the indices behind an alias by the alias's name.
+            await WriteAsync(context, 400, EsResponses.Error(400, "illegal_argument_exception",
+                $"The provided expression [{index}] matches an alias, specify the corresponding concrete indices instead.")).ConfigureAwait(false);
+            return;
         }
 
         await (deleted
@@ -235,9 +259,9 @@ internal sealed partial class ElasticsearchRequestHandler(
             {
                 answer = new JsonObject
                 {
-                    [index] = new JsonObject
+                    [state.Name] = new JsonObject
                     {
-                        ["aliases"] = new JsonObject(),
+                        ["aliases"] = AliasesOf(state),
                         ["mappings"] = state.Mappings.DeepClone(),
                         ["settings"] = new JsonObject { ["index"] = IndexSettings(state) },
                     },
@@ -268,7 +292,7 @@ internal sealed partial class ElasticsearchRequestHandler(
         {
             if (cluster.Find(index) is { } state)
             {
-                answer = new JsonObject { [index] = view(state) };
+                answer = new JsonObject { [state.Name] = view(state) };
             }
         }
 
@@ -453,6 +477,8 @@ internal sealed partial class ElasticsearchRequestHandler(
         {
             if (cluster.Find(index) is { } state)
             {
+                // Hits name the concrete index, also when searched through an alias.
+                index = state.Name;
                 matches = [.. InMemoryCluster.Visible(state).Where(d => filter(d.Key))];
             }
         }
@@ -581,6 +607,7 @@ internal sealed partial class ElasticsearchRequestHandler(
             if (cluster.Find(index) is { } state)
             {
                 indexFound = true;
+                index = state.Name;
                 doc = state.Documents.GetValueOrDefault(id);
             }
         }
@@ -635,7 +662,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
         await WriteAsync(context, item.Status, new JsonObject
         {
-            ["_index"] = op.Index,
+            ["_index"] = item.ConcreteIndex ?? op.Index,
             ["_id"] = op.Id,
             ["_version"] = item.Version,
             ["result"] = item.Result,
@@ -749,7 +776,7 @@ internal sealed partial class ElasticsearchRequestHandler(
     {
         json.WriteStartObject();
         json.WriteStartObject(op.Action);
-        json.WriteString("_index", op.Index);
+        json.WriteString("_index", result.ConcreteIndex ?? op.Index);
         json.WriteString("_id", op.Id);
         if (result.ErrorType is null)
         {
@@ -966,7 +993,12 @@ internal sealed partial class ElasticsearchRequestHandler(
 
             lock (cluster.Gate)
             {
-                var state = cluster.Find(op.Index);
+                var state = cluster.ResolveWrite(op.Index, out var aliasError);
+                if (aliasError is not null)
+                {
+                    return Failure(400, "illegal_argument_exception", aliasError, null);
+                }
+
                 if (state is null)
                 {
                     if (op.Action == "delete" || op.Action == "update" && op.HasSource && !IsUpsert(parsedSource!.Value))
@@ -994,7 +1026,7 @@ internal sealed partial class ElasticsearchRequestHandler(
 
                 return result.ErrorType is not null
                     ? Failure(result.Status, result.ErrorType, result.ErrorReason!, result.Status == 400 ? null : state.Uuid)
-                    : new ItemResult(result.Status, result.Result, result.Version, result.SeqNo, null, null, null);
+                    : new ItemResult(result.Status, result.Result, result.Version, result.SeqNo, null, null, null, state.Name);
             }
         }
         finally
@@ -1077,6 +1109,165 @@ internal sealed partial class ElasticsearchRequestHandler(
         }
 
         return (version, type);
+    }
+
+    /// <summary><c>POST /_aliases</c>: add / remove / remove_index actions, applied all or nothing.</summary>
+    private async Task UpdateAliasesAsync(HttpContext context)
+    {
+        var body = await ReadJsonObjectAsync(context).ConfigureAwait(false);
+        if (body?["actions"] is not JsonArray list)
+        {
+            await WriteAsync(context, 400, EsResponses.Error(400, "action_request_validation_exception", "Validation Failed: 1: Must specify at least one alias action;")).ConfigureAwait(false);
+            return;
+        }
+
+        var actions = new List<AliasAction>();
+        foreach (var item in list)
+        {
+            if (item is not JsonObject wrapper || wrapper.Count != 1)
+            {
+                throw new JsonException("each alias action must be an object with exactly one of [add, remove, remove_index]");
+            }
+
+            var (name, node) = wrapper.First();
+            var kind = name switch
+            {
+                "add" => AliasActionKind.Add,
+                "remove" => AliasActionKind.Remove,
+                "remove_index" => AliasActionKind.RemoveIndex,
+                _ => throw new JsonException($"unknown alias action [{name}], expected one of [add, remove, remove_index]"),
+            };
+            var spec = node as JsonObject ?? throw new JsonException($"the [{name}] alias action must be an object");
+            var indices = Names(spec, "index", "indices");
+            var aliases = kind == AliasActionKind.RemoveIndex ? [""] : Names(spec, "alias", "aliases");
+            if (indices.Count == 0 || aliases.Count == 0)
+            {
+                await WriteAsync(context, 400, EsResponses.Error(400, "action_request_validation_exception",
+                    indices.Count == 0 ? "Validation Failed: 1: One of [index] or [indices] is required;" : "Validation Failed: 1: One of [alias] or [aliases] is required;")).ConfigureAwait(false);
+                return;
+            }
+
+            var isWrite = spec["is_write_index"] is JsonValue flag ? flag.GetValue<bool>() : (bool?)null;
+            actions.AddRange(indices.SelectMany(i => aliases.Select(a => new AliasAction(kind, i, a, isWrite))));
+        }
+
+        (int Status, string Type, string Reason)? error;
+        lock (cluster.Gate)
+        {
+            error = cluster.ApplyAliasActions(actions);
+        }
+
+        await (error is { } e
+            ? WriteAsync(context, e.Status, EsResponses.Error(e.Status, e.Type, e.Reason))
+            : WriteAsync(context, 200, new JsonObject { ["acknowledged"] = true, ["errors"] = false })).ConfigureAwait(false);
+    }
+
+    /// <summary><c>PUT /{index}/_alias/{name}</c> (add) and <c>DELETE /{index}/_alias/{name}</c> (remove): one alias action.</summary>
+    private async Task PutAliasAsync(HttpContext context, string index, string alias, AliasActionKind kind)
+    {
+        var body = kind == AliasActionKind.Add ? await ReadJsonObjectAsync(context).ConfigureAwait(false) : null;
+        var isWrite = body?["is_write_index"] is JsonValue flag ? flag.GetValue<bool>() : (bool?)null;
+        (int Status, string Type, string Reason)? error;
+        lock (cluster.Gate)
+        {
+            error = cluster.ApplyAliasActions([new AliasAction(kind, index, alias, isWrite)]);
+        }
+
+        await (error is { } e
+            ? WriteAsync(context, e.Status, EsResponses.Error(e.Status, e.Type, e.Reason))
+            : WriteAsync(context, 200, new JsonObject { ["acknowledged"] = true })).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>GET /_alias/{name}</c>, <c>GET /{index}/_alias</c> and <c>GET /{index}/_alias/{name}</c>: <c>{index: {aliases: {..}}}</c>
+    /// for every index (behind <paramref name="index"/>, which may itself be an alias) holding the alias; 404 with
+    /// <c>"error": "alias [name] missing"</c> when none does, as Elasticsearch answers.
+    /// </summary>
+    private Task GetAliasAsync(HttpContext context, string? index, string? alias)
+    {
+        var answer = new JsonObject();
+        var indexFound = true;
+        lock (cluster.Gate)
+        {
+            List<IndexState> targets;
+            if (index is null)
+            {
+                targets = cluster.IndicesOfAlias(alias!);
+            }
+            else if (cluster.FindConcrete(index) is { } concrete)
+            {
+                targets = [concrete];
+            }
+            else
+            {
+                targets = cluster.IndicesOfAlias(index);
+                indexFound = targets.Count > 0;
+            }
+
+            foreach (var state in targets)
+            {
+                var aliases = AliasesOf(state);
+                if (alias is not null)
+                {
+                    foreach (var other in aliases.Select(a => a.Key).Where(a => a != alias).ToList())
+                    {
+                        aliases.Remove(other);
+                    }
+
+                    if (aliases.Count == 0)
+                    {
+                        continue;
+                    }
+                }
+
+                answer[state.Name] = new JsonObject { ["aliases"] = aliases };
+            }
+        }
+
+        if (!indexFound)
+        {
+            return WriteAsync(context, 404, EsResponses.IndexNotFound(index!));
+        }
+
+        if (alias is not null && answer.Count == 0)
+        {
+            return WriteAsync(context, 404, new JsonObject { ["error"] = $"alias [{alias}] missing", ["status"] = 404 });
+        }
+
+        return WriteAsync(context, 200, answer);
+    }
+
+    /// <summary>Caller holds the cluster's gate. The index's aliases as Elasticsearch lists them.</summary>
+    private static JsonObject AliasesOf(IndexState state)
+    {
+        var aliases = new JsonObject();
+        foreach (var (name, isWrite) in state.Aliases.OrderBy(a => a.Key, StringComparer.Ordinal))
+        {
+            aliases[name] = isWrite is { } flag ? new JsonObject { ["is_write_index"] = flag } : new JsonObject();
+        }
+
+        return aliases;
+    }
+
+    /// <summary>The names of a single (<paramref name="one"/>) or array (<paramref name="many"/>) field of an alias action.</summary>
+    private static List<string> Names(JsonObject spec, string one, string many)
+    {
+        var names = new List<string>();
+        if (spec[one] is JsonValue single)
+        {
+            names.Add(single.GetValue<string>());
+        }
+
+        if (spec[many] is JsonArray array)
+        {
+            names.AddRange(array.Select(n => n!.GetValue<string>()));
+        }
+        else if (spec[many] is JsonValue text)
+        {
+            names.Add(text.GetValue<string>());
+        }
+
+        return names;
     }
 
     private static bool IsUpsert(JsonElement body) =>
@@ -1241,7 +1432,7 @@ internal sealed partial class ElasticsearchRequestHandler(
     private readonly record struct BulkOperation(string Action, string Index, string Id, ReadOnlyMemory<byte> Source, bool HasSource,
         long? Version = null, string? VersionType = null);
 
-    private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid);
+    private readonly record struct ItemResult(int Status, string? Result, long Version, long SeqNo, string? ErrorType, string? ErrorReason, string? IndexUuid, string? ConcreteIndex = null);
 
     /// <summary>Elasticsearch's validation message for every <c>_id</c> over 512 UTF-8 bytes, or null.</summary>
     private static string? OverlongIds(List<BulkOperation> operations)

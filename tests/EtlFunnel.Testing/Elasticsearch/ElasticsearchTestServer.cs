@@ -50,6 +50,24 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
     /// <summary>Names of the indices that exist now.</summary>
     public IReadOnlyList<string> IndexNames => _cluster.IndexNames();
 
+    /// <summary>Whether <paramref name="name"/> is an index or an alias of one index (what <c>HEAD /{name}</c> answers).</summary>
+    public bool Exists(string name)
+    {
+        lock (_cluster.Gate)
+        {
+            return _cluster.Find(name) is not null;
+        }
+    }
+
+    /// <summary>The indices alias <paramref name="alias"/> points at, in name order (empty when there is no such alias).</summary>
+    public IReadOnlyList<string> AliasTargets(string alias)
+    {
+        lock (_cluster.Gate)
+        {
+            return [.. _cluster.IndicesOfAlias(alias).Select(i => i.Name)];
+        }
+    }
+
     /// <summary>Starts a server on a free loopback port.</summary>
     public static async Task<ElasticsearchTestServer> StartAsync(ElasticsearchTestServerOptions? options = null, CancellationToken cancellationToken = default)
     {

@@ -65,7 +65,21 @@ internal sealed class IndexState(string name, string uuid, long creationDateMill
     public long NextSeqNo { get; set; }
 
     public int RefreshCount { get; set; }
+
+    /// <summary>The aliases that point at this index, each with its <c>is_write_index</c> flag (null when not given).</summary>
+    public Dictionary<string, bool?> Aliases { get; set; } = new(StringComparer.Ordinal);
 }
+
+/// <summary>The kinds of <c>POST /_aliases</c> actions.</summary>
+internal enum AliasActionKind
+{
+    Add,
+    Remove,
+    RemoveIndex,
+}
+
+/// <summary>One <c>POST /_aliases</c> action on one index (an action naming several indices or aliases is expanded).</summary>
+internal sealed record AliasAction(AliasActionKind Kind, string Index, string Alias, bool? IsWriteIndex = null);
 
 /// <summary>Outcome of one write to the store.</summary>
 internal readonly record struct WriteResult(int Status, string Result, long Version, long SeqNo, string? ErrorType = null, string? ErrorReason = null);
@@ -88,8 +102,53 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
         }
     }
 
-    /// <summary>Caller holds <see cref="Gate"/>.</summary>
-    public IndexState? Find(string index) => _indices.GetValueOrDefault(index);
+    /// <summary>
+    /// Caller holds <see cref="Gate"/>. The index named <paramref name="index"/>, or the one index an alias of that name points
+    /// at (reads through an alias of several indices are not supported: null).
+    /// </summary>
+    public IndexState? Find(string index) =>
+        _indices.GetValueOrDefault(index) ?? (IndicesOfAlias(index) is [var only] ? only : null);
+
+    /// <summary>Caller holds <see cref="Gate"/>. The concrete index of that name (not through an alias).</summary>
+    public IndexState? FindConcrete(string index) => _indices.GetValueOrDefault(index);
+
+    /// <summary>Caller holds <see cref="Gate"/>. The indices an alias points at, in name order (empty: no such alias).</summary>
+    public List<IndexState> IndicesOfAlias(string alias) =>
+        [.. _indices.Values.Where(i => i.Aliases.ContainsKey(alias)).OrderBy(i => i.Name, StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Caller holds <see cref="Gate"/>. Where a write to <paramref name="name"/> goes, as Elasticsearch resolves it: the index, the
+    /// one index of an alias, or its write index; null with no error when nothing has that name (auto-create); an error for an
+    /// alias of several indices without a write index.
+    /// </summary>
+    public IndexState? ResolveWrite(string name, out string? error)
+    {
+        error = null;
+        if (_indices.GetValueOrDefault(name) is { } concrete)
+        {
+            return concrete;
+        }
+
+        var targets = IndicesOfAlias(name);
+        if (targets.Count == 0)
+        {
+            return null;
+        }
+
+        var writeIndex = targets.Where(t => t.Aliases[name] == true).ToList();
+        if (writeIndex.Count == 1)
+        {
+            return writeIndex[0];
+        }
+
+        if (targets.Count == 1 && targets[0].Aliases[name] != false)
+        {
+            return targets[0];
+        }
+
+        error = $"no write index is defined for alias [{name}]. The write index may be explicitly disabled using is_write_index=false or the alias points to multiple indices without one being designated as a write index";
+        return null;
+    }
 
     /// <summary>Caller holds <see cref="Gate"/>. Returns null when the index already exists.</summary>
     public IndexState? Create(string index)
@@ -109,8 +168,72 @@ internal sealed class InMemoryCluster(bool searchRequiresRefresh, TimeProvider t
         return state;
     }
 
-    /// <summary>Caller holds <see cref="Gate"/>.</summary>
+    /// <summary>Caller holds <see cref="Gate"/>. Deletes a concrete index (its aliases go with it).</summary>
     public bool Delete(string index) => _indices.Remove(index);
+
+    /// <summary>
+    /// Caller holds <see cref="Gate"/>. Applies <c>POST /_aliases</c> actions all or nothing, as Elasticsearch does: every
+    /// <c>remove_index</c> first, then <c>add</c> / <c>remove</c> in order, and only when all of them are valid. Returns the
+    /// error (status, type, reason) or null when applied.
+    /// </summary>
+    public (int Status, string Type, string Reason)? ApplyAliasActions(IReadOnlyList<AliasAction> actions)
+    {
+        var deleted = new HashSet<string>(StringComparer.Ordinal);
+        var aliases = _indices.ToDictionary(i => i.Key, i => new Dictionary<string, bool?>(i.Value.Aliases, StringComparer.Ordinal), StringComparer.Ordinal);
+        bool Exists(string index) => aliases.ContainsKey(index) && !deleted.Contains(index);
+        bool IsAlias(string name) => aliases.Any(a => !deleted.Contains(a.Key) && a.Value.ContainsKey(name));
+
+        foreach (var action in actions.Where(a => a.Kind == AliasActionKind.RemoveIndex))
+        {
+            if (!Exists(action.Index))
+            {
+                return IsAlias(action.Index)
+                    ? (400, "illegal_argument_exception", $"The provided expression [{action.Index}] matches an alias, specify the corresponding concrete indices instead.")
+                    : (404, "index_not_found_exception", $"no such index [{action.Index}]");
+            }
+
+            deleted.Add(action.Index);
+        }
+
+        foreach (var action in actions.Where(a => a.Kind != AliasActionKind.RemoveIndex))
+        {
+            if (!Exists(action.Index))
+            {
+                return (404, "index_not_found_exception", $"no such index [{action.Index}]");
+            }
+
+            if (action.Kind == AliasActionKind.Add)
+            {
+                if (EsResponses.InvalidIndexNameReason(action.Alias) is { } invalid)
+                {
+                    return (400, "invalid_alias_name_exception", $"Invalid alias name [{action.Alias}]: {invalid}");
+                }
+
+                if (Exists(action.Alias))
+                {
+                    return (400, "invalid_alias_name_exception", $"Invalid alias name [{action.Alias}]: an index or data stream exists with the same name as the alias");
+                }
+
+                aliases[action.Index][action.Alias] = action.IsWriteIndex;
+            }
+            else if (!aliases[action.Index].Remove(action.Alias))
+            {
+                return (404, "aliases_not_found_exception", $"aliases [{action.Alias}] missing");
+            }
+        }
+
+        foreach (var index in deleted)
+        {
+            _indices.Remove(index);
+        }
+
+        foreach (var (name, state) in _indices)
+        {
+            state.Aliases = aliases[name];
+        }
+
+        return null;
+    }
 
     /// <summary>Caller holds <see cref="Gate"/>.</summary>
     public static void Refresh(IndexState index)
