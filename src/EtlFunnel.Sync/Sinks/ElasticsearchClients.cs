@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Elastic.Clients.Elasticsearch;
 using Elastic.Transport;
@@ -47,9 +48,33 @@ public static class ElasticsearchClients
         {
             // A private CA: the server's chain must end in this certificate (the system store is not consulted for it).
             var ca = X509CertificateLoader.LoadCertificateFromFile(caFile);
-            settings = settings.ServerCertificateValidationCallback(CertificateValidations.AuthorityIsRoot(ca));
+            settings = settings.ServerCertificateValidationCallback((_, certificate, chain, errors) => ChainsToCa(ca, certificate, chain, errors));
         }
 
         return settings;
+    }
+
+    /// <summary>Accepts a server certificate whose chain ends in <paramref name="ca"/>; a host-name mismatch or no certificate is still refused.</summary>
+    internal static bool ChainsToCa(X509Certificate2 ca, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+        {
+            return false;
+        }
+
+        using var server = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        custom.ChainPolicy.CustomTrustStore.Add(ca);
+        if (chain is not null)
+        {
+            foreach (var element in chain.ChainElements)
+            {
+                custom.ChainPolicy.ExtraStore.Add(element.Certificate); // intermediates the server sent
+            }
+        }
+
+        return custom.Build(server);
     }
 }
