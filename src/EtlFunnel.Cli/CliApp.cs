@@ -38,7 +38,7 @@ internal static class CliApp
         // Tables into a file or pipe (or a test's writer) should not wrap at the 80 columns Spectre assumes there.
         if (!ReferenceEquals(stdout, Console.Out) || Console.IsOutputRedirected)
         {
-            console.Profile.Width = 240;
+            console.Profile.Width = PipedWidth(environment ?? Environment.GetEnvironmentVariable);
         }
 
         CliContext? self = null;
@@ -143,4 +143,10 @@ internal static class CliApp
 
         return null;
     }
+
+    /// <summary>The width of output into a file or pipe: <c>COLUMNS</c> when set (the shell's width), else 240 so tables do not wrap at Spectre's 80.</summary>
+    internal static int PipedWidth(Func<string, string?> environment) =>
+        int.TryParse(environment("COLUMNS"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var columns) && columns is > 0 and <= 10_000
+            ? columns
+            : 240;
 }

@@ -75,6 +75,28 @@ public sealed record ElasticsearchDestination(Uri Uri, string? ApiKey = null, st
 {
     /// <summary>Gzip request bodies and accept gzipped responses (the client's default); false trades bandwidth for less CPU on both sides.</summary>
     public bool Compression { get; init; } = true;
+
+    /// <summary>Elastic Cloud id the client connects through (its <see cref="Uri"/> is the URL it decodes to), or null.</summary>
+    public string? CloudId { get; init; }
+
+    /// <summary>A PEM or DER CA certificate the server's certificate must chain to (a private CA), or null for the system trust store.</summary>
+    public string? CaFile { get; init; }
+
+    /// <summary>SHA-256 fingerprint of the CA certificate the server's chain must contain, or null.</summary>
+    public string? CertificateFingerprint { get; init; }
+
+    /// <summary>Shows the cluster and which credentials are set, never their values.</summary>
+    protected override bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Uri = ").Append(Uri).Append(", Compression = ").Append(Compression);
+        builder.Append(", ApiKey = ").Append(ApiKey is null ? "null" : "***");
+        builder.Append(", Username = ").Append(Username ?? "null");
+        builder.Append(", Password = ").Append(Password is null ? "null" : "***");
+        builder.Append(", CloudId = ").Append(CloudId is null ? "null" : "set");
+        builder.Append(", CaFile = ").Append(CaFile ?? "null");
+        builder.Append(", CertificateFingerprint = ").Append(CertificateFingerprint ?? "null");
+        return true;
+    }
 }
 
 /// <summary>Bulk-ready NDJSON files: <c>&lt;Directory&gt;/&lt;index&gt;/&lt;flow&gt;.&lt;replica&gt;.ndjson</c>, loadable with <c>curl --data-binary</c>.</summary>

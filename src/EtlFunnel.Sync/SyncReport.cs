@@ -111,6 +111,9 @@ public sealed record SyncProgress
     /// <summary>Documents confirmed so far.</summary>
     public long DocsIndexed { get; init; }
 
+    /// <summary>The part of <see cref="RowsRead"/> an interrupted run of this job had read (from the checkpoint); the rest was read in this run.</summary>
+    public long RowsResumed { get; init; }
+
     /// <summary>Heap blocks of the replica's range already done (for an ETA).</summary>
     public long BlocksDone { get; init; }
 

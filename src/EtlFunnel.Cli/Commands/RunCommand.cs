@@ -113,6 +113,18 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return ExitCodes.Usage;
         }
 
+        try
+        {
+            // An unreachable cluster is reported at its config line before anything runs.
+            var planned = work.Plan.Flows.Select(f => f.Parent).ToHashSet(StringComparer.Ordinal);
+            await ElasticsearchReachability.CheckAsync(work.Config, planned.Contains, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConfigException ex)
+        {
+            await _context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return ExitCodes.Failure;
+        }
+
         if (mode == RunMode.Cdc)
         {
             return await CdcRun.RunAsync(_context, job, settings.UntilCaughtUp, state.ToString(), cancellationToken).ConfigureAwait(false);

@@ -27,7 +27,7 @@ internal static class RunExecution
                 .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                 .StartAsync(async display =>
                 {
-                    var tasks = progress.Flows.ToDictionary(f => f, f => display.AddTask(Markup.Escape(f), maxValue: 1), StringComparer.Ordinal);
+                    var tasks = progress.Flows.ToDictionary(f => f, f => display.AddTask(Markup.Escape(f), autoStart: false, maxValue: 1), StringComparer.Ordinal);
                     while (true)
                     {
                         var finished = run.IsCompleted;
@@ -38,6 +38,10 @@ internal static class RunExecution
                             task.Description = Markup.Escape(Line(flow, seconds, withEta: false));
                             task.MaxValue = Math.Max(1, Math.Max(flow.EstimatedRows, flow.Rows));
                             task.Value = flow.ReplicasDone == flow.Replicas ? task.MaxValue : Math.Min(flow.Rows, task.MaxValue);
+                            if (!task.IsStarted && flow.ReplicasStarted > 0)
+                            {
+                                task.StartTask(); // until then the flow is queued, not running at 0%
+                            }
                         }
 
                         if (finished)
@@ -68,11 +72,25 @@ internal static class RunExecution
         return await run.ConfigureAwait(false);
     }
 
-    /// <summary><c>shop: 120,000 / ~1,200,000 rows (10%), 40,000 rows/s, ETA 27s, 3/8 replicas done</c>.</summary>
-    private static string Line(FlowProgress flow, double seconds, bool withEta)
+    /// <summary>
+    /// <c>shop: 12,000 resumed + 8,000 read, 4,000 rows/s, 3/8 replicas done, 2 queued</c> (the rate counts rows read in this run);
+    /// <c>shop: queued (8 replicas)</c> before any replica of the flow has started.
+    /// </summary>
+    internal static string Line(FlowProgress flow, double seconds, bool withEta)
     {
-        var rate = seconds > 0 ? flow.Rows / seconds : 0;
-        var text = string.Create(CultureInfo.InvariantCulture, $"{flow.Flow}: {flow.Rows:N0} rows, {rate:N0} rows/s, {flow.ReplicasDone}/{flow.Replicas} replicas done");
+        if (flow.ReplicasStarted == 0)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{flow.Flow}: queued ({flow.Replicas} replicas)");
+        }
+
+        var read = flow.Rows - flow.Resumed;
+        var rate = seconds > 0 ? read / seconds : 0;
+        var rows = flow.Resumed > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"{flow.Resumed:N0} resumed + {read:N0} read")
+            : string.Create(CultureInfo.InvariantCulture, $"{flow.Rows:N0} rows");
+        var queued = flow.Replicas - flow.ReplicasStarted;
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"{flow.Flow}: {rows}, {rate:N0} rows/s, {flow.ReplicasDone}/{flow.Replicas} replicas done{(queued > 0 ? $", {queued} queued" : "")}");
         if (withEta && flow.EstimatedRows > 0)
         {
             var left = Math.Max(0, flow.EstimatedRows - flow.Rows);

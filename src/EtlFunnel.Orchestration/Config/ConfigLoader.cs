@@ -362,6 +362,16 @@ public static partial class ConfigLoader
                 : new DestinationConfig(DestinationKind.Files, Resolve(baseDirectory, yaml.NonEmptyString(files.Value, $"the files destination of flow '{flow}'")), yaml.At(files.Value));
         }
 
+        if (es.Value is YamlMappingNode)
+        {
+            return ParseElasticsearchMapping(yaml, es.Value, flow, baseDirectory) with
+            {
+                Compression = !dest.TryGetValue("compression", out var compressionOfMapping)
+                    || yaml.Bool(compressionOfMapping.Value, $"'compression:' of flow '{flow}'",
+                        "; write 'compression: false' to send bulk requests uncompressed (less CPU, more bytes on the network) or 'true' (the default) to gzip them"),
+            };
+        }
+
         return new DestinationConfig(DestinationKind.Elasticsearch, ParseUrl(yaml, es.Value, flow), yaml.At(es.Value))
         {
             Compression = !dest.TryGetValue("compression", out var compression)
@@ -435,6 +445,124 @@ public static partial class ConfigLoader
                 $"incremental_margin '{text}' is neither a duration nor a number; write a duration for a date/time column (e.g. 5m, 90s, 1h30m, 250ms) or a number for a numeric column (e.g. 1000)");
     }
 
+    /// <summary>The mapping form: <c>elasticsearch: {url | cloud_id, api_key | username + password, ca_file | fingerprint}</c>.</summary>
+    private static DestinationConfig ParseElasticsearchMapping(YamlReader yaml, YamlNode node, string flow, string baseDirectory)
+    {
+        var what = $"the elasticsearch destination of flow '{flow}'";
+        var m = yaml.Mapping(node, what, "url", "cloud_id", "api_key", "username", "password", "ca_file", "fingerprint");
+        var hasUrl = m.TryGetValue("url", out var url);
+        var hasCloud = m.TryGetValue("cloud_id", out var cloud);
+        if (hasUrl == hasCloud)
+        {
+            throw new ConfigException(hasUrl ? yaml.At(cloud.Key) : yaml.At(node),
+                $"{what} needs exactly one of 'url:' (e.g. https://es.example:9200) or 'cloud_id:' (from the Elastic Cloud console)" + (hasUrl ? "; remove one of them" : ""));
+        }
+
+        string target;
+        ConfigLocation location;
+        string? cloudId = null;
+        if (hasUrl)
+        {
+            target = ParseUrl(yaml, url.Value, flow);
+            location = yaml.At(url.Value);
+            if (Uri.TryCreate(target, UriKind.Absolute, out var withUser) && !string.IsNullOrEmpty(withUser.UserInfo))
+            {
+                throw new ConfigException(location, $"write the credentials of {what} as 'username:' and 'password:' (or 'api_key:'), not in the URL");
+            }
+        }
+        else
+        {
+            cloudId = yaml.NonEmptyString(cloud.Value, $"cloud_id of flow '{flow}'");
+            location = yaml.At(cloud.Value);
+            target = CloudIdUrl(cloudId) ?? throw new ConfigException(location,
+                $"cloud_id of flow '{flow}' is not '<deployment>:<base64 of host$es-id$kibana-id>'; copy it unchanged from the Elastic Cloud console");
+        }
+
+        string? apiKey = m.TryGetValue("api_key", out var key) ? yaml.NonEmptyString(key.Value, $"api_key of flow '{flow}'") : null;
+        string? username = m.TryGetValue("username", out var user) ? yaml.NonEmptyString(user.Value, $"username of flow '{flow}'") : null;
+        string? password = m.TryGetValue("password", out var pass) ? yaml.String(pass.Value, $"password of flow '{flow}'") : null;
+        if (apiKey is not null && (username is not null || password is not null))
+        {
+            throw new ConfigException(yaml.At(username is not null ? user.Key : pass.Key),
+                $"{what} sets 'api_key:' and basic auth; use either 'api_key:' or 'username:' + 'password:', not both");
+        }
+
+        if (password is not null && username is null)
+        {
+            throw new ConfigException(yaml.At(pass.Key), $"{what} sets 'password:' without 'username:'; add the user name");
+        }
+
+        var hasCa = m.TryGetValue("ca_file", out var ca);
+        var hasPrint = m.TryGetValue("fingerprint", out var print);
+        if (hasCa && hasPrint)
+        {
+            throw new ConfigException(yaml.At(print.Key), $"{what} sets 'ca_file:' and 'fingerprint:'; trust the cluster by one of them");
+        }
+
+        string? caFile = null;
+        if (hasCa)
+        {
+            caFile = Resolve(baseDirectory, yaml.NonEmptyString(ca.Value, $"ca_file of flow '{flow}'"));
+            if (!File.Exists(caFile))
+            {
+                throw new ConfigException(yaml.At(ca.Value), $"ca_file '{caFile}' of flow '{flow}' does not exist (relative paths are resolved against the folder of the config file); fix the path");
+            }
+        }
+
+        string? fingerprint = null;
+        if (hasPrint)
+        {
+            fingerprint = yaml.NonEmptyString(print.Value, $"fingerprint of flow '{flow}'");
+            if (!FingerprintPattern().IsMatch(fingerprint))
+            {
+                throw new ConfigException(yaml.At(print.Value),
+                    $"fingerprint '{fingerprint}' of flow '{flow}' is not a SHA-256 fingerprint; write the CA certificate's 64 hex digits, with or without ':' (openssl x509 -fingerprint -sha256 -noout -in ca.crt)");
+            }
+        }
+
+        return new DestinationConfig(DestinationKind.Elasticsearch, target, location)
+        {
+            Elasticsearch = new ElasticsearchSecurityConfig
+            {
+                CloudId = cloudId,
+                ApiKey = apiKey,
+                Username = username,
+                Password = password,
+                CaFile = caFile,
+                Fingerprint = fingerprint,
+            },
+        };
+    }
+
+    /// <summary>The HTTPS URL a cloud id names (<c>name:base64("host[:port]$es-id$kibana-id")</c>), or null when it is malformed.</summary>
+    private static string? CloudIdUrl(string cloudId)
+    {
+        var colon = cloudId.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0 || colon == cloudId.Length - 1)
+        {
+            return null;
+        }
+
+        string decoded;
+        try
+        {
+            decoded = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(cloudId[(colon + 1)..]));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+
+        var parts = decoded.Split('$');
+        if (parts.Length < 2 || parts[0].Length == 0 || parts[1].Length == 0)
+        {
+            return null;
+        }
+
+        var (host, port) = parts[0].Split(':', 2) is [var h, var p] ? (h, ":" + p) : (parts[0], "");
+        return Uri.TryCreate($"https://{parts[1]}.{host}{port}", UriKind.Absolute, out var uri) ? uri.ToString().TrimEnd('/') : null;
+    }
+
     private static string ParseUrl(YamlReader yaml, YamlNode node, string flow)
     {
         var text = yaml.NonEmptyString(node, $"the elasticsearch destination of flow '{flow}'");
@@ -459,6 +587,9 @@ public static partial class ConfigLoader
 
     [GeneratedRegex(@"^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$")]
     private static partial Regex TableNamePattern();
+
+    [GeneratedRegex("^(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})$")]
+    private static partial Regex FingerprintPattern();
 
     [GeneratedRegex("^[A-Za-z0-9_-]+$")]
     private static partial Regex NamePattern();

@@ -51,7 +51,12 @@ public static class DestinationOverride
         var flows = config.Flows.Select(f => f with
         {
             // The override replaces the cluster, not the flow's wire settings.
-            Destination = new DestinationConfig(DestinationKind.Elasticsearch, text, f.Destination.Location) { Compression = f.Destination.Compression },
+            // Credentials and TLS of the flow's mapping form stay; a cloud_id gives way to the URL.
+            Destination = new DestinationConfig(DestinationKind.Elasticsearch, text, f.Destination.Location)
+            {
+                Compression = f.Destination.Compression,
+                Elasticsearch = f.Destination.Elasticsearch is { } security ? security with { CloudId = null } : null,
+            },
         }).ToArray();
         var notice = $"{name}={WithoutPassword(uri)} overrides the destination of every flow in {config.File} ({string.Join(", ", config.Flows.Select(f => $"{f.Name}: {Describe(f.Destination)}"))})";
         return (config with { Flows = [.. flows] }, [notice], warnings);

@@ -117,6 +117,45 @@ public sealed record DestinationConfig(DestinationKind Kind, string Target, Conf
 {
     /// <summary>Whether requests to an Elasticsearch destination are gzipped (<c>compression:</c>, default true); always true for files.</summary>
     public bool Compression { get; init; } = true;
+
+    /// <summary>Credentials and TLS from the mapping form of <c>elasticsearch:</c>, or <c>null</c> for the string form.</summary>
+    public ElasticsearchSecurityConfig? Elasticsearch { get; init; }
+}
+
+/// <summary>
+/// <c>destination: {elasticsearch: {url|cloud_id, api_key|username+password, ca_file|fingerprint}}</c>. Holds secrets:
+/// <see cref="ToString"/> shows only which settings are present.
+/// </summary>
+public sealed record ElasticsearchSecurityConfig
+{
+    /// <summary>The <c>cloud_id:</c> of an Elastic Cloud deployment (the destination's target is the URL it decodes to), or <c>null</c>.</summary>
+    public string? CloudId { get; init; }
+
+    /// <summary>The <c>api_key:</c> (sent as <c>Authorization: ApiKey ...</c>), or <c>null</c>.</summary>
+    public string? ApiKey { get; init; }
+
+    /// <summary>The basic-auth <c>username:</c>, or <c>null</c>.</summary>
+    public string? Username { get; init; }
+
+    /// <summary>The basic-auth <c>password:</c>, or <c>null</c>.</summary>
+    public string? Password { get; init; }
+
+    /// <summary>The <c>ca_file:</c> (PEM or DER, resolved against the config's folder) the server certificate must chain to, or <c>null</c>.</summary>
+    public string? CaFile { get; init; }
+
+    /// <summary>The <c>fingerprint:</c> (SHA-256 of the CA certificate, hex with or without colons), or <c>null</c>.</summary>
+    public string? Fingerprint { get; init; }
+
+    /// <summary>Names the settings without their secret values.</summary>
+    public override string ToString() => string.Join(", ", new[]
+    {
+        CloudId is null ? null : "cloud_id",
+        ApiKey is null ? null : "api_key: ***",
+        Username is null ? null : $"username: {Username}",
+        Password is null ? null : "password: ***",
+        CaFile is null ? null : $"ca_file: {CaFile}",
+        Fingerprint is null ? null : $"fingerprint: {Fingerprint}",
+    }.Where(s => s is not null));
 }
 
 /// <summary>One <c>pipelines:</c> entry: the tables it selects and how they map to indices.</summary>

@@ -8,14 +8,21 @@ namespace EtlFunnel.Orchestration.Discovery;
 internal sealed class ElasticsearchCluster
 {
     private const int RoundTrips = 3;
+    private static readonly TimeSpan DiscoveryTimeout = TimeSpan.FromSeconds(10);
     private readonly ElasticsearchClient _client;
     private readonly Once<IReadOnlyDictionary<string, (long Docs, long Bytes)>> _indices;
     private readonly Once<ConnectionStats> _measured;
 
     public ElasticsearchCluster(string url, bool compression = true)
+        : this(url, new Sync.ElasticsearchDestination(new Uri(url)) { Compression = compression })
+    {
+    }
+
+    /// <summary>Discovery of <paramref name="destination"/> through the process's shared client (the sink's, with the same credentials and TLS).</summary>
+    public ElasticsearchCluster(string url, Sync.ElasticsearchDestination destination)
     {
         Url = url;
-        _client = new ElasticsearchClient(new ElasticsearchClientSettings(new Uri(url)).RequestTimeout(TimeSpan.FromSeconds(10)).EnableHttpCompression(compression));
+        _client = Sync.Sinks.ElasticsearchClients.For(destination);
         _indices = new(LoadIndicesAsync);
         _measured = new(MeasureOnceAsync);
     }
@@ -49,7 +56,18 @@ internal sealed class ElasticsearchCluster
         for (var i = 0; i < RoundTrips; i++)
         {
             var start = Stopwatch.GetTimestamp();
-            var response = await _client.PingAsync(cancellationToken).ConfigureAwait(false);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(DiscoveryTimeout);
+            PingResponse response;
+            try
+            {
+                response = await _client.PingAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new InvalidOperationException($"Elasticsearch at {Url} did not answer a ping within {DiscoveryTimeout.TotalSeconds:0}s; start the cluster or fix the destination URL.");
+            }
+
             samples[i] = Stopwatch.GetElapsedTime(start);
             if (!response.IsValidResponse)
             {
@@ -67,7 +85,18 @@ internal sealed class ElasticsearchCluster
     private async Task<IReadOnlyDictionary<string, (long Docs, long Bytes)>> LoadIndicesAsync(CancellationToken cancellationToken)
     {
         var result = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
-        var response = await _client.Indices.StatsAsync(cancellationToken).ConfigureAwait(false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(DiscoveryTimeout);
+        Elastic.Clients.Elasticsearch.IndexManagement.IndicesStatsResponse response;
+        try
+        {
+            response = await _client.Indices.StatsAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return result; // a cluster that does not answer in time counts as empty, like an unreachable one
+        }
+
         if (response.IsValidResponse && response.Indices is { } indices)
         {
             foreach (var (name, stats) in indices)

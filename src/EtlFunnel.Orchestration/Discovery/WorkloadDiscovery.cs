@@ -126,7 +126,7 @@ public static class WorkloadDiscovery
         if (destination.Kind == DestinationKind.Elasticsearch && !clusters.TryGetValue(destination.Target, out cluster))
         {
             // Keyed by URL: discovery only sends body-less GETs, so flows that differ in compression can share the first one's client.
-            cluster = new ElasticsearchCluster(destination.Target, destination.Compression);
+            cluster = new ElasticsearchCluster(destination.Target, ElasticsearchDestinations.From(destination));
             clusters.Add(destination.Target, cluster);
         }
 

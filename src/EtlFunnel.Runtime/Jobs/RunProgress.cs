@@ -5,7 +5,14 @@ using EtlFunnel.Sync;
 namespace EtlFunnel.Runtime.Jobs;
 
 /// <summary>One configured flow's progress, summed over its replicas.</summary>
-internal sealed record FlowProgress(string Flow, long Rows, long Docs, long EstimatedRows, int ReplicasDone, int Replicas);
+internal sealed record FlowProgress(string Flow, long Rows, long Docs, long EstimatedRows, int ReplicasDone, int Replicas)
+{
+    /// <summary>The part of <see cref="Rows"/> read by an interrupted run of this job (from its checkpoints).</summary>
+    public long Resumed { get; init; }
+
+    /// <summary>Replicas that have reported at least once; the others are still queued.</summary>
+    public int ReplicasStarted { get; init; }
+}
 
 /// <summary>
 /// Collects the engine's per-replica progress (raised from worker threads) and sums it per configured flow on demand,
@@ -37,16 +44,20 @@ internal sealed class RunProgress : IProgress<SyncProgress>
     /// <summary>The current totals per configured flow.</summary>
     public IReadOnlyList<FlowProgress> Snapshot()
     {
-        var sums = _flows.Keys.ToDictionary(k => k, _ => (Rows: 0L, Docs: 0L, Done: 0), StringComparer.Ordinal);
+        var sums = _flows.Keys.ToDictionary(k => k, _ => (Rows: 0L, Docs: 0L, Done: 0, Resumed: 0L, Started: 0), StringComparer.Ordinal);
         foreach (var ((flow, _), p) in _latest)
         {
             if (_parentOf.TryGetValue(flow, out var parent))
             {
                 var s = sums[parent];
-                sums[parent] = (s.Rows + p.RowsRead, s.Docs + p.DocsIndexed, s.Done + (p.Outcome is null ? 0 : 1));
+                sums[parent] = (s.Rows + p.RowsRead, s.Docs + p.DocsIndexed, s.Done + (p.Outcome is null ? 0 : 1), s.Resumed + p.RowsResumed, s.Started + 1);
             }
         }
 
-        return [.. _flows.Select(f => new FlowProgress(f.Key, sums[f.Key].Rows, sums[f.Key].Docs, f.Value.Estimated, sums[f.Key].Done, f.Value.Replicas))];
+        return [.. _flows.Select(f => new FlowProgress(f.Key, sums[f.Key].Rows, sums[f.Key].Docs, f.Value.Estimated, sums[f.Key].Done, f.Value.Replicas)
+        {
+            Resumed = sums[f.Key].Resumed,
+            ReplicasStarted = sums[f.Key].Started,
+        })];
     }
 }

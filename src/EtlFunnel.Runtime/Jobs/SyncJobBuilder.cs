@@ -68,21 +68,8 @@ internal static class SyncJobBuilder
     private static SyncDestination Destination(DestinationConfig destination) => destination.Kind switch
     {
         DestinationKind.Files => new FilesDestination(destination.Target),
-        _ => Elasticsearch(new Uri(destination.Target)) with { Compression = destination.Compression },
+        _ => ElasticsearchDestinations.From(destination),
     };
-
-    private static ElasticsearchDestination Elasticsearch(Uri uri)
-    {
-        if (string.IsNullOrEmpty(uri.UserInfo))
-        {
-            return new ElasticsearchDestination(uri);
-        }
-
-        // http://user:password@host:9200 → basic auth; the client gets the URL without the credentials.
-        var parts = uri.UserInfo.Split(':', 2);
-        var bare = new UriBuilder(uri) { UserName = "", Password = "" }.Uri;
-        return new ElasticsearchDestination(bare, null, Uri.UnescapeDataString(parts[0]), parts.Length > 1 ? Uri.UnescapeDataString(parts[1]) : null);
-    }
 
     private static SyncPipeline Pipeline(PipelineReplicaPlan pipeline)
     {

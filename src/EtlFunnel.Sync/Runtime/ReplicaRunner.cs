@@ -37,6 +37,7 @@ internal sealed class ReplicaRunner
     private readonly ReplicaProps _props;
     // Batch buffers are reused across chunks: at most max_in_flight + 1 of them per replica.
     private readonly Stack<DocumentBatch> _freeBatches = new();
+    private long _resumedRows;
     private long _retries;
     private long _batches;
 
@@ -119,6 +120,8 @@ internal sealed class ReplicaRunner
     {
         var started = Options.TimeProvider.GetTimestamp();
         var previous = _job.Store.Load(_flow.Name, _pipeline.ReplicaName);
+        // Rows an interrupted run of this job already read: progress shows them as resumed, apart from rows read now.
+        _resumedRows = previous is not null && previous.RunId == _job.RunId ? previous.RowsRead : 0;
         if (previous is { Completed: true } && previous.RunId == _job.RunId && CatchUp is not null && _segments.Count > 0)
         {
             try
@@ -548,6 +551,7 @@ internal sealed class ReplicaRunner
             Flow = _flow.Name,
             Replica = _pipeline.ReplicaName,
             RowsRead = state.RowsRead + inChunk,
+            RowsResumed = _resumedRows,
             DocsIndexed = state.DocsIndexed + inChunk,
             BlocksDone = done,
             BlocksTotal = _segments.Sum(s => s.Width),

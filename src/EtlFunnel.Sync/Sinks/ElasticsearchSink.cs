@@ -242,20 +242,8 @@ internal sealed class ElasticsearchSink : IReplicaSink
         }
     }
 
-    public static ElasticsearchClient CreateClient(ElasticsearchDestination destination)
-    {
-        var settings = new ElasticsearchClientSettings(destination.Uri).RequestTimeout(TimeSpan.FromMinutes(2)).EnableHttpCompression(destination.Compression);
-        if (destination.ApiKey is { } key)
-        {
-            settings = settings.Authentication(new Elastic.Transport.ApiKey(key));
-        }
-        else if (destination.Username is { } user)
-        {
-            settings = settings.Authentication(new Elastic.Transport.BasicAuthentication(user, destination.Password ?? ""));
-        }
-
-        return new ElasticsearchClient(settings);
-    }
+    /// <summary>The process's long-lived client for the destination (see <see cref="ElasticsearchClients"/>).</summary>
+    public static ElasticsearchClient CreateClient(ElasticsearchDestination destination) => ElasticsearchClients.For(destination);
 }
 
 /// <summary>The reusable memory of one bulk request: its body, the raw response and the parsed item results.</summary>

@@ -93,6 +93,7 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
             // Read before the decompression middleware, which removes the header once it has unwrapped the body.
             var encoding = context.Request.Headers.ContentEncoding.ToString();
             var contentType = context.Request.ContentType;
+            var authorization = context.Request.Headers.Authorization.ToString();
             try
             {
                 await next(context).ConfigureAwait(false);
@@ -118,7 +119,10 @@ public sealed class ElasticsearchTestServer : IAsyncDisposable
                 context.Request.Path + context.Request.QueryString,
                 dropped ? 0 : context.Response.StatusCode,
                 encoding.Length == 0 ? null : encoding,
-                contentType));
+                contentType)
+            {
+                Authorization = authorization.Length == 0 ? null : authorization,
+            });
         });
         app.UseRequestDecompression();
         app.Run(handler.HandleAsync);
