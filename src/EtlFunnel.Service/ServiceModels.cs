@@ -132,6 +132,9 @@ internal sealed record ServiceSnapshot(
     /// <summary>Since when the source has been unreachable, or null.</summary>
     public DateTimeOffset? SourceUnreachableSince { get; init; }
 
+    /// <summary>The hook worker's isolation layers (one line each: active or not, and how); empty without a hooks folder.</summary>
+    public ImmutableArray<string> HookIsolation { get; init; } = [];
+
     /// <summary>What <c>/readyz</c> answers: see <see cref="Service.Readiness"/>.</summary>
     public Readiness Readiness
     {

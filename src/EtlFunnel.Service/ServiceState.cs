@@ -209,6 +209,9 @@ internal sealed class ServiceState
     /// <summary>Says that a restart is needed (e.g. flows.yaml changed on disk), or clears it with <see langword="null"/>.</summary>
     public void SetRestartNeeded(string? reason) => Update(s => s with { RestartNeeded = reason });
 
+    /// <summary>Records the hook worker's isolation layers as detected at start.</summary>
+    public void SetHookIsolation(IEnumerable<string> layers) => Update(s => s with { HookIsolation = [.. layers] });
+
     private void Update(Func<ServiceSnapshot, ServiceSnapshot> change)
     {
         ServiceSnapshot next;

@@ -83,6 +83,13 @@ internal static class StatusJson
             }
 
             w.WriteEndArray();
+            w.WriteStartArray("isolation");
+            foreach (var layer in s.HookIsolation)
+            {
+                w.WriteStringValue(layer);
+            }
+
+            w.WriteEndArray();
             WriteTime(w, "lastReload", s.Hooks.LastReload);
             WriteTime(w, "brokenSince", s.Hooks.BrokenSince);
             w.WriteNumber("reloads", s.Hooks.Reloads);

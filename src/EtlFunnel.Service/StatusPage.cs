@@ -90,6 +90,7 @@ function renderHealth(h) {
     " reloads: " + hk.reloads + ", failures: " + hk.failures + (hk.lastReload ? ", last reload " + ts(hk.lastReload) : "") +
     (hk.brokenSince ? ", broken since " + ts(hk.brokenSince) + " (running on the last good plan)" : ""))];
   if (hk.diagnostics.length) nodes.push(el("pre", { class: "diag", id: "hook-diagnostics" }, hk.diagnostics.join("\n")));
+  if (hk.isolation.length) nodes.push(el("pre", { class: "muted", id: "hook-isolation" }, "hook worker isolation:\n" + hk.isolation.join("\n")));
   replace("hooks", ...nodes);
   if (h.planDiff.length) {
     replace("diff", table(["at", "plan", "change"], h.planDiff.slice().reverse().map(d => [ts(d.at), "v" + d.planVersion, el("code", {}, d.line)])));

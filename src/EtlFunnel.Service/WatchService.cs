@@ -41,6 +41,9 @@ internal sealed record WatchServiceOptions
     /// <summary>The state to publish into (a fresh one if null).</summary>
     public ServiceState? State { get; init; }
 
+    /// <summary>The hook worker's isolation layers as detected at start (shown by <c>/healthz</c> and the status page).</summary>
+    public IReadOnlyList<string> HookIsolation { get; init; } = [];
+
     /// <summary>The service clock.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
@@ -57,6 +60,7 @@ internal static class WatchService
         ArgumentNullException.ThrowIfNull(options);
         var log = options.Log.CreateLogger(typeof(WatchService));
         var state = options.State ?? new ServiceState(options.Time);
+        state.SetHookIsolation(options.HookIsolation);
 
         // Start listening first: a port conflict fails the start-up before anything runs.
         StatusServer? server = null;

@@ -68,6 +68,18 @@ public sealed partial class StatusServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Healthz_lists_the_hook_workers_isolation_layers_and_none_when_hooks_run_in_process()
+    {
+        _state.SetHooksOk();
+        var none = JsonNode.Parse(await _http.GetStringAsync("/healthz"))!;
+        none["hooks"]!["isolation"]!.AsArray().Should().BeEmpty();
+
+        _state.SetHookIsolation(["on  network: own network namespace", "off seccomp: no filter"]);
+        var body = JsonNode.Parse(await _http.GetStringAsync("/healthz"))!;
+        body["hooks"]!["isolation"]!.AsArray().Select(l => l!.GetValue<string>()).Should().Equal("on  network: own network namespace", "off seccomp: no filter");
+    }
+
+    [Fact]
     public async Task Healthz_is_503_while_the_last_run_of_a_flow_failed()
     {
         var t = _time.GetUtcNow();

@@ -132,6 +132,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                 LoadedConfig = loadedConfig,
                 StatusUrl = settings.StatusUrl,
                 AllowNonLoopbackStatus = settings.StatusAllowRemote,
+                HookIsolation = host is null ? [] : [.. host.IsolationLayers.Select(l => l.ToString())],
                 Replan = async ct =>
                 {
                     // A folder that vanished (a bad deploy, an unmounted volume) is a broken reload, not "no hooks".
