@@ -100,7 +100,18 @@ internal sealed class CdcFlowRunner
             checkpoint = new ReplicaState { RunId = slot.ConsistentPoint.ToString(), Watermark = slot.ConsistentPoint.ToString() };
             await SaveAsync(store, checkpoint).ConfigureAwait(false);
             _log.Information("{Where}: created slot {Slot} at {Lsn}; taking the snapshot in its exported snapshot {Snapshot}", _where, _settings.Slot, slot.ConsistentPoint, slot.SnapshotName);
-            snapshot = await SnapshotAsync(slot.SnapshotName!, slot.ConsistentPoint, ct).ConfigureAwait(false);
+            try
+            {
+                snapshot = await SnapshotAsync(slot.SnapshotName!, slot.ConsistentPoint, ct).ConfigureAwait(false);
+            }
+            catch (SyncConfigurationException ex) when (ex.InnerException is RelationRewrittenException rewritten)
+            {
+                // The slot's snapshot is imported and only then locked: a TRUNCATE (or VACUUM FULL, CLUSTER) that committed in
+                // between left a heap that snapshot cannot read. The slot keeps every change since its consistent point, so a
+                // newer snapshot (taken after the rewrite) is as good; its documents carry its own, higher version.
+                _log.Warning("{Where}: {Relation} was rewritten while the snapshot started; taking it again", _where, rewritten.Relation);
+                snapshot = await RetakeSnapshotAsync(replicationCs, ct).ConfigureAwait(false);
+            }
         }
         else
         {
@@ -110,13 +121,9 @@ internal sealed class CdcFlowRunner
                 // The slot exists but its snapshot never completed (a crash or stop mid-snapshot, or lost state): read a fresh
                 // snapshot from a temporary slot. The stream from this slot's position still carries every change since its
                 // consistent point, and versions make the changes older than the new snapshot harmless.
-                await using var temp = new LogicalReplicationConnection(replicationCs);
-                await temp.Open(ct).ConfigureAwait(false);
-                var tempName = (_settings.Slot.Length > 56 ? _settings.Slot[..56] : _settings.Slot) + "_resnap";
-                var tempSlot = await CreateSlotAsync(temp, tempName, temporary: true, ct).ConfigureAwait(false);
-                _log.Information("{Where}: slot {Slot} exists but its snapshot did not complete; taking a new snapshot at {Lsn}", _where, _settings.Slot, tempSlot.ConsistentPoint);
+                _log.Information("{Where}: slot {Slot} exists but its snapshot did not complete; taking a new snapshot", _where, _settings.Slot);
                 checkpoint ??= new ReplicaState { RunId = existing.ConfirmedLsn ?? "" };
-                snapshot = await SnapshotAsync(tempSlot.SnapshotName!, tempSlot.ConsistentPoint, ct).ConfigureAwait(false);
+                snapshot = await RetakeSnapshotAsync(replicationCs, ct).ConfigureAwait(false);
             }
             else if (checkpoint.Watermark is { } saved && NpgsqlLogSequenceNumber.TryParse(saved, out var lsn))
             {
@@ -509,6 +516,30 @@ internal sealed class CdcFlowRunner
         cmd.Parameters.AddWithValue(MessagePrefix);
         cmd.Parameters.AddWithValue(content);
         return (NpgsqlLogSequenceNumber)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>
+    /// A snapshot from a temporary slot's exported snapshot (the flow's own slot keeps streaming from its position); again,
+    /// a few times, if a relation is rewritten between that snapshot and its locks.
+    /// </summary>
+    private async Task<SyncReport> RetakeSnapshotAsync(string replicationCs, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var temp = new LogicalReplicationConnection(replicationCs);
+            await temp.Open(ct).ConfigureAwait(false);
+            var tempName = (_settings.Slot.Length > 56 ? _settings.Slot[..56] : _settings.Slot) + "_resnap";
+            var tempSlot = await CreateSlotAsync(temp, tempName, temporary: true, ct).ConfigureAwait(false);
+            _log.Information("{Where}: taking a new snapshot at {Lsn}", _where, tempSlot.ConsistentPoint);
+            try
+            {
+                return await SnapshotAsync(tempSlot.SnapshotName!, tempSlot.ConsistentPoint, ct).ConfigureAwait(false);
+            }
+            catch (SyncConfigurationException ex) when (ex.InnerException is RelationRewrittenException rewritten && attempt < 3)
+            {
+                _log.Warning("{Where}: {Relation} was rewritten while the snapshot started; taking it again", _where, rewritten.Relation);
+            }
+        }
     }
 
     private async Task<SyncReport> SnapshotAsync(string snapshotName, NpgsqlLogSequenceNumber consistentPoint, CancellationToken ct)

@@ -402,7 +402,7 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
                 {
                     throw new SyncConfigurationException(
                         $"{r.GetString(0)} in {SourceKey(ConnectionString)} was rewritten (TRUNCATE, VACUUM FULL, CLUSTER) after the run's snapshot was taken; " +
-                        "its rows are not readable under that snapshot. Run again.");
+                        "its rows are not readable under that snapshot. Run again.", new RelationRewrittenException(r.GetString(0)));
                 }
 
                 leaves.Add(new LeafRelation(r.GetString(0), r.GetInt64(1), r.GetInt64(3)));
@@ -442,4 +442,13 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
         await _connection.DisposeAsync().ConfigureAwait(false);
         _gate.Dispose();
     }
+}
+
+/// <summary>
+/// Marks (as the inner exception) a run stopped because a relation was rewritten between an imported snapshot and its locks;
+/// only a CDC flow's snapshot, which imports the slot's, can meet it, and it retakes the snapshot.
+/// </summary>
+internal sealed class RelationRewrittenException(string relation) : Exception($"{relation} was rewritten after the snapshot")
+{
+    public string Relation { get; } = relation;
 }

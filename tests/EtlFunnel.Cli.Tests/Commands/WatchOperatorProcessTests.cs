@@ -10,7 +10,7 @@ namespace EtlFunnel.Cli.Tests.Commands;
 
 /// <summary>What an operator meets with <c>etlfunnel watch</c> as a real process: a database up late, tables coming and going, a hooks folder that vanishes.</summary>
 [Collection(SmallShopCollection.Name)]
-public sealed partial class WatchOperatorProcessTests
+public sealed class WatchOperatorProcessTests
 {
     // A guard against a hung test, never an assertion about speed.
     private static readonly TimeSpan Guard = TimeSpan.FromSeconds(90);
@@ -18,30 +18,7 @@ public sealed partial class WatchOperatorProcessTests
 
     public WatchOperatorProcessTests(SmallShopDatabase db) => _db = db;
 
-    private static string FlowHook(int replicas) => $$"""
-        using System.Collections.Generic;
-        using EtlFunnel.Execution.Models;
-
-        List<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param)
-        {
-            var n = {{replicas}};
-            var replicas = new List<OrchestratorTune>();
-            foreach (var entity in param.Entity)
-            {
-                for (var i = 0; i < n; i++)
-                {
-                    replicas.Add(new OrchestratorTune
-                    {
-                        ParentEntityName = entity.Name,
-                        NewEntityName = $"{entity.Name}_r{i}",
-                        ReplicaProps = new Dictionary<string, object> { ["replica_id"] = i, ["total_replicas"] = n },
-                    });
-                }
-            }
-
-            return replicas;
-        }
-        """;
+    private static string FlowHook(int replicas) => WatchProcessTests.FlowHook(replicas);
 
     [Fact]
     public async Task Watch_started_before_PostgreSQL_reports_source_unreachable_not_broken_hooks_then_syncs_once_it_is_up()
@@ -201,20 +178,7 @@ public sealed partial class WatchOperatorProcessTests
             .Distinct().Order(StringComparer.Ordinal)];
     }
 
-    private static async Task Eventually(Func<Task<bool>> condition, string what, WatchProcess watch)
-    {
-        using var timeout = new CancellationTokenSource(Guard);
-        while (!await condition())
-        {
-            if (timeout.IsCancellationRequested || watch.HasExited)
-            {
-                throw new TimeoutException($"Gave up waiting for: {what}. Process output:\n{watch.Output}");
-            }
+    private static Task Eventually(Func<Task<bool>> condition, string what, WatchProcess watch) => WatchProcessTests.Eventually(condition, what, watch);
 
-            await Task.Delay(100, CancellationToken.None);
-        }
-    }
-
-    [GeneratedRegex(@"Status page on ""?(http://127\.0\.0\.1:\d+/?)")]
-    private static partial Regex StatusLine();
+    private static Regex StatusLine() => WatchProcessTests.StatusLine();
 }

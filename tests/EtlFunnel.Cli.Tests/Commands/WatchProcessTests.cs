@@ -18,7 +18,8 @@ public sealed partial class WatchProcessTests
 
     public WatchProcessTests(SmallShopDatabase db) => _db = db;
 
-    private static string FlowHook(int replicas) => $$"""
+    /// <summary>A flow hook giving every flow <paramref name="replicas"/> replicas (shared with <see cref="WatchOperatorProcessTests"/>).</summary>
+    internal static string FlowHook(int replicas) => $$"""
         using System.Collections.Generic;
         using EtlFunnel.Execution.Models;
 
@@ -127,7 +128,8 @@ public sealed partial class WatchProcessTests
         return runs.RootElement.GetProperty("runs").EnumerateArray().Count(r => r.GetProperty("outcome").GetString() == "succeeded");
     }
 
-    private static async Task Eventually(Func<Task<bool>> condition, string what, WatchProcess watch)
+    /// <summary>Polls <paramref name="condition"/> until it holds; a guard against a hung test (or a watch that exited), never a speed assertion.</summary>
+    internal static async Task Eventually(Func<Task<bool>> condition, string what, WatchProcess watch)
     {
         using var timeout = new CancellationTokenSource(Guard);
         while (!await condition())
@@ -142,7 +144,7 @@ public sealed partial class WatchProcessTests
     }
 
     [GeneratedRegex(@"Status page on ""?(http://127\.0\.0\.1:\d+/?)")]
-    private static partial Regex StatusLine();
+    internal static partial Regex StatusLine();
 }
 
 /// <summary>The built etlfunnel.dll run as <c>dotnet etlfunnel.dll watch ...</c> with its output captured line by line.</summary>
