@@ -78,10 +78,11 @@ public sealed class WatchOperatorTests
         body["reasons"]!.AsArray().Select(r => r!.GetValue<string>()).Should().ContainSingle().Which.Should().StartWith("source unreachable since");
         (await http.GetAsync("/livez")).StatusCode.Should().Be(HttpStatusCode.OK, "an unreachable source is no reason to restart the process");
 
-        _time.Advance(TimeSpan.FromSeconds(1));
-        await WaitForAsync(() => Volatile.Read(ref replans) >= 2, "the retry after 1 s");
-        _time.Advance(TimeSpan.FromSeconds(2));
-        var up = await state.WaitUntilAsync(s => s.Plan is not null, "the retry after 2 s to plan");
+        // The service registers each back-off delay after it saw the failure: advancing the fake clock before that would be
+        // lost, so the clock is moved on until the retry has happened.
+        await AdvanceUntilAsync(() => Volatile.Read(ref replans) >= 2, TimeSpan.FromSeconds(1), "the retry after 1 s");
+        await AdvanceUntilAsync(() => state.Snapshot.Plan is not null, TimeSpan.FromSeconds(2), "the retry after 2 s to plan");
+        var up = state.Snapshot;
         up.SourceUnreachable.Should().BeNull();
         (await http.GetAsync("/readyz")).StatusCode.Should().Be(HttpStatusCode.OK);
 
@@ -185,7 +186,7 @@ public sealed class WatchOperatorTests
         Log = _log.CreateLogger(),
     };
 
-    private static async Task WaitForAsync(Func<bool> condition, string what)
+    private async Task AdvanceUntilAsync(Func<bool> condition, TimeSpan step, string what)
     {
         var guard = TimeProvider.System.GetTimestamp();
         while (!condition())
@@ -195,7 +196,8 @@ public sealed class WatchOperatorTests
                 throw new TimeoutException($"Gave up after 30s waiting for: {what}");
             }
 
-            await Task.Delay(10);
+            _time.Advance(step);
+            await Task.Delay(50);
         }
     }
 
