@@ -135,7 +135,7 @@ public sealed class PostgresServer : IAsyncDisposable
             "-c wal_level=logical",
             "-c max_wal_senders=10",
             "-c max_replication_slots=10",
-            "-c max_connections=200",
+            "-c max_connections=1000", // many test databases at once, each with its pooled (idle) connections and a run's reader sessions
             "-c fsync=off",
             "-c synchronous_commit=off",
             "-c full_page_writes=off",
