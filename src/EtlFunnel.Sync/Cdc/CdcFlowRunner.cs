@@ -56,6 +56,25 @@ internal sealed class CdcFlowRunner
     public async Task<CdcReport> RunAsync(CancellationToken ct)
     {
         var started = _options.TimeProvider.GetTimestamp();
+        try
+        {
+            return await RunCoreAsync(started, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopped while setting up (a slot being created, a snapshot being retaken): nothing was acknowledged past
+            // what the state holds, so this is a plain cancel, as one during the stream is.
+            return new CdcReport
+            {
+                Outcome = SyncOutcome.Cancelled,
+                ConfirmedLsn = _acked == default ? null : _acked.ToString(),
+                Duration = _options.TimeProvider.GetElapsedTime(started),
+            };
+        }
+    }
+
+    private async Task<CdcReport> RunCoreAsync(long started, CancellationToken ct)
+    {
         CdcReport Report(SyncOutcome outcome, SyncReport? snapshot, IReadOnlyList<ApplyLane> lanes, string? error) => new()
         {
             Outcome = outcome,
