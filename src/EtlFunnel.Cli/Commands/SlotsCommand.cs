@@ -39,14 +39,8 @@ internal sealed class SlotsListCommand(CliContext context) : AsyncCommand<SlotsL
 {
     public override async Task<int> ExecuteAsync(CommandContext commandContext, SlotsListSettings settings, CancellationToken cancellationToken)
     {
-        EtlConfig config;
-        try
+        if (await SlotsConfig.LoadAsync(context, settings.Config!, cancellationToken).ConfigureAwait(false) is not { } config)
         {
-            config = await ConfigLoader.LoadAsync(settings.Config!, context.Environment, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ConfigException ex)
-        {
-            await context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return ExitCodes.Usage;
         }
 
@@ -87,14 +81,8 @@ internal sealed class SlotsDropCommand(CliContext context) : AsyncCommand<SlotsD
 {
     public override async Task<int> ExecuteAsync(CommandContext commandContext, SlotsDropSettings settings, CancellationToken cancellationToken)
     {
-        EtlConfig config;
-        try
+        if (await SlotsConfig.LoadAsync(context, settings.Config!, cancellationToken).ConfigureAwait(false) is not { } config)
         {
-            config = await ConfigLoader.LoadAsync(settings.Config!, context.Environment, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ConfigException ex)
-        {
-            await context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return ExitCodes.Usage;
         }
 
@@ -118,6 +106,23 @@ internal sealed class SlotsDropCommand(CliContext context) : AsyncCommand<SlotsD
         {
             await context.Err.WriteLineAsync($"error: slot {cdc.Slot} is streaming right now ({ex.MessageText}); stop the flow first.").ConfigureAwait(false);
             return ExitCodes.Failure;
+        }
+    }
+}
+
+/// <summary>The config both <c>slots</c> commands read; a config error is written out (the caller exits with usage).</summary>
+internal static class SlotsConfig
+{
+    public static async Task<EtlConfig?> LoadAsync(CliContext context, string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ConfigLoader.LoadAsync(path, context.Environment, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConfigException ex)
+        {
+            await context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return null;
         }
     }
 }
