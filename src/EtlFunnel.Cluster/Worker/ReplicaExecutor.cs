@@ -95,7 +95,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         string status;
         ReplicaReport? replicaReport = null;
         string? error = null;
-        log.Information("Running replica {Flow}/{Replica} (lease {Lease}, epoch {Epoch})", assignment.Flow, assignment.Replica, lease.Key, lease.Epoch);
+        log.Information("Running replica {Flow:l}/{Replica:l} (lease {Lease}, epoch {Epoch})", assignment.Flow, assignment.Replica, lease.Key, lease.Epoch);
         try
         {
             var report = await new SyncEngine(log).RunAsync(job, null, cts.Token).ConfigureAwait(false);
