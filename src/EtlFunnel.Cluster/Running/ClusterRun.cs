@@ -255,8 +255,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
     private async Task<IHost> ConnectAsync(CancellationToken ct)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggerFactory);
+        ClusterLogging.Configure(builder.Logging, loggerFactory);
         builder.UseOrleansClient(c =>
         {
             c.Configure<ClusterOptions>(o =>

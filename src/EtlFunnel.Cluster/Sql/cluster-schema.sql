@@ -4,7 +4,8 @@
 -- 1. Orleans membership (Microsoft.Orleans.Clustering.AdoNet, invariant "Npgsql"). The provider reads the SQL it runs
 --    from OrleansQuery by key, with @-named parameters and result columns of fixed names and types (the interface of
 --    the provider's PostgreSQL scripts); the statements below are our own implementation of that interface, written as
---    single statements (data-modifying CTEs) instead of PL/pgSQL functions. Each write that Orleans treats as a
+--    single statements (data-modifying CTEs) instead of PL/pgSQL functions. Orleans 10.4 sends no @MetadataJson: the
+--    column exists (newer providers write it) but these statements leave it alone. Each write that Orleans treats as a
 --    conditional (insert/update of a member together with the table version) returns the affected-row count: 1 when
 --    it applied, 0 when the version moved on (Orleans then re-reads and retries).
 -- 2. Our own: members (what each worker announces) and leases (one row per pipeline replica of a cluster run, with
@@ -62,8 +63,8 @@ WITH version AS (
     RETURNING DeploymentId),
 inserted AS (
     INSERT INTO etlfunnel_cluster.OrleansMembershipTable
-        (DeploymentId, Address, Port, Generation, SiloName, HostName, Status, ProxyPort, MetadataJson, StartTime, IAmAliveTime)
-    SELECT version.DeploymentId, @Address, @Port, @Generation, @SiloName, @HostName, @Status, @ProxyPort, @MetadataJson, @StartTime, @IAmAliveTime
+        (DeploymentId, Address, Port, Generation, SiloName, HostName, Status, ProxyPort, StartTime, IAmAliveTime)
+    SELECT version.DeploymentId, @Address, @Port, @Generation, @SiloName, @HostName, @Status, @ProxyPort, @StartTime, @IAmAliveTime
     FROM version
     RETURNING 1)
 SELECT count(*)::integer FROM inserted;
@@ -77,7 +78,7 @@ WITH version AS (
     RETURNING DeploymentId),
 updated AS (
     UPDATE etlfunnel_cluster.OrleansMembershipTable m
-    SET Status = @Status, SuspectTimes = @SuspectTimes, MetadataJson = @MetadataJson, IAmAliveTime = @IAmAliveTime
+    SET Status = @Status, SuspectTimes = @SuspectTimes, IAmAliveTime = @IAmAliveTime
     FROM version
     WHERE m.DeploymentId = version.DeploymentId AND m.Address = @Address AND m.Port = @Port AND m.Generation = @Generation
     RETURNING 1)

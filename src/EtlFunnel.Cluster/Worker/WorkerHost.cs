@@ -24,8 +24,7 @@ internal static class WorkerHost
         var gatewayPort = options.GatewayPort == 0 ? FreePort(options.AdvertisedAddress) : options.GatewayPort;
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggerFactory);
+        ClusterLogging.Configure(builder.Logging, loggerFactory);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(dataSource);
         builder.Services.AddSingleton(log);
