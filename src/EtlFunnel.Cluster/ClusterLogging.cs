@@ -11,6 +11,7 @@ internal static class ClusterLogging
         logging.AddProvider(new Forward(target));
         logging.AddFilter("Orleans", LogLevel.Warning);
         logging.AddFilter("Microsoft", LogLevel.Warning);
+        logging.AddFilter("Polly", LogLevel.Warning);
     }
 
     private sealed class Forward(ILoggerFactory target) : ILoggerProvider

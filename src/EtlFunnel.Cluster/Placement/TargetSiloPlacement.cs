@@ -30,11 +30,8 @@ internal sealed class TargetSiloPlacementDirector : IPlacementDirector
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
         var silos = context.GetCompatibleSilos(target);
-        var key = target.GrainIdentity.Key.ToString() ?? "";
-        var at = key.LastIndexOf('@');
-        if (at >= 0)
+        if (TargetOf(System.Text.Encoding.UTF8.GetString(target.GrainIdentity.Key.AsSpan())) is { } wanted)
         {
-            var wanted = key[(at + 1)..];
             foreach (var silo in silos)
             {
                 if (silo.ToParsableString() == wanted)
@@ -49,6 +46,14 @@ internal sealed class TargetSiloPlacementDirector : IPlacementDirector
 
     /// <summary>The grain key of attempt <paramref name="attempt"/> of a replica's lease, placed on <paramref name="silo"/>.</summary>
     public static string GrainKey(string leaseKey, int attempt, string silo) => $"{leaseKey}#{attempt}@{silo}";
+
+    /// <summary>The silo named in a grain key (after the '@' that follows the attempt; a silo address has an '@' of its own).</summary>
+    public static string? TargetOf(string grainKey)
+    {
+        var hash = grainKey.LastIndexOf('#');
+        var at = hash < 0 ? -1 : grainKey.IndexOf('@', hash);
+        return at < 0 ? null : grainKey[(at + 1)..];
+    }
 
     /// <summary>The lease key inside a grain key.</summary>
     public static string LeaseKeyOf(string grainKey) => grainKey[..grainKey.LastIndexOf('#')];

@@ -4,6 +4,7 @@ using EtlFunnel.Cluster.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;
 using EtlFunnel.Testing.Postgres;
 using Npgsql;
+using Xunit.Abstractions;
 
 namespace EtlFunnel.Cluster.Tests.EndToEnd;
 
@@ -11,7 +12,7 @@ namespace EtlFunnel.Cluster.Tests.EndToEnd;
 /// The cluster as users run it: worker processes of the built CLI on this machine, one PostgreSQL (source and cluster state in
 /// two databases), the Elasticsearch test server, and <c>run --cluster</c> as another process.
 /// </summary>
-public sealed partial class ClusterProcessTests
+public sealed partial class ClusterProcessTests(ITestOutputHelper output)
 {
     // Guards against a hung test, never assertions about speed (a busy 2-core machine).
     private static readonly TimeSpan Guard = TimeSpan.FromSeconds(150);
@@ -115,6 +116,8 @@ public sealed partial class ClusterProcessTests
 
             var exit = await run.WaitForExitAsync(Guard);
             var context = $"run:\n{run.Output}\nw1:\n{w1.Output}\nw2:\n{w2.Output}\nw3:\n{w3.Output}\nw4:\n{w4.Output}";
+            output.WriteLine(context);
+            await File.WriteAllTextAsync(Path.Combine(setup.Root, "processes.log"), context);
             exit.Should().Be(0, context);
 
             // Every row exactly once: count and ids.
