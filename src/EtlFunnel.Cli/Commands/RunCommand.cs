@@ -79,7 +79,18 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
     private async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
     {
-        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>? cluster = null;
+        if (settings.Cluster is not null)
+        {
+            // The hooks see the cluster's members (OrchestratorProps.ClusterMachines); the plan is still made here.
+            (cluster, var clusterExit) = await ClusterRunExecution.MembersAsync(_context, settings, cancellationToken).ConfigureAwait(false);
+            if (cluster is null)
+            {
+                return clusterExit;
+            }
+        }
+
+        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken, cluster).ConfigureAwait(false);
         if (work is null)
         {
             return exitCode;

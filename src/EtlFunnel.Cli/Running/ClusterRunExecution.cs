@@ -2,6 +2,7 @@ using EtlFunnel.Cli.Commands;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Cluster;
 using EtlFunnel.Cluster.Running;
+using EtlFunnel.Execution.Models;
 using EtlFunnel.Runtime.Hooks;
 using EtlFunnel.Runtime.State;
 using EtlFunnel.Sync;
@@ -12,6 +13,27 @@ namespace EtlFunnel.Cli.Running;
 /// <summary><c>run --cluster</c>: the plan made here, its pipeline replicas run by the cluster's workers, the usual summary printed here.</summary>
 internal static class ClusterRunExecution
 {
+    /// <summary>The cluster's live members for the hooks (waits for a first one); prints the error and returns the exit code on failure.</summary>
+    public static async Task<(IReadOnlyList<MachineInfo>? Machines, int ExitCode)> MembersAsync(CliContext context, RunSettings settings, CancellationToken cancellationToken)
+    {
+        if (ClusterCommandLine.Settings(settings.Cluster!, settings.ClusterId, null, null, context.Environment) is not { } cluster)
+        {
+            await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+            return (null, ExitCodes.Usage);
+        }
+
+        try
+        {
+            var members = await ClusterRun.MembersAsync(cluster, context.Log, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            return ([.. members.Select(m => m.Machine)], ExitCodes.Ok);
+        }
+        catch (ClusterException ex)
+        {
+            await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return (null, ExitCodes.Failure);
+        }
+    }
+
     public static async Task<int> RunAsync(CliContext context, RunSettings settings, PlannedWork work, StateLocation state, RunMode mode, CancellationToken cancellationToken)
     {
         if (mode == RunMode.Cdc)

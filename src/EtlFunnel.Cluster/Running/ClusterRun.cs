@@ -223,6 +223,15 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
         return new ClusterRunResult(new SyncReport { Outcome = outcome, Replicas = reports, Duration = duration }, perMember, rows.Sum(r => r.Takeovers), members);
     }
 
+    /// <summary>The live members of the cluster (waiting up to <paramref name="wait"/> for a first one), for the hooks to plan with.</summary>
+    public static async Task<IReadOnlyList<Member>> MembersAsync(ClusterSettings settings, Serilog.ILogger log, TimeSpan wait, CancellationToken ct)
+    {
+        await using var dataSource = ClusterData.Open(settings);
+        await ClusterSchema.EnsureAsync(dataSource, settings.Server, ct).ConfigureAwait(false);
+        return await new ClusterRun(settings, log, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
+            .WaitForMembersAsync(new MemberRegistry(dataSource, settings.ClusterId), wait, ct).ConfigureAwait(false);
+    }
+
     private async Task<IReadOnlyList<Member>> WaitForMembersAsync(MemberRegistry members, TimeSpan wait, CancellationToken ct)
     {
         var until = TimeProvider.System.GetUtcNow() + wait;

@@ -160,6 +160,65 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
         es.Exists("shop_items").Should().BeFalse("nothing ran");
     }
 
+    private const string ClusterHook = """
+        using System.Collections.Generic;
+        using System.Linq;
+        using EtlFunnel.Execution.Models;
+
+        // One replica per core of the whole cluster, each pinned to a member's region in turn.
+        List<OrchestratorTune> GetPipelineOrchestration(OrchestratorProps param)
+        {
+            var machines = param.ClusterMachines;
+            var n = machines.Sum(m => m.LogicalCores);
+            var replicas = new List<OrchestratorTune>();
+            foreach (var entity in param.Entity)
+            {
+                for (var i = 0; i < n; i++)
+                {
+                    replicas.Add(new OrchestratorTune
+                    {
+                        ParentEntityName = entity.Name,
+                        NewEntityName = $"{entity.Name}_{i}",
+                        ReplicaProps = new Dictionary<string, object>
+                        {
+                            ["replica_id"] = i, ["total_replicas"] = n, ["cluster_region"] = machines[i % machines.Count].Region ?? "",
+                        },
+                    });
+                }
+            }
+
+            return replicas;
+        }
+        """;
+
+    [Fact]
+    public async Task Hooks_see_the_cluster_members_and_pin_replicas_to_their_regions()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var setup = await CreateAsync(es, 2_000, 1);
+        await File.WriteAllTextAsync(Path.Combine(setup.Hooks, "split.csx"), ClusterHook);
+        using var eu = EtlfunnelProcess.Start("eu", setup.Environment, "worker", "--cluster", setup.StateConnectionString, "--config", setup.Config,
+            "--hooks", setup.Hooks, "--name", "eu", "--cores", "2", "--region", "EU", "--lease-ttl", "3", "--probe-timeout", "2");
+        await eu.WaitForLineAsync(JoinedLine(), Guard);
+        using var us = EtlfunnelProcess.Start("us", setup.Environment, "worker", "--cluster", setup.StateConnectionString, "--config", setup.Config,
+            "--hooks", setup.Hooks, "--name", "us", "--cores", "2", "--region", "US", "--lease-ttl", "3", "--probe-timeout", "2");
+        await us.WaitForLineAsync(JoinedLine(), Guard);
+
+        using var run = StartRun(setup);
+        var exit = await run.WaitForExitAsync(Guard);
+        var context = $"run:\n{run.Output}\neu:\n{eu.Output}\nus:\n{us.Output}";
+        exit.Should().Be(0, context);
+        es.Documents("shop_items").Count.Should().Be(2_000, context);
+        (await LeasesAsync(setup.StateConnectionString)).Should().HaveCount(4, "2 members × 2 cores, as the hook saw them\n" + context);
+        foreach (var i in Enumerable.Range(0, 4))
+        {
+            var (mine, other) = i % 2 == 0 ? (eu, us) : (us, eu);
+            var line = new Regex($@"Running replica shop/shop\.items_{i} ");
+            mine.Logged(line).Should().BeTrue($"replica {i} is pinned to {mine.Name}'s region\n{context}");
+            other.Logged(line).Should().BeFalse(context);
+        }
+    }
+
     private static async Task<List<(string Status, string Owner, int Takeovers)>> LeasesAsync(string cs)
     {
         await using var conn = new NpgsqlConnection(cs);
