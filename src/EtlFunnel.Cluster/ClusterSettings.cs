@@ -16,7 +16,7 @@ internal sealed record ClusterSettings(string ConnectionString)
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How often the caller reads the leases and places waiting replicas.</summary>
-    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>A member not seen (heartbeat) for this long gets no new replicas.</summary>
     public TimeSpan MemberTtl { get; init; } = TimeSpan.FromSeconds(10);
