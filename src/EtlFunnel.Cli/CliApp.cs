@@ -89,6 +89,9 @@ internal static class CliApp
             config.AddCommand<WatchCommand>("watch")
                 .WithDescription("Run every flow on a schedule, reload the hooks when they change, serve status/health/metrics on loopback.")
                 .WithExample("watch", "--config", "flows.yaml", "--hooks", "hooks", "--interval", "5m", "--status-url", "http://127.0.0.1:9464");
+            config.AddCommand<WorkerCommand>("worker")
+                .WithDescription("Join a cluster (Orleans, membership in PostgreSQL) and run the pipeline replicas 'run --cluster' hands it (docs/cluster.md).")
+                .WithExample("worker", "--cluster", "postgres://etl@db:5432/etlstate", "--config", "flows.yaml", "--region", "EU", "--label", "disk=ssd");
             config.AddBranch("slots", slots =>
             {
                 slots.SetDescription("The CDC flows' logical replication slots.");

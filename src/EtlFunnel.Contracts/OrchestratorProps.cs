@@ -12,6 +12,13 @@ public sealed class OrchestratorProps
     /// <summary>The machine the plan is for: the real one, or the profile passed with <c>--machine</c>.</summary>
     public required MachineInfo Machine { get; init; }
 
+    /// <summary>
+    /// Under <c>run --cluster</c>, the cluster's live members as they announced themselves (cores, memory, region, labels), oldest
+    /// first; empty on a single machine. <see cref="Machine"/> stays the planning node. A hook can scale by their total cores
+    /// and pin replicas with the <c>cluster_region</c> / <c>cluster_labels</c> replica props (docs/cluster.md).
+    /// </summary>
+    public IReadOnlyList<MachineInfo> ClusterMachines { get; init; } = [];
+
     /// <summary>At pipeline level, the flow replica whose pipelines these are (its name and props); <c>null</c> at flow level.</summary>
     public OrchestratorTune? Parent { get; init; }
 

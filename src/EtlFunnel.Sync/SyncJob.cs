@@ -178,6 +178,12 @@ public sealed record PostgresStateTable(string ConnectionString)
     /// <summary>Where the user configured this table (e.g. <c>flows.yaml(3,8)</c>), named in error messages.</summary>
     public string? ConfiguredAt { get; init; }
 
+    /// <summary>
+    /// When set, every write of this scope is fenced by a lease epoch (a cluster replica's owner, docs/cluster.md) instead of the
+    /// scope's advisory lock: a write is refused with <see cref="StaleEpochException"/> once the lease row has a newer epoch.
+    /// </summary>
+    public StateFence? Fence { get; init; }
+
     /// <summary>The server and database, without credentials: <c>host:port/database</c>.</summary>
     public string Server
     {
@@ -197,4 +203,42 @@ public sealed record PostgresStateTable(string ConnectionString)
 
     /// <summary>Describes the table without the connection string's password: <c>table etlfunnel.checkpoints (scope 'default') in host:5432/db</c>.</summary>
     public override string ToString() => $"table {Table} (scope '{Scope}') in {Server}";
+}
+
+/// <summary>
+/// The lease a fenced checkpoint scope is written under: the row <c>lease_key = <paramref name="LeaseKey"/></c> of
+/// <paramref name="LeaseTable"/> (columns <c>lease_key text</c>, <c>epoch bigint</c>) must still hold <paramref name="Epoch"/>.
+/// </summary>
+/// <param name="LeaseTable">Qualified table name of the leases, e.g. <c>etlfunnel_cluster.leases</c>.</param>
+/// <param name="LeaseKey">The lease this writer holds.</param>
+/// <param name="Epoch">The epoch it took; a newer owner's takeover increments it.</param>
+public sealed record StateFence(string LeaseTable, string LeaseKey, long Epoch);
+
+/// <summary>A checkpoint write was refused because another owner took the replica's lease (a newer fencing epoch): this owner must stop.</summary>
+public sealed class StaleEpochException : Exception
+{
+    /// <summary>Creates the exception for <paramref name="fence"/>.</summary>
+    public StaleEpochException(StateFence fence)
+        : base($"the checkpoint of lease '{fence?.LeaseKey}' was not written: epoch {fence?.Epoch} is stale (another worker took over this replica); this owner stops, the new owner resumes from the last checkpoint.")
+    {
+        Fence = fence;
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public StaleEpochException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public StaleEpochException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with an inner cause.</summary>
+    public StaleEpochException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+
+    /// <summary>The stale fence (null when created without one).</summary>
+    public StateFence? Fence { get; }
 }

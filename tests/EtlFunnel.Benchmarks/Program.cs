@@ -10,13 +10,13 @@ using Npgsql;
 namespace EtlFunnel.Benchmarks;
 
 /// <summary>
-/// <c>EtlFunnel.Benchmarks [--smoke] [--only hooks,reload,watch,hotpath,planning,sync,cdc,isolation] [--out results.md] [--repo dir] [--cli etlfunnel]</c>:
+/// <c>EtlFunnel.Benchmarks [--smoke] [--only hooks,reload,watch,hotpath,planning,sync,cdc,isolation,cluster] [--out results.md] [--repo dir] [--cli etlfunnel]</c>:
 /// measures, prints one markdown table on stdout (progress on stderr) and exits non-zero if a measure could not run.
 /// <c>--child &lt;mode&gt; &lt;json&gt;</c> is the same executable as a measured child process.
 /// </summary>
 internal static class Program
 {
-    private static readonly string[] AllMeasures = ["hooks", "reload", "watch", "hotpath", "planning", "sync", "cdc", "isolation"];
+    private static readonly string[] AllMeasures = ["hooks", "reload", "watch", "hotpath", "planning", "sync", "cdc", "isolation", "cluster"];
 
     public static async Task<int> Main(string[] args)
     {
@@ -58,6 +58,7 @@ internal static class Program
                     case "sync": await SyncMeasures.RunAsync(ctx, table); break;
                     case "cdc": await CdcMeasures.RunAsync(ctx, table); break;
                     case "isolation": await IsolationMeasure.RunAsync(ctx, table); break;
+                    case "cluster": await ClusterMeasures.RunAsync(ctx, table); break;
                 }
             }
 #pragma warning disable CA1031 // One broken measure must not hide the others: it becomes a FAILED row and a non-zero exit.

@@ -13,7 +13,11 @@ using EtlFunnel.Scripting;
 namespace EtlFunnel.Cli.Commands;
 
 /// <summary>A config and the machine it is planned for.</summary>
-internal sealed record PlanInputs(EtlConfig Config, MachineInfo Machine);
+internal sealed record PlanInputs(EtlConfig Config, MachineInfo Machine)
+{
+    /// <summary>The cluster's members the hooks see (<c>run --cluster</c>), empty on one machine.</summary>
+    public IReadOnlyList<MachineInfo> ClusterMachines { get; init; } = [];
+}
 
 /// <summary>The plan with the config it came from (the run joins the plan to the config for connection strings).</summary>
 internal sealed record PlannedWork(EtlConfig Config, MachineInfo Machine, ExecutionPlan Plan);
@@ -94,7 +98,7 @@ internal static class Planning
             context.Log.Warning("{Warning}", warning);
         }
 
-        var plan = await new Planner(hooks).PlanAsync(workload, inputs.Machine, inputs.Config.Limits, cancellationToken).ConfigureAwait(false);
+        var plan = await new Planner(hooks) { ClusterMachines = inputs.ClusterMachines }.PlanAsync(workload, inputs.Machine, inputs.Config.Limits, cancellationToken).ConfigureAwait(false);
         context.Log.Information("Discovered {Tables} tables in {Discovery:0} ms (while the hooks loaded); planned {FlowReplicas} flow replicas and {PipelineReplicas} pipeline replicas in {Total:0} ms",
             workload.Flows.Sum(f => f.Pipelines.Length), discovered.TotalMilliseconds, plan.Flows.Length, plan.Flows.Sum(f => f.Pipelines.Length),
             Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -112,13 +116,15 @@ internal static class Planning
 
     /// <summary>The whole path of <c>plan</c> and <c>run</c>: config, machine, hooks folder, discovery, hooks, validated plan. Errors are printed; the plan is null then.</summary>
     public static async Task<(PlannedWork? Work, int ExitCode)> PlanFromCommandLineAsync(
-        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken)
+        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken, IReadOnlyList<MachineInfo>? clusterMachines = null)
     {
         var (inputs, exitCode) = await LoadInputsAsync(context, configPath, machinePath, cancellationToken).ConfigureAwait(false);
         if (inputs is null)
         {
             return (null, exitCode);
         }
+
+        inputs = inputs with { ClusterMachines = clusterMachines ?? [] };
 
         // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
         var discovery = StartDiscovery(inputs, cancellationToken);

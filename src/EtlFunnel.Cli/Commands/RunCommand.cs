@@ -41,6 +41,14 @@ internal sealed class RunSettings : PlanInputSettings
     [CommandOption("--until-caught-up")]
     [Description("With --mode cdc: exit 0 once every change committed before streaming began is applied (CI, batch); without it CDC streams until Ctrl-C.")]
     public bool UntilCaughtUp { get; init; }
+
+    [CommandOption("--cluster <CONN>")]
+    [Description("Plan here, then run the pipeline replicas on the workers of this cluster (its state PostgreSQL database; docs/cluster.md).")]
+    public string? Cluster { get; init; }
+
+    [CommandOption("--cluster-id <ID>")]
+    [Description("With --cluster: which cluster in that database (default etlfunnel, or ETLFUNNEL_CLUSTER_ID).")]
+    public string? ClusterId { get; init; }
 }
 
 /// <summary><c>etlfunnel run</c>: the plan of <c>etlfunnel plan</c>, executed by the sync engine, with progress and a report.</summary>
@@ -71,7 +79,18 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
     private async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
     {
-        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>? cluster = null;
+        if (settings.Cluster is not null)
+        {
+            // The hooks see the cluster's members (OrchestratorProps.ClusterMachines); the plan is still made here.
+            (cluster, var clusterExit) = await ClusterRunExecution.MembersAsync(_context, settings, cancellationToken).ConfigureAwait(false);
+            if (cluster is null)
+            {
+                return clusterExit;
+            }
+        }
+
+        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken, cluster).ConfigureAwait(false);
         if (work is null)
         {
             return exitCode;
@@ -123,6 +142,11 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
         {
             await _context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return ExitCodes.Failure;
+        }
+
+        if (settings.Cluster is not null)
+        {
+            return await ClusterRunExecution.RunAsync(_context, settings, work, state, mode, cancellationToken).ConfigureAwait(false);
         }
 
         if (mode == RunMode.Cdc)

@@ -25,6 +25,9 @@ public sealed class Planner
         _baseDirectory = baseDirectory ?? Directory.GetCurrentDirectory();
     }
 
+    /// <summary>The cluster's members the hooks see in <see cref="OrchestratorProps.ClusterMachines"/> (<c>run --cluster</c>; empty otherwise).</summary>
+    public IReadOnlyList<MachineInfo> ClusterMachines { get; init; } = [];
+
     /// <summary>Plans <paramref name="workload"/> for <paramref name="machine"/>; throws <see cref="PlanValidationException"/> listing every rule the hooks broke.</summary>
     public Task<ExecutionPlan> PlanAsync(Workload workload, MachineInfo machine, PlanLimits? limits = null, CancellationToken cancellationToken = default)
     {
@@ -248,7 +251,7 @@ public sealed class Planner
             IReadOnlyList<OrchestratorTune> tunes;
             try
             {
-                var props = new OrchestratorProps { Entity = level.Entities, Machine = machine, Parent = level.Parent, CancellationToken = cancellationToken };
+                var props = new OrchestratorProps { Entity = level.Entities, Machine = machine, ClusterMachines = ClusterMachines, Parent = level.Parent, CancellationToken = cancellationToken };
                 tunes = await hook.InvokeAsync(props, cancellationToken).ConfigureAwait(false)
                     ?? throw new HookInvocationException(hook.Name, null, null, "the hook returned null instead of a list of tunes");
             }

@@ -236,18 +236,21 @@ internal sealed class HookWorker
                 DestDBConn = Engine(e.Dest),
                 AuxiliaryDBConnMap = (e.Auxiliary ?? []).ToDictionary(a => a.Key, a => Engine(a.Value), StringComparer.Ordinal),
             }).ToList(),
-            Machine = new MachineInfo
-            {
-                LogicalCores = dto.Machine.LogicalCores,
-                TotalMemoryBytes = dto.Machine.TotalMemoryBytes,
-                Region = dto.Machine.Region,
-                HostName = dto.Machine.HostName,
-                Labels = dto.Machine.Labels,
-            },
+            Machine = Machine(dto.Machine),
+            ClusterMachines = dto.Cluster is null ? [] : [.. dto.Cluster.Select(Machine)],
             Parent = dto.Parent is { } p ? new OrchestratorTune { ParentEntityName = p.ParentEntityName, NewEntityName = p.NewEntityName, ReplicaProps = PropValues.FromJson(p.ReplicaProps) } : null,
             CancellationToken = token,
         };
     }
+
+    private static MachineInfo Machine(MachineDto dto) => new()
+    {
+        LogicalCores = dto.LogicalCores,
+        TotalMemoryBytes = dto.TotalMemoryBytes,
+        Region = dto.Region,
+        HostName = dto.HostName,
+        Labels = dto.Labels,
+    };
 
     internal async Task<WorkerMessage> AskEngineAsync(long invoke, int engine, string call, CancellationToken cancellationToken)
     {

@@ -352,17 +352,20 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
                 Dest = Engine(e.DestDBConn),
                 Auxiliary = e.AuxiliaryDBConnMap.Count == 0 ? null : e.AuxiliaryDBConnMap.ToDictionary(a => a.Key, a => Engine(a.Value), StringComparer.Ordinal),
             }).ToList(),
-            Machine = new MachineDto
-            {
-                LogicalCores = props.Machine.LogicalCores,
-                TotalMemoryBytes = props.Machine.TotalMemoryBytes,
-                Region = props.Machine.Region,
-                HostName = props.Machine.HostName,
-                Labels = props.Machine.Labels.ToDictionary(l => l.Key, l => l.Value, StringComparer.Ordinal),
-            },
+            Machine = Machine(props.Machine),
+            Cluster = props.ClusterMachines.Count == 0 ? null : [.. props.ClusterMachines.Select(Machine)],
             Parent = props.Parent is { } p ? new TuneDto { ParentEntityName = p.ParentEntityName, NewEntityName = p.NewEntityName, ReplicaProps = PropValues.ToJson(p.ReplicaProps) } : null,
         };
     }
+
+    private static MachineDto Machine(MachineInfo machine) => new()
+    {
+        LogicalCores = machine.LogicalCores,
+        TotalMemoryBytes = machine.TotalMemoryBytes,
+        Region = machine.Region,
+        HostName = machine.HostName,
+        Labels = machine.Labels.ToDictionary(l => l.Key, l => l.Value, StringComparer.Ordinal),
+    };
 }
 
 /// <summary>A hook that lives in the worker; invoking it is one round trip (plus the engine questions it asks).</summary>

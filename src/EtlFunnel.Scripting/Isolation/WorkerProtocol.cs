@@ -182,6 +182,9 @@ internal sealed class PropsDto
 
     public MachineDto Machine { get; set; } = new();
 
+    /// <summary>The cluster's members under <c>run --cluster</c> (null on one machine).</summary>
+    public List<MachineDto>? Cluster { get; set; }
+
     public TuneDto? Parent { get; set; }
 }
 

@@ -11,7 +11,8 @@ namespace EtlFunnel.Sync.State;
 /// <summary>
 /// The PostgreSQL-table checkpoint store: one row per (scope, flow, replica) plus one manifest row per scope, the same
 /// JSON as the folder store's files in a <c>jsonb</c> column. Every save is one upsert committed on its own
-/// (<c>synchronous_commit = on</c>), so it is durable once the call returns, like the folder store's rename.
+/// (<c>synchronous_commit = on</c>), so it is durable once the call returns, like the folder store's rename. A fenced scope
+/// (<see cref="PostgresStateTable.Fence"/>, a cluster replica) writes only while its lease holds the owner's epoch.
 /// The scope's rows are read once when the store opens; only this run writes them afterwards: the store holds a
 /// session advisory lock on (table, scope) on a connection of its own while open, so a second run on the same scope
 /// gets a clear error instead of interleaving checkpoints (the lock goes with the connection if the process dies).
@@ -113,7 +114,12 @@ internal sealed partial class PostgresStateStore : IStateStore
         try
         {
             await store.CreateIfMissingAsync(schema, name, cancellationToken).ConfigureAwait(false);
-            await store.LockScopeAsync(at, cancellationToken).ConfigureAwait(false);
+            if (table.Fence is null)
+            {
+                // A fenced scope has one owner by its lease; the lock would outlive a partitioned owner and block its successor.
+                await store.LockScopeAsync(at, cancellationToken).ConfigureAwait(false);
+            }
+
             await store.LoadScopeAsync(cancellationToken).ConfigureAwait(false);
             return store;
         }
@@ -279,15 +285,30 @@ internal sealed partial class PostgresStateStore : IStateStore
         {
             await _retry.ExecuteAsync(async token =>
             {
-                await using var cmd = _dataSource.CreateCommand(
-                    $"INSERT INTO {_qualified} (scope, kind, flow, replica, state, updated_at) VALUES ($1, $2, $3, $4, $5, now()) " +
-                    "ON CONFLICT (scope, kind, flow, replica) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at");
+                var fence = _table.Fence;
+                // Fenced: the write happens only while the lease row still holds this owner's epoch. FOR SHARE makes a
+                // takeover (an UPDATE of that row) wait for an in-flight write, so no write of a stale owner lands after it.
+                await using var cmd = _dataSource.CreateCommand(fence is null
+                    ? $"INSERT INTO {_qualified} (scope, kind, flow, replica, state, updated_at) VALUES ($1, $2, $3, $4, $5, now()) " +
+                      "ON CONFLICT (scope, kind, flow, replica) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at"
+                    : $"WITH fence AS (SELECT 1 FROM {fence.LeaseTable} WHERE lease_key = $6 AND epoch = $7 FOR SHARE) " +
+                      $"INSERT INTO {_qualified} (scope, kind, flow, replica, state, updated_at) SELECT $1, $2, $3, $4, $5, now() FROM fence " +
+                      "ON CONFLICT (scope, kind, flow, replica) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at");
                 cmd.Parameters.AddWithValue(_table.Scope);
                 cmd.Parameters.AddWithValue(kind);
                 cmd.Parameters.AddWithValue(flow);
                 cmd.Parameters.AddWithValue(replica);
                 cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = System.Text.Encoding.UTF8.GetString(json) });
-                await cmd.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+                if (fence is not null)
+                {
+                    cmd.Parameters.AddWithValue(fence.LeaseKey);
+                    cmd.Parameters.AddWithValue(fence.Epoch);
+                }
+
+                if (await cmd.ExecuteNonQueryAsync(token).ConfigureAwait(false) == 0 && fence is not null)
+                {
+                    throw new StaleEpochException(fence);
+                }
             }, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsConnectionFailure(ex) && !ct.IsCancellationRequested)

@@ -161,6 +161,20 @@ public sealed class ElasticsearchFaults
         return this;
     }
 
+    /// <summary>Answers every bulk call only after <paramref name="delay"/> (a slow cluster; a real one under load is slow too). Zero turns it off.</summary>
+    public ElasticsearchFaults DelayBulkCalls(TimeSpan delay)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        lock (_gate)
+        {
+            BulkDelay = delay;
+        }
+
+        return this;
+    }
+
+    internal TimeSpan BulkDelay { get; private set; }
+
     /// <summary>Stops injecting every fault (the counters keep their values).</summary>
     public void Clear()
     {
@@ -170,6 +184,7 @@ public sealed class ElasticsearchFaults
             _failShare = 0;
             _failNextItemsCount = 0;
             _dropNextCount = 0;
+            BulkDelay = TimeSpan.Zero;
             _rejectedIds = new HashSet<string>(StringComparer.Ordinal);
             _rejectWhere = null;
             _random = new Random(_seed);

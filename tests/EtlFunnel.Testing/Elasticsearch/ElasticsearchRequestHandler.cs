@@ -693,6 +693,11 @@ internal sealed partial class ElasticsearchRequestHandler(
 
     private async Task BulkAsync(HttpContext context, ReadOnlyMemory<byte> body, string? defaultIndex, IQueryCollection query, long started, BulkScratch scratch)
     {
+        if (faults.BulkDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(faults.BulkDelay, context.RequestAborted).ConfigureAwait(false);
+        }
+
         var fault = faults.NextBulkCall();
         if (fault.Status == 429)
         {

@@ -1,0 +1,102 @@
+using EtlFunnel.Cli.Commands;
+using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Cluster;
+using EtlFunnel.Cluster.Running;
+using EtlFunnel.Execution.Models;
+using EtlFunnel.Runtime.Hooks;
+using EtlFunnel.Runtime.State;
+using EtlFunnel.Sync;
+using Spectre.Console;
+
+namespace EtlFunnel.Cli.Running;
+
+/// <summary><c>run --cluster</c>: the plan made here, its pipeline replicas run by the cluster's workers, the usual summary printed here.</summary>
+internal static class ClusterRunExecution
+{
+    /// <summary>The cluster's live members for the hooks (waits for a first one); prints the error and returns the exit code on failure.</summary>
+    public static async Task<(IReadOnlyList<MachineInfo>? Machines, int ExitCode)> MembersAsync(CliContext context, RunSettings settings, CancellationToken cancellationToken)
+    {
+        if (ClusterCommandLine.Settings(settings.Cluster!, settings.ClusterId, null, null, context.Environment) is not { } cluster)
+        {
+            await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+            return (null, ExitCodes.Usage);
+        }
+
+        try
+        {
+            var members = await ClusterRun.MembersAsync(cluster, context.Log, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            return ([.. members.Select(m => m.Machine)], ExitCodes.Ok);
+        }
+        catch (ClusterException ex)
+        {
+            await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return (null, ExitCodes.Failure);
+        }
+    }
+
+    public static async Task<int> RunAsync(CliContext context, RunSettings settings, PlannedWork work, StateLocation state, RunMode mode, CancellationToken cancellationToken)
+    {
+        if (mode == RunMode.Cdc)
+        {
+            await context.Err.WriteLineAsync("error: --cluster runs full and incremental syncs; CDC flows run with 'etlfunnel run --mode cdc' or 'watch' on one machine (docs/cluster.md)").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        if (ClusterCommandLine.Settings(settings.Cluster!, settings.ClusterId, null, null, context.Environment) is not { } cluster)
+        {
+            await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        var hooks = settings.Hooks ?? work.Config.HooksDirectory ?? HooksFolder.DefaultDirectory;
+        var request = new ClusterRunRequest
+        {
+            Plan = work.Plan,
+            HooksHash = HooksFingerprint.Compute(hooks),
+            StateTable = state.Table?.Table ?? PostgresStateTable.DefaultTable,
+            Scope = state.Table?.Scope ?? PostgresStateTable.DefaultScope,
+            Incremental = mode == RunMode.Incremental,
+        };
+        context.Log.Information("Handing {Replicas} pipeline replicas to cluster {Cluster} in {Server} (run {RunId}, hooks {Hooks})",
+            work.Plan.AllPipelines().Count(), cluster.ClusterId, cluster.Server, request.RunId, request.HooksHash);
+        ClusterRunResult result;
+        try
+        {
+            result = await new ClusterRun(cluster, context.Log, context.LoggerFactory).RunAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ClusterException ex)
+        {
+            await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.Failure;
+        }
+
+        var report = result.Report;
+        var tables = RunSummary.ByTable(report, RunSummary.ParentOf(work.Plan));
+        RunSummary.Write(context.Console, report, tables);
+        context.Console.WriteLine($"Cluster: {result.Members} members; replicas per member: " +
+            string.Join(", ", result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"{m.Key}={m.Value}")) + $"; takeovers: {result.Takeovers}");
+        if (settings.Report is not null)
+        {
+            await RunSummary.WriteJsonAsync(settings.Report, RunSummary.ToJson(report, tables, withReplicas: true), CancellationToken.None).ConfigureAwait(false);
+            context.Console.WriteLine($"Report: {Path.GetFullPath(settings.Report)}");
+        }
+
+        await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        switch (report.Outcome)
+        {
+            case SyncOutcome.Succeeded:
+                return ExitCodes.Ok;
+            case SyncOutcome.Cancelled:
+                await context.Err.WriteLineAsync("Interrupted: every replica keeps its checkpoint in the cluster database; run again to resume.").ConfigureAwait(false);
+                return ExitCodes.Interrupted;
+            default:
+                foreach (var failed in report.Replicas.Where(r => r.Outcome != SyncOutcome.Succeeded && r.Error is not null))
+                {
+                    await context.Err.WriteLineAsync($"error: {failed.Flow}/{failed.Replica}: {failed.Error}").ConfigureAwait(false);
+                }
+
+                await context.Err.WriteLineAsync("error: the cluster run failed; checkpoints are saved in the cluster database; fix the cause and run again to resume.").ConfigureAwait(false);
+                return ExitCodes.Failure;
+        }
+    }
+}

@@ -1,0 +1,245 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using EtlFunnel.Cluster.Tests.Support;
+using EtlFunnel.Testing.Elasticsearch;
+using EtlFunnel.Testing.Postgres;
+using Npgsql;
+using Xunit.Abstractions;
+
+namespace EtlFunnel.Cluster.Tests.EndToEnd;
+
+/// <summary>
+/// The cluster as users run it: worker processes of the built CLI on this machine, one PostgreSQL (source and cluster state in
+/// two databases), the Elasticsearch test server, and <c>run --cluster</c> as another process.
+/// </summary>
+public sealed partial class ClusterProcessTests(ITestOutputHelper output)
+{
+    // Guards against a hung test, never assertions about speed (a busy 2-core machine).
+    private static readonly TimeSpan Guard = TimeSpan.FromSeconds(150);
+    private const int Rows = 30_000;
+    private const int Replicas = 9;
+
+    private static string PipelineHook(int replicas) => $$"""
+        using System.Collections.Generic;
+        using EtlFunnel.Execution.Models;
+
+        List<OrchestratorTune> GetPipelineOrchestration(OrchestratorProps param)
+        {
+            var replicas = new List<OrchestratorTune>();
+            foreach (var entity in param.Entity)
+            {
+                for (var i = 0; i < {{replicas}}; i++)
+                {
+                    replicas.Add(new OrchestratorTune
+                    {
+                        ParentEntityName = entity.Name,
+                        NewEntityName = $"{entity.Name}_{i}",
+                        ReplicaProps = new Dictionary<string, object> { ["replica_id"] = i, ["total_replicas"] = {{replicas}}, ["batch_size"] = 100 },
+                    });
+                }
+            }
+
+            return replicas;
+        }
+        """;
+
+    private sealed record Setup(string Root, string Config, string Hooks, string StateConnectionString, string SourceConnectionString, Dictionary<string, string> Environment);
+
+    private static async Task<Setup> CreateAsync(ElasticsearchTestServer es, int rows, int replicas)
+    {
+        var server = await PostgresServer.GetAsync();
+        var source = await server.CreateDatabaseAsync("src");
+        var state = await server.CreateDatabaseAsync("state");
+        await PostgresServer.ExecuteAsync(source, $"""
+            CREATE SCHEMA shop;
+            CREATE TABLE shop.items (id integer PRIMARY KEY, name text NOT NULL);
+            INSERT INTO shop.items SELECT g, 'item ' || g FROM generate_series(1, {rows}) g;
+            ANALYZE shop.items;
+            """);
+        var root = Directory.CreateTempSubdirectory("etlfunnel-cluster-").FullName;
+        var hooks = Directory.CreateDirectory(Path.Combine(root, "hooks")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(hooks, "split.csx"), PipelineHook(replicas));
+        var config = Path.Combine(root, "flows.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            flows:
+              - name: shop
+                source: {postgres: "{{source}}"}
+                destination: {elasticsearch: "{{es.Uri}}"}
+                pipelines:
+                  - schema: shop
+                    table: items
+            """);
+        var environment = new Dictionary<string, string>
+        {
+            ["ETLFUNNEL_CLUSTER_ID"] = "test-" + Guid.NewGuid().ToString("n")[..8],
+            ["ETLFUNNEL_CLUSTER_LEASE_TTL"] = "3",
+        };
+        return new Setup(root, config, hooks, state, source, environment);
+    }
+
+    private static EtlfunnelProcess StartWorker(Setup setup, string name, string? hooks = null) => EtlfunnelProcess.Start(name, setup.Environment,
+        "worker", "--cluster", setup.StateConnectionString, "--config", setup.Config, "--hooks", hooks ?? setup.Hooks, "--name", name, "--cores", "1",
+        "--lease-ttl", "3", "--probe-timeout", "2");
+
+    private static EtlfunnelProcess StartRun(Setup setup) => EtlfunnelProcess.Start("run", setup.Environment,
+        "run", "--config", setup.Config, "--hooks", setup.Hooks, "--cluster", setup.StateConnectionString);
+
+    [Fact]
+    public async Task A_run_spreads_over_three_workers_survives_kill_9_of_one_and_a_worker_joining_mid_run_gets_work()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        // A slow cluster keeps the run going long enough to kill a worker in the middle of it.
+        es.Faults.DelayBulkCalls(TimeSpan.FromMilliseconds(250));
+        var setup = await CreateAsync(es, Rows, Replicas);
+        using var w1 = StartWorker(setup, "w1");
+        using var w2 = StartWorker(setup, "w2");
+        using var w3 = StartWorker(setup, "w3");
+        EtlfunnelProcess? w4 = null;
+        var joined = JoinedLine();
+        try
+        {
+            foreach (var w in new[] { w1, w2, w3 })
+            {
+                await w.WaitForLineAsync(joined, Guard);
+            }
+
+            using var run = StartRun(setup);
+            var running = RunningLine();
+            await w1.WaitForLineAsync(running, Guard);
+            await w2.WaitForLineAsync(running, Guard);
+            await w3.WaitForLineAsync(running, Guard);
+
+            // kill -9 of a worker in the middle of its replica: no shutdown code, its lease simply stops being renewed.
+            w1.KillHard();
+            w4 = StartWorker(setup, "w4");
+            await w4.WaitForLineAsync(joined, Guard);
+
+            var exit = await run.WaitForExitAsync(Guard);
+            var context = $"run:\n{run.Output}\nw1:\n{w1.Output}\nw2:\n{w2.Output}\nw3:\n{w3.Output}\nw4:\n{w4.Output}";
+            output.WriteLine(context);
+            await File.WriteAllTextAsync(Path.Combine(setup.Root, "processes.log"), context);
+            exit.Should().Be(0, context);
+
+            // Every row exactly once: count and ids.
+            var docs = es.Documents("shop_items");
+            docs.Count.Should().Be(Rows, context);
+            docs.Keys.Select(id => int.Parse(id, CultureInfo.InvariantCulture)).Order().Should().Equal(Enumerable.Range(1, Rows), context);
+
+            // The killed worker's replica was finished by another, and the joiner got work.
+            run.Logged(FailoverLine()).Should().BeTrue(context);
+            w4.Logged(running).Should().BeTrue("a worker joining mid-run gets waiting replicas\n" + context);
+            var leases = await LeasesAsync(setup.StateConnectionString);
+            leases.Should().HaveCount(Replicas);
+            leases.Should().OnlyContain(l => l.Status == "succeeded", context);
+            leases.Sum(l => l.Takeovers).Should().BeGreaterThanOrEqualTo(1, context);
+            leases.Select(l => l.Owner.Split(' ')[0]).Distinct().Count().Should().BeGreaterThanOrEqualTo(2, context);
+            run.Output.Should().MatchRegex(@"takeovers: [1-9]");
+        }
+        finally
+        {
+            w4?.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_with_different_hooks_refuses_the_replicas_and_the_run_says_why()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var setup = await CreateAsync(es, 100, 2);
+        var otherHooks = Directory.CreateDirectory(Path.Combine(setup.Root, "other-hooks")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(otherHooks, "split.csx"), PipelineHook(3));
+        using var worker = StartWorker(setup, "stale", otherHooks);
+        await worker.WaitForLineAsync(JoinedLine(), Guard);
+
+        using var run = StartRun(setup);
+        var exit = await run.WaitForExitAsync(Guard);
+        var context = $"run:\n{run.Output}\nworker:\n{worker.Output}";
+        exit.Should().Be(1, context);
+        run.Output.Should().Contain("deploy the same hooks folder to every worker", context);
+        worker.Logged(RunningLine()).Should().BeFalse(context);
+        es.Exists("shop_items").Should().BeFalse("nothing ran");
+    }
+
+    private const string ClusterHook = """
+        using System.Collections.Generic;
+        using System.Linq;
+        using EtlFunnel.Execution.Models;
+
+        // One replica per core of the whole cluster, each pinned to a member's region in turn.
+        List<OrchestratorTune> GetPipelineOrchestration(OrchestratorProps param)
+        {
+            var machines = param.ClusterMachines;
+            var n = machines.Sum(m => m.LogicalCores);
+            var replicas = new List<OrchestratorTune>();
+            foreach (var entity in param.Entity)
+            {
+                for (var i = 0; i < n; i++)
+                {
+                    replicas.Add(new OrchestratorTune
+                    {
+                        ParentEntityName = entity.Name,
+                        NewEntityName = $"{entity.Name}_{i}",
+                        ReplicaProps = new Dictionary<string, object>
+                        {
+                            ["replica_id"] = i, ["total_replicas"] = n, ["cluster_region"] = machines[i % machines.Count].Region ?? "",
+                        },
+                    });
+                }
+            }
+
+            return replicas;
+        }
+        """;
+
+    [Fact]
+    public async Task Hooks_see_the_cluster_members_and_pin_replicas_to_their_regions()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var setup = await CreateAsync(es, 2_000, 1);
+        await File.WriteAllTextAsync(Path.Combine(setup.Hooks, "split.csx"), ClusterHook);
+        using var eu = EtlfunnelProcess.Start("eu", setup.Environment, "worker", "--cluster", setup.StateConnectionString, "--config", setup.Config,
+            "--hooks", setup.Hooks, "--name", "eu", "--cores", "2", "--region", "EU", "--lease-ttl", "3", "--probe-timeout", "2");
+        await eu.WaitForLineAsync(JoinedLine(), Guard);
+        using var us = EtlfunnelProcess.Start("us", setup.Environment, "worker", "--cluster", setup.StateConnectionString, "--config", setup.Config,
+            "--hooks", setup.Hooks, "--name", "us", "--cores", "2", "--region", "US", "--lease-ttl", "3", "--probe-timeout", "2");
+        await us.WaitForLineAsync(JoinedLine(), Guard);
+
+        using var run = StartRun(setup);
+        var exit = await run.WaitForExitAsync(Guard);
+        var context = $"run:\n{run.Output}\neu:\n{eu.Output}\nus:\n{us.Output}";
+        exit.Should().Be(0, context);
+        es.Documents("shop_items").Count.Should().Be(2_000, context);
+        (await LeasesAsync(setup.StateConnectionString)).Should().HaveCount(4, "2 members × 2 cores, as the hook saw them\n" + context);
+        foreach (var i in Enumerable.Range(0, 4))
+        {
+            var (mine, other) = i % 2 == 0 ? (eu, us) : (us, eu);
+            var line = new Regex($@"Running replica shop/shop\.items_{i} ");
+            mine.Logged(line).Should().BeTrue($"replica {i} is pinned to {mine.Name}'s region\n{context}");
+            other.Logged(line).Should().BeFalse(context);
+        }
+    }
+
+    private static async Task<List<(string Status, string Owner, int Takeovers)>> LeasesAsync(string cs)
+    {
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT status, coalesce(owner, ''), takeovers FROM etlfunnel_cluster.leases", conn);
+        await using var r = await cmd.ExecuteReaderAsync();
+        var rows = new List<(string, string, int)>();
+        while (await r.ReadAsync())
+        {
+            rows.Add((r.GetString(0), r.GetString(1), r.GetInt32(2)));
+        }
+
+        return rows;
+    }
+
+    [GeneratedRegex(@"Worker \S+ joined cluster")]
+    private static partial Regex JoinedLine();
+
+    [GeneratedRegex(@"Running replica shop")]
+    private static partial Regex RunningLine();
+
+    [GeneratedRegex(@"stopped renewing the lease")]
+    private static partial Regex FailoverLine();
+}
