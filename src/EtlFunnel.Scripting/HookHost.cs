@@ -171,6 +171,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     /// <summary>Diagnostics of the latest load or reload attempt; non-empty errors mean the active set is the last good one (or empty).</summary>
     public IReadOnlyList<HookDiagnostic> Diagnostics => local?.Diagnostics ?? worker!.Diagnostics;
 
+    /// <summary>The data-plane transformers (scripts declaring <c>Transform(RowView, DocumentWriter)</c>), ordered by file name; each batch is one call to the worker.</summary>
+    public IReadOnlyList<Transforming.IDataTransformer> Transformers => local?.Transformers ?? worker!.Transformers;
+
     /// <summary>The full path of the hooks folder.</summary>
     public string HooksDirectory => local?.HooksDirectory ?? worker!.HooksDirectory;
 

@@ -177,12 +177,15 @@ public sealed class SyncEngine
 
                         var props = ReplicaProps.From(pipeline.Props, $"{flow.Name}/{pipeline.ReplicaName}");
                         var (f, p, c) = (flow, pipeline, client);
-                        Func<IReplicaSink> sink = f.Destination switch
+                        Func<IReplicaSink> destinationSink = f.Destination switch
                         {
                             FilesDestination files => () => new FilesSink(files.Directory, p.IndexName, f.Name, p.ReplicaName),
                             ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName, p.IndexName),
                             _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
                         };
+                        var transformers = options.Transformers.Where(t => t.AppliesTo(f.Name, p.Schema, p.Table)).ToList();
+                        Func<IReplicaSink> sink = transformers.Count == 0 ? destinationSink
+                            : () => new Transforming.TransformingSink(destinationSink(), transformers, deadLetters, f.Name, p.Schema, p.Table, p.ReplicaName, options.TransformBudget, options.TransformerCounts);
                         // A files replica with an old file must still run, to truncate what a previous run left there.
                         Func<bool> hasOutput = f.Destination is FilesDestination fd
                             ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)

@@ -119,6 +119,15 @@ public enum SyncMode
 /// <summary>Run-wide options.</summary>
 public sealed record SyncOptions
 {
+    /// <summary>Data-plane transformers (hooks declaring <c>Transform</c>), applied in order to the batches of the tables they apply to.</summary>
+    public IReadOnlyList<Transforming.IBatchTransformer> Transformers { get; init; } = [];
+
+    /// <summary>The per-batch time budget of each transformer call (default 5 s).</summary>
+    public TimeSpan TransformBudget { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>When set, counts the documents written under each transformer version.</summary>
+    public Transforming.TransformerCounts? TransformerCounts { get; init; }
+
     /// <summary>Most pipeline replicas running at once (default: twice the processor count).</summary>
     public int MaxConcurrency { get; init; } = Environment.ProcessorCount * 2;
 

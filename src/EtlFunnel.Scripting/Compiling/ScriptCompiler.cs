@@ -30,6 +30,10 @@ internal static class ScriptCompiler
     public const string PipelineInvoker = "__EtlFunnel_InvokePipeline";
     public const string FlowMethod = "GetFlowOrchestration";
     public const string PipelineMethod = "GetPipelineOrchestration";
+    public const string TransformInvoker = "__EtlFunnel_InvokeTransform";
+    public const string AppliesToInvoker = "__EtlFunnel_AppliesTo";
+    public const string TransformMethod = "Transform";
+    public const string AppliesToMember = "AppliesTo";
 
     /// <summary>The namespaces every hook script can use without a <c>using</c>.</summary>
     public static readonly IReadOnlyList<string> DefaultUsings =
@@ -98,15 +102,16 @@ internal static class ScriptCompiler
         }
 
         diagnostics.AddRange(found);
-        var (hasFlow, hasPipeline) = (false, false);
+        var (hasFlow, hasPipeline, transform) = (false, false, TransformShape.None);
         if (!diagnostics.Any(d => d.Severity == "error"))
         {
-            (hasFlow, hasPipeline) = FindHookMethods(compilation, sources.MainPath, diagnostics);
+            transform = FindTransformer(compilation, diagnostics);
+            (hasFlow, hasPipeline) = FindHookMethods(compilation, sources.MainPath, diagnostics, transform != TransformShape.None);
         }
 
         diagnostics = diagnostics.DistinctBy(d => (d.File, d.Line, d.Column, d.Id)).OrderBy(d => d.File, StringComparer.Ordinal)
             .ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
-        if (diagnostics.Any(d => d.Severity == "error") || !(hasFlow || hasPipeline))
+        if (diagnostics.Any(d => d.Severity == "error") || !(hasFlow || hasPipeline || transform != TransformShape.None))
         {
             return new CompiledScript(null, null, diagnostics);
         }
@@ -119,7 +124,7 @@ internal static class ScriptCompiler
             var text = BudgetRewriter.Rewrite(tree, compilation.GetSemanticModel(tree));
             if (tree == mainTree)
             {
-                text = text.WithChanges(new TextChange(new TextSpan(text.Length, 0), RuntimeSource(hasFlow, hasPipeline)));
+                text = text.WithChanges(new TextChange(new TextSpan(text.Length, 0), RuntimeSource(hasFlow, hasPipeline, transform)));
                 newMain = CSharpSyntaxTree.ParseText(SourceText.From(text.ToString(), Encoding.UTF8, SourceHashAlgorithm.Sha256), parseOptions, sources.MainPath);
             }
             else
@@ -166,7 +171,59 @@ internal static class ScriptCompiler
         return merged;
     }
 
-    private static (bool Flow, bool Pipeline) FindHookMethods(CSharpCompilation compilation, string mainPath, List<HookDiagnostic> diagnostics)
+    [Flags]
+    private enum TransformShape
+    {
+        None = 0,
+        Transform = 1,
+        AppliesToValue = 2,
+        AppliesToMethod = 4,
+    }
+
+    /// <summary>Finds <c>void Transform(RowView, DocumentWriter)</c> and the optional <c>string AppliesTo</c> (property, field or method).</summary>
+    private static TransformShape FindTransformer(CSharpCompilation compilation, List<HookDiagnostic> diagnostics)
+    {
+        var scriptClass = compilation.ScriptClass!;
+        var methods = scriptClass.GetMembers(TransformMethod).OfType<IMethodSymbol>().ToList();
+        if (methods.Count == 0)
+        {
+            return TransformShape.None;
+        }
+
+        var row = compilation.GetTypeByMetadataName(typeof(RowView).FullName!)!;
+        var doc = compilation.GetTypeByMetadataName(typeof(DocumentWriter).FullName!)!;
+        var ok = methods.Any(m => m.ReturnsVoid && !m.IsGenericMethod && m.Parameters.Length == 2
+            && SymbolEqualityComparer.Default.Equals(m.Parameters[0].Type, row) && SymbolEqualityComparer.Default.Equals(m.Parameters[1].Type, doc));
+        if (!ok)
+        {
+            diagnostics.Add(Convert(methods[0].Locations[0], "error", "EF0003",
+                $"{TransformMethod} must be 'void {TransformMethod}(RowView row, DocumentWriter doc)' (one call per row; the batch is the unit of the time budget)"));
+            return TransformShape.None;
+        }
+
+        var shape = TransformShape.Transform;
+        var applies = scriptClass.GetMembers(AppliesToMember).FirstOrDefault();
+        switch (applies)
+        {
+            case null:
+                break;
+            case IPropertySymbol { Type.SpecialType: SpecialType.System_String, GetMethod: not null }:
+            case IFieldSymbol { Type.SpecialType: SpecialType.System_String }:
+                shape |= TransformShape.AppliesToValue;
+                break;
+            case IMethodSymbol { ReturnType.SpecialType: SpecialType.System_String, Parameters.Length: 0, IsGenericMethod: false }:
+                shape |= TransformShape.AppliesToMethod;
+                break;
+            default:
+                diagnostics.Add(Convert(applies.Locations[0], "error", "EF0004",
+                    $"{AppliesToMember} must be a string (property, field or parameterless method) of comma-separated 'flow/schema.table' globs, e.g. \"shop/public.products*\""));
+                break;
+        }
+
+        return shape;
+    }
+
+    private static (bool Flow, bool Pipeline) FindHookMethods(CSharpCompilation compilation, string mainPath, List<HookDiagnostic> diagnostics, bool isTransformer)
     {
         var scriptClass = compilation.ScriptClass!;
         var props = compilation.GetTypeByMetadataName(typeof(OrchestratorProps).FullName!)!;
@@ -211,16 +268,16 @@ internal static class ScriptCompiler
 
         var flow = Find(FlowMethod);
         var pipeline = Find(PipelineMethod);
-        if (!flow && !pipeline && !diagnostics.Any(d => d.Id == "EF0002"))
+        if (!flow && !pipeline && !isTransformer && !diagnostics.Any(d => d.Id is "EF0002" or "EF0003"))
         {
             diagnostics.Add(new HookDiagnostic(mainPath, 1, 1, "warning", "EF0001",
-                $"declares neither {FlowMethod} nor {PipelineMethod}(OrchestratorProps param), so it serves no level; a helper file must be #load-ed by a hook"));
+                $"declares neither {FlowMethod} nor {PipelineMethod}(OrchestratorProps param) nor {TransformMethod}(RowView row, DocumentWriter doc), so it serves no level; a helper file must be #load-ed by a hook"));
         }
 
         return (flow, pipeline);
     }
 
-    private static string RuntimeSource(bool flow, bool pipeline)
+    private static string RuntimeSource(bool flow, bool pipeline, TransformShape transform)
     {
         const string Tunes = "global::System.Collections.Generic.IEnumerable<global::EtlFunnel.Execution.Models.OrchestratorTune>";
         const string TaskOfTunes = "global::System.Threading.Tasks.Task<" + Tunes + ">";
@@ -236,6 +293,15 @@ internal static class ScriptCompiler
         {
             sb.Append("public ").Append(TaskOfTunes).Append(' ').Append(PipelineInvoker)
               .Append("(global::EtlFunnel.Execution.Models.OrchestratorProps p) => ").Append(RuntimeClassName).Append(".Adapt(").Append(PipelineMethod).Append("(p));\n");
+        }
+
+        if (transform.HasFlag(TransformShape.Transform))
+        {
+            sb.Append("public void ").Append(TransformInvoker)
+              .Append("(global::EtlFunnel.Execution.Models.RowView r, global::EtlFunnel.Execution.Models.DocumentWriter d) { ").Append(TransformMethod).Append("(r, d); }\n");
+            sb.Append("public string ").Append(AppliesToInvoker).Append("() { return ")
+              .Append(transform.HasFlag(TransformShape.AppliesToMethod) ? AppliesToMember + "()" : transform.HasFlag(TransformShape.AppliesToValue) ? AppliesToMember : "null")
+              .Append("; }\n");
         }
 
         sb.Append($$"""

@@ -104,6 +104,11 @@ internal sealed class HookWorker
                     calls[message.Id] = cts;
                     _ = Task.Run(() => InvokeAsync(message, cts));
                     break;
+                case "transform":
+                    var tcts = new CancellationTokenSource();
+                    calls[message.Id] = tcts;
+                    _ = Task.Run(() => TransformAsync(message, tcts));
+                    break;
                 case "cancel":
                     if (calls.TryGetValue(message.Id, out var call))
                     {
@@ -206,6 +211,69 @@ internal sealed class HookWorker
         }
     }
 
+    private async Task TransformAsync(WorkerMessage message, CancellationTokenSource cts)
+    {
+        WorkerMessage reply;
+        try
+        {
+            var transformer = hooks!.Transformers.FirstOrDefault(t => TransformerKey(t) == message.Hook);
+            if (transformer is null)
+            {
+                reply = Failure(message.Id, message.Hook ?? "", null, null, "the transformer was replaced by a reload; transform the batch again with the current version");
+            }
+            else
+            {
+                var rows = message.Rows!.Select(r => new Transforming.SourceDocument(r.Id, (RowOperation)r.Op, System.Text.Encoding.UTF8.GetBytes(r.Json))).ToList();
+                var t = message.Target!;
+                try
+                {
+                    var results = await transformer.TransformAsync(new Transforming.TransformTarget(t.Flow, t.Schema, t.Table), rows, TimeSpan.FromMilliseconds(message.BudgetMs ?? 1000), cts.Token).ConfigureAwait(false);
+                    reply = new WorkerMessage
+                    {
+                        Type = "transformed",
+                        Id = message.Id,
+                        Documents = results.Select(d => new DocDto((int)d.Outcome, d.Id, (int)d.Operation, d.Index, d.Json is null ? null : System.Text.Encoding.UTF8.GetString(d.Json), d.Error)).ToList(),
+                    };
+                }
+                catch (Transforming.TransformTimeoutException ex)
+                {
+                    reply = Failure(message.Id, transformer.Name, transformer.SourcePath, null, ex.Message);
+                    reply.Failure!.ExceptionType = "timeout";
+
+                    // A batch that did not stop at its budget checks holds a thread forever: this worker must go.
+                    if (ex.Message.Contains("cannot stop", StringComparison.Ordinal))
+                    {
+                        reply.Failure.Fatal = true;
+                    }
+                }
+                catch (OperationCanceledException) when (cts.IsCancellationRequested)
+                {
+                    reply = Failure(message.Id, transformer.Name, null, null, "cancelled");
+                    reply.Failure!.Cancelled = true;
+                }
+            }
+        }
+#pragma warning disable CA1031 // Anything else is reported to the host as this batch's failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            reply = Failure(message.Id, message.Hook ?? "", null, null, $"the worker failed to run the transformer: {ex.GetType().Name}: {ex.Message}");
+        }
+        finally
+        {
+            calls.TryRemove(message.Id, out _);
+            cts.Dispose();
+        }
+
+        await SendAsync(reply).ConfigureAwait(false);
+        if (reply.Failure is { Fatal: true })
+        {
+            Environment.Exit(71);
+        }
+    }
+
+    internal static string TransformerKey(Transforming.IDataTransformer t) => string.Join('|', "Transform", t.Name, t.SourcePath, t.VersionKey);
+
     private static WorkerMessage Failure(long id, string hook, string? file, int? line, string text, Exception? inner = null) => new()
     {
         Type = "failure",
@@ -273,6 +341,7 @@ internal sealed class HookWorker
     {
         Hooks = hooks.FlowHooks.Concat(hooks.PipelineHooks).Select(h => new HookDto(KeyOf(h), h.Name, h.SourcePath, h.Level.ToString())).ToList(),
         Diagnostics = args.Diagnostics.Select(d => new DiagnosticDto(d.File, d.Line, d.Column, d.Severity, d.Id, d.Message)).ToList(),
+        Transformers = hooks.Transformers.Select(t => new TransformerDto(TransformerKey(t), t.Name, t.SourcePath, t.AppliesTo, t.VersionKey)).ToList(),
         Changed = [.. args.ChangedFiles],
         Succeeded = args.Succeeded,
         Event = isEvent,

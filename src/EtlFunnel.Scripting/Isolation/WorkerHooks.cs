@@ -24,6 +24,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
     private IReadOnlyList<IOrchestrationHook> flow = [];
     private IReadOnlyList<IOrchestrationHook> pipeline = [];
     private IReadOnlyList<HookDiagnostic> diagnostics = [];
+    private IReadOnlyList<Transforming.IDataTransformer> transformers = [];
     private bool disposed;
     private int starts;
 
@@ -40,6 +41,8 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
     public IReadOnlyList<IOrchestrationHook> PipelineHooks => Volatile.Read(ref pipeline);
 
     public IReadOnlyList<HookDiagnostic> Diagnostics => Volatile.Read(ref diagnostics);
+
+    public IReadOnlyList<Transforming.IDataTransformer> Transformers => Volatile.Read(ref transformers);
 
     public string HooksDirectory { get; }
 
@@ -179,6 +182,55 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
             NewEntityName = t.NewEntityName,
             ReplicaProps = PropValues.FromJson(t.ReplicaProps),
         }).ToList();
+    }
+
+    internal async Task<IReadOnlyList<Transforming.TransformedDocument>> TransformAsync(RemoteTransformer transformer, Transforming.TransformTarget target,
+        IReadOnlyList<Transforming.SourceDocument> rows, TimeSpan budget, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var worker = await EnsureStartedAsync(cancellationToken).ConfigureAwait(false);
+        var message = new WorkerMessage
+        {
+            Type = "transform",
+            Hook = transformer.Key,
+            Target = new TargetDto(target.Flow, target.Schema, target.Table),
+            BudgetMs = budget.TotalMilliseconds,
+            Rows = rows.Select(r => new RowDto(r.Id, (int)r.Operation, System.Text.Encoding.UTF8.GetString(r.Json))).ToList(),
+        };
+        WorkerMessage reply;
+        try
+        {
+            reply = await worker.RequestAsync(message, budget + KillGrace, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WorkerTimeoutException)
+        {
+            var reason = $"transformer '{transformer.Name}' ran past its per-batch time budget of {budget.TotalMilliseconds:0} ms and did not stop";
+            await worker.KillAsync(reason).ConfigureAwait(false);
+            throw new Transforming.TransformTimeoutException($"{transformer.SourcePath}: {reason}: worker killed; the batch was not written or acknowledged, and the worker is restarted for the next batch.");
+        }
+        catch (WorkerDiedException ex)
+        {
+            throw new Transforming.TransformTimeoutException($"{transformer.SourcePath}: transformer '{transformer.Name}' failed: {ex.Message}; the batch was not written or acknowledged.");
+        }
+
+        if (reply.Type == "failure")
+        {
+            var f = reply.Failure!;
+            if (f.Cancelled)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
+
+            if (f.Fatal)
+            {
+                await worker.KillAsync(f.Message).ConfigureAwait(false);
+            }
+
+            throw new Transforming.TransformTimeoutException(f.Message);
+        }
+
+        return reply.Documents!.Select(d => new Transforming.TransformedDocument((Transforming.TransformOutcome)d.Outcome, d.Id, (RowOperation)d.Op, d.Index,
+            d.Json is null ? null : System.Text.Encoding.UTF8.GetBytes(d.Json), d.Error)).ToList();
     }
 
     private async Task<WorkerConnection> EnsureStartedAsync(CancellationToken cancellationToken)
@@ -326,6 +378,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
             Volatile.Write(ref flow, hooks.Where(h => h.Level == HookLevel.Flow).ToList<IOrchestrationHook>());
             Volatile.Write(ref pipeline, hooks.Where(h => h.Level == HookLevel.Pipeline).ToList<IOrchestrationHook>());
             Volatile.Write(ref diagnostics, found);
+            Volatile.Write(ref transformers, snapshot.Transformers.Select(t => new RemoteTransformer(this, t.Key, t.Name, t.Path, t.AppliesTo, t.Version)).ToList<Transforming.IDataTransformer>());
             return new HookReloadedEventArgs(snapshot.Changed, snapshot.Succeeded, found);
         }
     }
@@ -366,6 +419,27 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
         HostName = machine.HostName,
         Labels = machine.Labels.ToDictionary(l => l.Key, l => l.Value, StringComparer.Ordinal),
     };
+}
+
+/// <summary>A transformer that lives in the worker: one round trip per batch.</summary>
+internal sealed class RemoteTransformer(WorkerHooks owner, string key, string name, string sourcePath, string appliesTo, string version) : Transforming.IDataTransformer
+{
+    private readonly string[] patterns = appliesTo.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public string Key => key;
+
+    public string Name => name;
+
+    public string SourcePath => sourcePath;
+
+    public string VersionKey => version;
+
+    public string AppliesTo => appliesTo;
+
+    public bool Matches(Transforming.TransformTarget target) => Transforming.TransformerHook.Matches(patterns, target);
+
+    public Task<IReadOnlyList<Transforming.TransformedDocument>> TransformAsync(Transforming.TransformTarget target, IReadOnlyList<Transforming.SourceDocument> rows, TimeSpan budget, CancellationToken cancellationToken = default)
+        => owner.TransformAsync(this, target, rows, budget, cancellationToken);
 }
 
 /// <summary>A hook that lives in the worker; invoking it is one round trip (plus the engine questions it asks).</summary>
@@ -532,7 +606,7 @@ internal sealed class WorkerConnection : IAsyncDisposable
             {
                 throw new WorkerTimeoutException();
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && message.Type == "invoke")
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && message.Type is "invoke" or "transform")
             {
                 // Tell the worker; it stops the hook through its token. The caller sees a cancellation.
                 await WorkerProtocol.WriteAsync(input, new WorkerMessage { Type = "cancel", Id = message.Id }, writeGate, CancellationToken.None).ConfigureAwait(false);

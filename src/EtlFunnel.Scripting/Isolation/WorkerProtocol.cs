@@ -101,7 +101,29 @@ internal sealed class WorkerMessage
     public ConnectionDto? Connection { get; set; }
 
     public string? Error { get; set; }
+
+    /// <summary>On a transform request: the batch's flow, schema and table.</summary>
+    public TargetDto? Target { get; set; }
+
+    /// <summary>On a transform request: the batch's rows (one round trip per batch).</summary>
+    public List<RowDto>? Rows { get; set; }
+
+    /// <summary>On a transform request: the batch's time budget.</summary>
+    public double? BudgetMs { get; set; }
+
+    /// <summary>On a transformed answer: one result per row, in order.</summary>
+    public List<DocDto>? Documents { get; set; }
 }
+
+internal sealed record TargetDto(string Flow, string Schema, string Table);
+
+/// <summary>A row for a transformer: id, operation (0 upsert, 1 delete) and the engine's JSON document as text.</summary>
+internal sealed record RowDto(string Id, int Op, string Json);
+
+/// <summary>A transformer's result for one row: outcome (0 written, 1 skipped, 2 failed), id, operation, index, JSON, error.</summary>
+internal sealed record DocDto(int Outcome, string Id, int Op, string? Index, string? Json, string? Error);
+
+internal sealed record TransformerDto(string Key, string Name, string Path, string AppliesTo, string Version);
 
 internal sealed class WorkerSettings
 {
@@ -140,6 +162,8 @@ internal sealed class SnapshotDto
     public List<HookDto> Hooks { get; set; } = [];
 
     public List<DiagnosticDto> Diagnostics { get; set; } = [];
+
+    public List<TransformerDto> Transformers { get; set; } = [];
 
     public List<string> Changed { get; set; } = [];
 

@@ -22,6 +22,9 @@ internal abstract class HookFileVersion
 
     public abstract IReadOnlyList<IOrchestrationHook> Hooks { get; }
 
+    /// <summary>The data-plane transformers this version declares (scripts only, for now).</summary>
+    public virtual IReadOnlyList<Transforming.TransformerHook> Transformers => [];
+
     /// <summary>True once the version was replaced and its last call finished (its context is then unloaded).</summary>
     public bool IsUnloaded => Volatile.Read(ref unloaded) == 1;
 

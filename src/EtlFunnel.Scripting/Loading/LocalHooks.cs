@@ -45,6 +45,9 @@ internal sealed class LocalHooks : IOrchestrationHooks, IAsyncDisposable
     /// <inheritdoc />
     public IReadOnlyList<IOrchestrationHook> PipelineHooks => Volatile.Read(ref current).PipelineHooks;
 
+    /// <summary>The data-plane transformers of the active set, ordered by file name (applied in that order).</summary>
+    public IReadOnlyList<Transforming.TransformerHook> Transformers => Volatile.Read(ref current).Transformers;
+
     /// <summary>Diagnostics of the latest load or reload attempt; non-empty errors mean the active set is the last good one (or empty).</summary>
     public IReadOnlyList<HookDiagnostic> Diagnostics => Volatile.Read(ref diagnostics);
 
@@ -474,7 +477,10 @@ internal sealed class LocalHooks : IOrchestrationHooks, IAsyncDisposable
             var hooks = versions.SelectMany(v => v.Hooks).OrderBy(h => h.Name, StringComparer.Ordinal).ThenBy(h => h.SourcePath, StringComparer.Ordinal).ToList();
             FlowHooks = hooks.Where(h => h.Level == HookLevel.Flow).ToList();
             PipelineHooks = hooks.Where(h => h.Level == HookLevel.Pipeline).ToList();
+            Transformers = versions.SelectMany(v => v.Transformers).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         }
+
+        public IReadOnlyList<Transforming.TransformerHook> Transformers { get; }
 
         public IReadOnlyList<HookFileVersion> Versions { get; }
 

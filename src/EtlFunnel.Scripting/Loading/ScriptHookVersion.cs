@@ -13,6 +13,7 @@ internal sealed class ScriptHookVersion : HookFileVersion
 {
     private HookLoadContext? context;
     private readonly List<IOrchestrationHook> hooks = [];
+    private readonly List<Transforming.TransformerHook> transformers = [];
 
     private ScriptHookVersion(string sourcePath, string key, HookLoadContext context)
         : base(sourcePath, key)
@@ -22,6 +23,8 @@ internal sealed class ScriptHookVersion : HookFileVersion
     }
 
     public override IReadOnlyList<IOrchestrationHook> Hooks => hooks;
+
+    public override IReadOnlyList<Transforming.TransformerHook> Transformers => transformers;
 
     /// <summary>Lets tests prove the context is collected after unload.</summary>
     public WeakReference LoadContextReference { get; }
@@ -61,6 +64,32 @@ internal sealed class ScriptHookVersion : HookFileVersion
                 version.hooks.Add(new GuardedHook(name, level, version, Call, Locate, budget, time, begin));
             }
 
+            if (scriptType.GetMethod(ScriptCompiler.TransformInvoker, BindingFlags.Public | BindingFlags.Instance) is { } transformInvoker)
+            {
+                var appliesInvoker = scriptType.GetMethod(ScriptCompiler.AppliesToInvoker, BindingFlags.Public | BindingFlags.Instance)!;
+                async Task<object> Instance()
+                {
+                    var submissions = new object[2];
+                    await factory(submissions).ConfigureAwait(false);
+                    return submissions[1];
+                }
+
+                async Task<Action<RowView, DocumentWriter>> NewInstance()
+                    => transformInvoker.CreateDelegate<Action<RowView, DocumentWriter>>(await Instance().ConfigureAwait(false));
+
+                // AppliesTo is read once per loaded version (an instance member of the script: run its top level once).
+                string appliesTo;
+                using (var scope = new CancellationTokenSource(budget))
+                {
+                    begin(scope.Token);
+                    var instance = Task.Run(Instance).GetAwaiter().GetResult();
+                    appliesTo = appliesInvoker.CreateDelegate<Func<string?>>(instance)() is { Length: > 0 } declared ? declared : "*/*.*";
+                }
+
+                (string? File, int? Line, int? Column) LocateWithColumn(Exception ex) => SourceLocator.FromPdbWithColumn(ex, loaded, pdbImage, sourcePath);
+                version.transformers.Add(new Transforming.TransformerHook(name, sourcePath, key, appliesTo, NewInstance, begin, LocateWithColumn) { Version = version });
+            }
+
             return version;
         }
         catch
@@ -75,6 +104,7 @@ internal sealed class ScriptHookVersion : HookFileVersion
         var loaded = context;
         context = null;
         hooks.Clear();
+        transformers.Clear();
         loaded?.Unload();
     }
 }

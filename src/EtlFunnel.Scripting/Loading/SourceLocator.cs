@@ -15,6 +15,13 @@ internal static class SourceLocator
 {
     public static (string? File, int? Line) FromPdb(Exception exception, Assembly hookAssembly, ImmutableArray<byte> pdbImage, string fallbackFile)
     {
+        var (file, line, _) = FromPdbWithColumn(exception, hookAssembly, pdbImage, fallbackFile);
+        return (file, line);
+    }
+
+    /// <summary>The innermost frame of hook code in the exception's stack: file, line and column of its sequence point.</summary>
+    public static (string? File, int? Line, int? Column) FromPdbWithColumn(Exception exception, Assembly hookAssembly, ImmutableArray<byte> pdbImage, string fallbackFile)
+    {
         using var pdb = MetadataReaderProvider.FromPortablePdbImage(pdbImage);
         var reader = pdb.GetMetadataReader();
         foreach (var frame in new StackTrace(exception, fNeedFileInfo: false).GetFrames())
@@ -39,11 +46,11 @@ internal static class SourceLocator
 
             if (best is { } found)
             {
-                return (reader.GetString(reader.GetDocument(found.Document).Name), found.StartLine);
+                return (reader.GetString(reader.GetDocument(found.Document).Name), found.StartLine, found.StartColumn);
             }
         }
 
-        return (fallbackFile, null);
+        return (fallbackFile, null, null);
     }
 
     public static (string? File, int? Line) FromStackTrace(Exception exception, Func<Assembly, bool> isHookCode, string fallbackFile)

@@ -1,0 +1,5 @@
+// Transform with the wrong shape: EF0003.
+string Transform(RowView row)
+{
+    return row.Id;
+}
