@@ -100,4 +100,23 @@ public sealed class TransformerSyncTests
         counts.Snapshot().Should().HaveCount(2, "one count per script version");
         counts.Snapshot().Values.Sum().Should().Be(docs.Count);
     }
+
+    [Fact]
+    public async Task The_preview_shows_before_and_after_of_real_rows_and_writes_nothing()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("xprev", Table);
+        var (host, _) = await HooksAsync(Realistic);
+        await using var _h = host;
+
+        var rows = await TransformerPreview.RunAsync(host, bed.ConnectionString, "flow_0", "public", "products", 10, TimeSpan.FromSeconds(5));
+
+        rows.Should().HaveCount(10);
+        var one = rows.Single(r => r.Id == "1");
+        JsonDocument.Parse(one.Before).RootElement.GetProperty("name").GetString().Should().Be("p1");
+        JsonDocument.Parse(one.After!).RootElement.GetProperty("title").GetString().Should().Be("p1");
+        rows.Single(r => r.Id == "5").Outcome.Should().Be(EtlFunnel.Scripting.Transforming.TransformOutcome.Skipped);
+        rows.Single(r => r.Id == "10").Index.Should().Be("archive");
+        TransformerPreview.For(host, "flow_0", "public", "orders").Should().BeEmpty();
+        bed.ReadOutputLines().Should().Be(0);
+    }
 }
