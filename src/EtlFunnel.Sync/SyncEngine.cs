@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Elastic.Clients.Elasticsearch;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
 using EtlFunnel.Sync.Runtime;
-using EtlFunnel.Sync.Sinks;
 using EtlFunnel.Sync.State;
 using Serilog;
 
@@ -180,7 +180,7 @@ public sealed class SyncEngine
                         Func<IReplicaSink> destinationSink = f.Destination switch
                         {
                             FilesDestination files => () => new FilesSink(files.Directory, p.IndexName, f.Name, p.ReplicaName),
-                            ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, options, props.MaxInFlight, f.Name, p.ReplicaName, p.IndexName),
+                            ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, new BulkRetryOptions(options.MaxBulkRetries, options.RetryBaseDelay, options.TimeProvider), props.MaxInFlight, f.Name, p.ReplicaName, p.IndexName),
                             _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
                         };
                         var transformers = options.Transformers.Where(t => t.AppliesTo(f.Name, p.Schema, p.Table)).ToList();

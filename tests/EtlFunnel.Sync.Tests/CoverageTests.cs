@@ -1,3 +1,4 @@
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Tests.Support;
 
 namespace EtlFunnel.Sync.Tests;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;
 

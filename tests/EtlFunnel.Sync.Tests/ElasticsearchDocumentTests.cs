@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Elastic.Clients.Elasticsearch.Mapping;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;
 

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Cli.Running;
+using EtlFunnel.Destinations;
 using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Runtime.Jobs;
 using EtlFunnel.Runtime.State;

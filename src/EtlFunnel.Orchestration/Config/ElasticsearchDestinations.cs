@@ -1,4 +1,4 @@
-using EtlFunnel.Sync;
+using EtlFunnel.Destinations;
 
 namespace EtlFunnel.Orchestration.Config;
 

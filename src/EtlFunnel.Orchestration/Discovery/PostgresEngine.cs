@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using EtlFunnel.Destinations;
 using EtlFunnel.Execution.Models;
 using Npgsql;
 

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using EtlFunnel.Destinations;
 using EtlFunnel.Execution.Models;
 using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Plans;

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
+using EtlFunnel.Destinations;
 using EtlFunnel.Orchestration.Config;
-using EtlFunnel.Sync.Sinks;
 
 namespace EtlFunnel.Runtime.Jobs;
 
@@ -12,7 +12,7 @@ internal static class ElasticsearchReachability
     /// <summary>Pings each distinct Elasticsearch destination of the flows <paramref name="includeFlow"/> accepts (through the shared client).</summary>
     public static async Task CheckAsync(EtlConfig config, Func<string, bool> includeFlow, CancellationToken cancellationToken)
     {
-        var seen = new HashSet<Sync.ElasticsearchDestination>();
+        var seen = new HashSet<ElasticsearchDestination>();
         foreach (var flow in config.Flows.Where(f => f.Destination.Kind == DestinationKind.Elasticsearch && includeFlow(f.Name)))
         {
             var destination = ElasticsearchDestinations.From(flow.Destination);

@@ -1,3 +1,4 @@
+using EtlFunnel.Destinations;
 using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Sync;

@@ -1,8 +1,8 @@
 using System.Globalization;
 using Elastic.Clients.Elasticsearch;
 using Elastic.Transport;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
-using EtlFunnel.Sync.Sinks;
 using EtlFunnel.Sync.State;
 using Npgsql;
 using Npgsql.Replication;

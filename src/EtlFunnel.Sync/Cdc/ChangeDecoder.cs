@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Documents;
 using EtlFunnel.Sync.Postgres;
 using Npgsql;

@@ -4,9 +4,8 @@ using System.Text.Json;
 using Elastic.Clients.Elasticsearch;
 using Elastic.Transport;
 using Elastic.Transport.Products.Elasticsearch;
-using EtlFunnel.Sync.Documents;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
-using EtlFunnel.Sync.Sinks;
 
 namespace EtlFunnel.Sync.Cdc;
 

@@ -1,4 +1,5 @@
 using System.Text;
+using EtlFunnel.Destinations;
 
 namespace EtlFunnel.Sync.Documents;
 

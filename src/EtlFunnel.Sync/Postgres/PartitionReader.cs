@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Documents;
 using Npgsql;
 

@@ -1,4 +1,4 @@
-using EtlFunnel.Sync.Sinks;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.State;
 using Serilog;
 

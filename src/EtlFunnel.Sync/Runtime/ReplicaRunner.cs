@@ -1,6 +1,5 @@
-using EtlFunnel.Sync.Documents;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
-using EtlFunnel.Sync.Sinks;
 using EtlFunnel.Sync.State;
 using Npgsql;
 

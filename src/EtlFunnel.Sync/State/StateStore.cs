@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using EtlFunnel.Destinations;
 
 namespace EtlFunnel.Sync.State;
 
@@ -77,25 +78,8 @@ internal sealed class StateStore : IStateStore
 
     internal string ReplicaPath(string flow, string replica) => Path.Combine(_root, SafeName(flow), SafeName(replica) + ".json");
 
-    /// <summary>A file-name-safe form of a name (escaping is reversible, so distinct names stay distinct).</summary>
-    internal static string SafeName(string name)
-    {
-        var sb = new StringBuilder(name.Length);
-        foreach (var ch in name)
-        {
-            if (char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' or '.')
-            {
-                sb.Append(ch);
-            }
-            else
-            {
-                sb.Append('%').Append(((int)ch).ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
-            }
-        }
-
-        var s = sb.ToString();
-        return s is "." or ".." ? s.Replace(".", "%002E", StringComparison.Ordinal) : s;
-    }
+    /// <summary>A file-name-safe form of a name; the escaping the files destination uses too (<see cref="FileNames.Safe"/>).</summary>
+    internal static string SafeName(string name) => FileNames.Safe(name);
 
     private static T? Load<T>(string path)
         where T : class

@@ -1,5 +1,5 @@
 using EtlFunnel.Sync.Documents;
-using EtlFunnel.Sync.Sinks;
+using EtlFunnel.Destinations;
 
 namespace EtlFunnel.Sync.Transforming;
 

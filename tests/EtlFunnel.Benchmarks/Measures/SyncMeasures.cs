@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using EtlFunnel.Benchmarks.Support;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync;
 using EtlFunnel.Testing.Elasticsearch;
 using EtlFunnel.Testing.Postgres;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Cdc;
 
 namespace EtlFunnel.Sync.Tests.Cdc;

@@ -1,3 +1,4 @@
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Cdc;
 using EtlFunnel.Sync.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;

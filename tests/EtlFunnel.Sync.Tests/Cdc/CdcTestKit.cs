@@ -1,4 +1,5 @@
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Cdc;
 using EtlFunnel.Sync.Tests.Support;
 using Npgsql;

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
-using EtlFunnel.Sync.Documents;
+using EtlFunnel.Destinations;
 
 namespace EtlFunnel.Sync.Tests.Documents;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using EtlFunnel.Sync.Sinks;
+using EtlFunnel.Destinations;
 
 namespace EtlFunnel.Sync.Tests.Sinks;
 

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using EtlFunnel.Sync.Sinks;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Tests.Support;
 using EtlFunnel.Testing.Elasticsearch;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Runtime;
 using EtlFunnel.Sync.State;
 using EtlFunnel.Sync.Tests.Support;

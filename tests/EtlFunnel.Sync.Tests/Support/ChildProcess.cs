@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Runtime;
 
 namespace EtlFunnel.Sync.Tests.Support;

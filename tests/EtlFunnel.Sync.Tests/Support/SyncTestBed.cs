@@ -1,4 +1,5 @@
 using System.Text.Json;
+using EtlFunnel.Destinations;
 using EtlFunnel.Testing.Postgres;
 
 namespace EtlFunnel.Sync.Tests.Support;

@@ -1,6 +1,6 @@
 using EtlFunnel.Execution.Models;
 
-namespace EtlFunnel.Orchestration.Discovery;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// The files destination scoped to some target indices: bytes of the NDJSON already written for them

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Elastic.Clients.Elasticsearch;
 using EtlFunnel.Execution.Models;
 
-namespace EtlFunnel.Orchestration.Discovery;
+namespace EtlFunnel.Destinations;
 
 /// <summary>One Elasticsearch cluster as a flow sees it: index stats fetched once (all indices in one call) and a measured ping.</summary>
 internal sealed class ElasticsearchCluster
@@ -14,15 +14,15 @@ internal sealed class ElasticsearchCluster
     private readonly Once<ConnectionStats> _measured;
 
     public ElasticsearchCluster(string url, bool compression = true)
-        : this(url, new Sync.ElasticsearchDestination(new Uri(url)) { Compression = compression })
+        : this(url, new ElasticsearchDestination(new Uri(url)) { Compression = compression })
     {
     }
 
     /// <summary>Discovery of <paramref name="destination"/> through the process's shared client (the sink's, with the same credentials and TLS).</summary>
-    public ElasticsearchCluster(string url, Sync.ElasticsearchDestination destination)
+    public ElasticsearchCluster(string url, ElasticsearchDestination destination)
     {
         Url = url;
-        _client = Sync.Sinks.ElasticsearchClients.For(destination);
+        _client = ElasticsearchClients.For(destination);
         _indices = new(LoadIndicesAsync);
         _measured = new(MeasureOnceAsync);
     }

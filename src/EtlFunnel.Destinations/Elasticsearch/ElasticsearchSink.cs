@@ -4,11 +4,10 @@ using System.Globalization;
 using Elastic.Clients.Elasticsearch;
 using Elastic.Transport;
 using Elastic.Transport.Products.Elasticsearch;
-using EtlFunnel.Sync.Documents;
 using Polly;
 using Polly.Retry;
 
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>Raised inside the retry pipeline when some items (or the whole request) may succeed if sent again.</summary>
 internal sealed class RetryableBulkException(string message) : Exception(message);
@@ -36,7 +35,7 @@ internal sealed class ElasticsearchSink : IReplicaSink
     // The index name dead letters carry: the configured one (the alias), not the physical index a full run writes.
     private readonly string? _deadLetterIndex;
 
-    public ElasticsearchSink(ElasticsearchClient client, DeadLetterWriter deadLetters, SyncOptions options, int maxInFlight, string flow, string replica, string? deadLetterIndex = null)
+    public ElasticsearchSink(ElasticsearchClient client, DeadLetterWriter deadLetters, BulkRetryOptions options, int maxInFlight, string flow, string replica, string? deadLetterIndex = null)
     {
         _deadLetterIndex = deadLetterIndex;
         _client = client;

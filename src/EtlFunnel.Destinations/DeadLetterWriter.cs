@@ -1,7 +1,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// The run's dead-letter file: one NDJSON line per permanently rejected document with

@@ -1,4 +1,4 @@
-namespace EtlFunnel.Orchestration.Discovery;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// Computes a value once, the first time someone asks, and serves it to everyone after; a failed or cancelled

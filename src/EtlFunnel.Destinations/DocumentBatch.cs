@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace EtlFunnel.Sync.Documents;
+namespace EtlFunnel.Destinations;
 
 /// <summary>One document of a batch: its id and where its JSON source sits in the batch buffer.</summary>
 internal readonly record struct BatchItem(string Id, int Offset, int Length);

@@ -4,7 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using Elastic.Clients.Elasticsearch;
 using Elastic.Transport;
 
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// One long-lived official client per cluster (same URL, credentials, TLS and compression) for the whole process, shared by the

@@ -1,7 +1,6 @@
 using System.Buffers;
-using EtlFunnel.Sync.Documents;
 
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// Bulk-ready NDJSON: an action line <c>{"index":{"_index":..,"_id":..}}</c> then the source line, per document, into
@@ -15,7 +14,7 @@ internal sealed class FilesSink : IReplicaSink
 
     public FilesSink(string directory, string index, string flow, string replica)
     {
-        Path = System.IO.Path.Combine(directory, State.StateStore.SafeName(index), $"{State.StateStore.SafeName(flow)}.{State.StateStore.SafeName(replica)}.ndjson");
+        Path = System.IO.Path.Combine(directory, FileNames.Safe(index), $"{FileNames.Safe(flow)}.{FileNames.Safe(replica)}.ndjson");
     }
 
     public string Path { get; }

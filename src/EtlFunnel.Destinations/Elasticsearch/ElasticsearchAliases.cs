@@ -2,7 +2,7 @@ using Elastic.Clients.Elasticsearch;
 using Elastic.Clients.Elasticsearch.IndexManagement;
 using Serilog;
 
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// Full runs into Elasticsearch write each index into a physical index of their own, named after the run, and point the alias

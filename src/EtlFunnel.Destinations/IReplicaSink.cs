@@ -1,6 +1,4 @@
-using EtlFunnel.Sync.Documents;
-
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>What the destination confirmed for one batch.</summary>
 internal readonly record struct BatchOutcome(long Indexed, long DeadLettered, long Retries);

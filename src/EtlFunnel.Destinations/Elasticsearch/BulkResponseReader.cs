@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace EtlFunnel.Sync.Sinks;
+namespace EtlFunnel.Destinations;
 
 /// <summary>
 /// Reads a <c>_bulk</c> response for what the sink needs: per item, in order, its <c>status</c> and for a failure its
