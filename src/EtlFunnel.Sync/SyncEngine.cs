@@ -183,9 +183,10 @@ public sealed class SyncEngine
                             ElasticsearchDestination => () => new ElasticsearchSink(c!, deadLetters, new BulkRetryOptions(options.MaxBulkRetries, options.RetryBaseDelay, options.TimeProvider), props.MaxInFlight, f.Name, p.ReplicaName, p.IndexName),
                             _ => throw new SyncConfigurationException($"Flow '{flow.Name}': unsupported destination {flow.Destination.GetType().Name}."),
                         };
-                        var transformers = options.Transformers.Where(t => t.AppliesTo(f.Name, p.Schema, p.Table)).ToList();
+                        var configuredFlow = f.ConfiguredFlow ?? f.Name;
+                        var transformers = options.Transformers.Where(t => t.AppliesTo(configuredFlow, p.Schema, p.Table)).ToList();
                         Func<IReplicaSink> sink = transformers.Count == 0 ? destinationSink
-                            : () => new Transforming.TransformingSink(destinationSink(), transformers, deadLetters, f.Name, p.Schema, p.Table, p.ReplicaName, options.TransformBudget, options.TransformerCounts);
+                            : () => new Transforming.TransformingSink(destinationSink(), transformers, deadLetters, configuredFlow, p.Schema, p.Table, p.ReplicaName, options.TransformBudget, options.TransformerCounts);
                         // A files replica with an old file must still run, to truncate what a previous run left there.
                         Func<bool> hasOutput = f.Destination is FilesDestination fd
                             ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)

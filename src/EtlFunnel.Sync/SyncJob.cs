@@ -21,6 +21,9 @@ public sealed record SyncFlow
     /// <summary>Npgsql connection string of the source database.</summary>
     public required string SourceConnectionString { get; init; }
 
+    /// <summary>The configured flow this replica belongs to (what hooks' <c>flow/schema.table</c> globs match); the replica's <see cref="Name"/> when not set.</summary>
+    public string? ConfiguredFlow { get; init; }
+
     /// <summary>Where documents go.</summary>
     public required SyncDestination Destination { get; init; }
 

@@ -20,7 +20,12 @@ internal sealed record PlanInputs(EtlConfig Config, MachineInfo Machine)
 }
 
 /// <summary>The plan with the config it came from (the run joins the plan to the config for connection strings).</summary>
-internal sealed record PlannedWork(EtlConfig Config, MachineInfo Machine, ExecutionPlan Plan);
+/// <param name="Config">The loaded flows.yaml.</param>
+/// <param name="Machine">The machine the plan is for.</param>
+/// <param name="Plan">The validated plan.</param>
+/// <param name="Hooks">The hooks the plan was made with, still loaded when the caller asked to keep them (<c>run</c> with
+/// transformers: they run in the same worker during the sync); the caller disposes them then. Null otherwise.</param>
+internal sealed record PlannedWork(EtlConfig Config, MachineInfo Machine, ExecutionPlan Plan, ILoadedHooks? Hooks = null);
 
 /// <summary>
 /// The one code path from config + hooks + machine to an <see cref="ExecutionPlan"/>, shared by <c>plan</c>, <c>run</c>
@@ -116,7 +121,8 @@ internal static class Planning
 
     /// <summary>The whole path of <c>plan</c> and <c>run</c>: config, machine, hooks folder, discovery, hooks, validated plan. Errors are printed; the plan is null then.</summary>
     public static async Task<(PlannedWork? Work, int ExitCode)> PlanFromCommandLineAsync(
-        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken, IReadOnlyList<MachineInfo>? clusterMachines = null)
+        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken, IReadOnlyList<MachineInfo>? clusterMachines = null,
+        bool keepHooksWithTransformers = false)
     {
         var (inputs, exitCode) = await LoadInputsAsync(context, configPath, machinePath, cancellationToken).ConfigureAwait(false);
         if (inputs is null)
@@ -138,17 +144,23 @@ internal static class Planning
 
         StartupTrace.Mark("hooks loaded");
 
-        await using (hooks.ConfigureAwait(false))
+        var keep = false;
+        try
         {
-            try
+            var plan = await PlanDiscoveredAsync(context, inputs, hooks.Hooks, discovery, cancellationToken).ConfigureAwait(false);
+            StartupTrace.Mark("planned");
+            keep = keepHooksWithTransformers && hooks.Transformers.Count > 0;
+            return (new PlannedWork(inputs.Config, inputs.Machine, plan, keep ? hooks : null), ExitCodes.Ok);
+        }
+        catch (Exception ex) when (ex is ConfigException or DiscoveryException or PlanValidationException)
+        {
+            return (null, await PrintFailureAsync(context, ex).ConfigureAwait(false));
+        }
+        finally
+        {
+            if (!keep)
             {
-                var plan = await PlanDiscoveredAsync(context, inputs, hooks.Hooks, discovery, cancellationToken).ConfigureAwait(false);
-                StartupTrace.Mark("planned");
-                return (new PlannedWork(inputs.Config, inputs.Machine, plan), ExitCodes.Ok);
-            }
-            catch (Exception ex) when (ex is ConfigException or DiscoveryException or PlanValidationException)
-            {
-                return (null, await PrintFailureAsync(context, ex).ConfigureAwait(false));
+                await hooks.DisposeAsync().ConfigureAwait(false);
             }
         }
     }

@@ -91,11 +91,16 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             }
         }
 
-        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken, cluster).ConfigureAwait(false);
+        // Transformers run in the hook worker during the sync, so a run with any keeps the hooks loaded until it ends.
+        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken, cluster,
+            keepHooksWithTransformers: true).ConfigureAwait(false);
         if (work is null)
         {
             return exitCode;
         }
+
+        await using var keptHooks = work.Hooks;
+        var transformers = work.Hooks?.Transformers ?? [];
 
         StateLocation state;
         try
@@ -115,6 +120,8 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             StateTable = state.Table,
             DeadLetterDirectory = DeadLetterDirectoryFor(state.Directory),
             Mode = mode == RunMode.Incremental ? SyncMode.Incremental : SyncMode.Full,
+            Transformers = transformers,
+            TransformerCounts = transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null,
         };
         if (mode != RunMode.Cdc && settings.UntilCaughtUp)
         {
@@ -143,6 +150,22 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
         {
             await _context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return ExitCodes.Failure;
+        }
+
+        if ((settings.Cluster is not null || mode == RunMode.Cdc) && transformers.Count > 0)
+        {
+            // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index.
+            var applied = work.Plan.AllPipelines()
+                .Where(x => transformers.Any(t => t.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
+                .Select(x => $"{x.Flow.Parent}/{x.Pipeline.Table}").Distinct(StringComparer.Ordinal).ToList();
+            if (applied.Count > 0)
+            {
+                await _context.Err.WriteLineAsync(
+                    $"error: transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
+                    $"but {(settings.Cluster is not null ? "cluster runs (--cluster)" : "CDC runs")} do not run transformers yet; run without {(settings.Cluster is not null ? "--cluster" : "--mode cdc")}, " +
+                    "or narrow the transformer's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
         }
 
         if (settings.Cluster is not null)
@@ -177,6 +200,11 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
         var tables = RunSummary.ByTable(report, RunSummary.ParentOf(work.Plan));
         RunSummary.Write(_context.Console, report, tables);
+        foreach (var (version, documents) in (options.TransformerCounts?.Snapshot() ?? new Dictionary<string, long>()).OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            _context.Console.WriteLine($"Transformer {version}: {documents:N0} documents");
+        }
+
         if (settings.Report is not null)
         {
             await RunSummary.WriteJsonAsync(settings.Report, RunSummary.ToJson(report, tables, withReplicas: true), CancellationToken.None).ConfigureAwait(false);

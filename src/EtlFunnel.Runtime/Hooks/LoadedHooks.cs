@@ -11,6 +11,9 @@ internal interface ILoadedHooks : IAsyncDisposable
 
     /// <summary>The hook worker's isolation layers as detected (empty for hand-written hooks).</summary>
     IReadOnlyList<IsolationLayer> IsolationLayers => [];
+
+    /// <summary>The folder's data-plane transformers for the sync engine (empty for hand-written hooks and no folder).</summary>
+    IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers => [];
 }
 
 /// <summary>How the real hook host is to load the hooks: from the config's <c>hooks:</c> mapping, or for <c>hooks check</c>.</summary>
@@ -34,6 +37,8 @@ internal sealed class HostedHooks : ILoadedHooks
     public IReadOnlyList<HookDiagnostic> Diagnostics => _host.Diagnostics;
 
     public IReadOnlyList<IsolationLayer> IsolationLayers => _host.IsolationLayers;
+
+    public IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers => BatchTransformers.From(_host);
 
     public static Task<ILoadedHooks> LoadAsync(string directory, CancellationToken cancellationToken) => LoadAsync(directory, HookSettings.Default, cancellationToken);
 

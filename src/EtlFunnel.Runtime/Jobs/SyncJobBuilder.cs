@@ -38,6 +38,7 @@ internal static class SyncJobBuilder
             flows.Add(new SyncFlow
             {
                 Name = replica.Name,
+                ConfiguredFlow = replica.Parent,
                 SourceConnectionString = flow.SourceConnectionString,
                 Destination = Destination(flow.Destination),
                 Pipelines = [.. replica.Pipelines.Select(p => Pipeline(p))],
