@@ -108,6 +108,9 @@ internal static class CliApp
                 hooks.AddCommand<HooksCheckCommand>("check")
                     .WithDescription("Compile and policy-check every hook; print each diagnostic as file(line,col): error ID: message.")
                     .WithExample("hooks", "check", "--hooks", "./hooks");
+                hooks.AddCommand<HooksTestCommand>("test")
+                    .WithDescription("Run the folder's transformers on real rows of a table and print before/after; writes nowhere. Exit 1 when a row fails.")
+                    .WithExample("hooks", "test", "--config", "flows.yaml", "--table", "shop.products", "--limit", "10");
             });
         });
 

@@ -14,6 +14,9 @@ internal interface ILoadedHooks : IAsyncDisposable
 
     /// <summary>The folder's data-plane transformers for the sync engine (empty for hand-written hooks and no folder).</summary>
     IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers => [];
+
+    /// <summary>The real hook host behind these hooks (null for hand-written hooks and no folder).</summary>
+    HookHost? Host => null;
 }
 
 /// <summary>How the real hook host is to load the hooks: from the config's <c>hooks:</c> mapping, or for <c>hooks check</c>.</summary>
@@ -39,6 +42,8 @@ internal sealed class HostedHooks : ILoadedHooks
     public IReadOnlyList<IsolationLayer> IsolationLayers => _host.IsolationLayers;
 
     public IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers => BatchTransformers.From(_host);
+
+    public HookHost? Host => _host;
 
     public static Task<ILoadedHooks> LoadAsync(string directory, CancellationToken cancellationToken) => LoadAsync(directory, HookSettings.Default, cancellationToken);
 

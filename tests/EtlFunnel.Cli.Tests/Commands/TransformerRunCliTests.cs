@@ -75,4 +75,54 @@ public sealed class TransformerRunCliTests
         run.Err.Should().Contain("transformers (items.csx) apply to shop/").And.Contain("CDC runs do not run transformers yet");
         Directory.Exists(Path.Combine(root, "out")).Should().BeFalse("nothing is written when the run is refused");
     }
+    [Fact]
+    public async Task Hooks_test_shows_before_and_after_of_real_rows_and_writes_nothing()
+    {
+        var (config, root) = await SetUpAsync("transform_preview", "full");
+
+        var json = await CliRunner.RunAsync(["hooks", "test", "--config", config, "--hooks", Path.Combine(root, "hooks"), "--table", "public.items", "--limit", "3", "--format", "json"]);
+
+        json.ExitCode.Should().Be(0, json.Err);
+        var rows = JsonDocument.Parse(json.Out).RootElement.EnumerateArray().ToArray();
+        rows.Should().HaveCount(3);
+        foreach (var row in rows)
+        {
+            var before = row.GetProperty("before");
+            var after = row.GetProperty("after");
+            before.GetProperty("secret").GetString().Should().Be("pw");
+            after.TryGetProperty("secret", out var _).Should().BeFalse();
+            after.GetProperty("label").GetString().Should().Be(before.GetProperty("v").GetString());
+            after.GetProperty("double_id").GetInt64().Should().Be(before.GetProperty("id").GetInt64() * 2);
+            row.GetProperty("outcome").GetString().Should().Be("written");
+        }
+
+        var table = await CliRunner.RunAsync(["hooks", "test", "--config", config, "--hooks", Path.Combine(root, "hooks"), "--table", "items", "--limit", "2"]);
+        table.ExitCode.Should().Be(0, table.Err);
+        table.Out.Should().Contain("2 row(s) of public.items through items.csx; nothing was written.").And.Contain("\"label\"");
+        Directory.Exists(Path.Combine(root, "out")).Should().BeFalse();
+        Directory.Exists(Path.Combine(root, "state")).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task Hooks_test_exits_1_naming_the_scripts_line_when_a_row_throws_or_when_no_transformer_applies()
+    {
+        var (config, root) = await SetUpAsync("transform_preview_throw", "full");
+        await File.WriteAllTextAsync(Path.Combine(root, "hooks", "items.csx"), """
+            string AppliesTo => "shop/public.items";
+
+            void Transform(RowView row, DocumentWriter doc)
+            {
+                if (row.GetInt64("id") == 2) throw new InvalidOperationException("no item two");
+            }
+            """);
+
+        var result = await CliRunner.RunAsync(["hooks", "test", "--config", config, "--hooks", Path.Combine(root, "hooks"), "--table", "public.items", "--limit", "3"]);
+
+        result.ExitCode.Should().Be(1, result.Out + result.Err);
+        result.Out.Should().MatchRegex(@"items\.csx\(5,\d+\)").And.Contain("no item two");
+
+        var none = await CliRunner.RunAsync(["hooks", "test", "--config", config, "--hooks", Path.Combine(root, "hooks"), "--table", "public.other"]);
+        none.ExitCode.Should().Be(1);
+        none.Err.Should().Contain("no transformer in").And.Contain("applies to shop/public.other").And.Contain("items.csx applies to shop/public.items");
+    }
 }
