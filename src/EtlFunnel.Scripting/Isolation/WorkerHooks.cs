@@ -161,16 +161,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
 
         if (reply.Type == "failure")
         {
-            var f = reply.Failure!;
-            if (f.Cancelled)
-            {
-                throw new OperationCanceledException(cancellationToken);
-            }
-
-            if (f.Fatal)
-            {
-                await worker.KillAsync(f.Message).ConfigureAwait(false);
-            }
+            var f = await CancelledOrFatalAsync(reply.Failure!, worker, cancellationToken).ConfigureAwait(false);
 
             var inner = f.ExceptionType is null ? null : new HookWorkerException(f.ExceptionType, f.ExceptionMessage ?? "");
             throw new HookInvocationException(f.HookName, f.File, f.Line, f.Message, inner);
@@ -215,22 +206,29 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
 
         if (reply.Type == "failure")
         {
-            var f = reply.Failure!;
-            if (f.Cancelled)
-            {
-                throw new OperationCanceledException(cancellationToken);
-            }
-
-            if (f.Fatal)
-            {
-                await worker.KillAsync(f.Message).ConfigureAwait(false);
-            }
+            var f = await CancelledOrFatalAsync(reply.Failure!, worker, cancellationToken).ConfigureAwait(false);
 
             throw new Transforming.TransformTimeoutException(f.Message);
         }
 
         return reply.Documents!.Select(d => new Transforming.TransformedDocument((Transforming.TransformOutcome)d.Outcome, d.Id, (RowOperation)d.Op, d.Index,
             d.Json is null ? null : System.Text.Encoding.UTF8.GetBytes(d.Json), d.Error)).ToList();
+    }
+
+    /// <summary>A failure reply: a cancelled call throws; a fatal one (the hook left the worker unusable) kills the worker, restarted on the next call.</summary>
+    private static async Task<FailureDto> CancelledOrFatalAsync(FailureDto f, WorkerConnection worker, CancellationToken cancellationToken)
+    {
+        if (f.Cancelled)
+        {
+            throw new OperationCanceledException(cancellationToken);
+        }
+
+        if (f.Fatal)
+        {
+            await worker.KillAsync(f.Message).ConfigureAwait(false);
+        }
+
+        return f;
     }
 
     private async Task<WorkerConnection> EnsureStartedAsync(CancellationToken cancellationToken)
