@@ -331,6 +331,14 @@ internal sealed class CdcFlowRunner
                 error = failed.Exception!.InnerException!.Message;
             }
         }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.ObjectInUse)
+        {
+            // Another session took the slot between our check and START_REPLICATION (it is released while a snapshot is read).
+            _log.Error(ex, "{Where}: streaming stopped", _where);
+            outcome = SyncOutcome.Failed;
+            error = $"{_where}: replication slot '{_settings.Slot}' is already active in another session ({ex.MessageText}); is this flow running " +
+                "elsewhere? Stop the other sync, or end that session with pg_terminate_backend.";
+        }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             _log.Error(ex, "{Where}: streaming stopped", _where);

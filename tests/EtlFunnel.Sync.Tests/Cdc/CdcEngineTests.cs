@@ -217,8 +217,10 @@ public sealed class CdcEngineTests
             var job = CdcTestKit.Job(bed, "b", 1, new FilesDestination(bed.OutputDirectory), "b");
             using var stop = new CancellationTokenSource();
             var first = new CdcEngine().RunAsync(job, new CdcRunOptions(), cancellationToken: stop.Token);
-            await WaitUntilAsync(bed, $"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{job.Flows[0].Cdc!.Slot}' AND active)");
-            await WaitForAsync(() => Directory.Exists(bed.OutputDirectory));
+            // The walsender that creates the slot releases it once the slot exists (the slot is inactive while the snapshot is
+            // read), so wait until the first run streams from it: only then is "active in another session" the refusal to expect.
+            await WaitUntilAsync(bed, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid " +
+                $"WHERE s.slot_name = '{job.Flows[0].Cdc!.Slot}' AND r.state IN ('catchup', 'streaming'))");
 
             var second = () => new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
 
