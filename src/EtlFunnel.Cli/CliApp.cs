@@ -21,11 +21,12 @@ internal static class CliApp
         CancellationToken cancellationToken = default)
     {
         var verbose = args.Contains("--verbose") || args.Contains("-v");
+        var sink = new TextWriterSink(stderr, json: LogFormatOf(args) == "json", stackTraces: verbose);
         using var logger = new LoggerConfiguration()
             .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Information)
             // The Generic Host's own lifecycle lines are noise at the default level.
             .MinimumLevel.Override("Microsoft", verbose ? LogEventLevel.Debug : LogEventLevel.Warning)
-            .WriteTo.Sink(new TextWriterSink(stderr, json: LogFormatOf(args) == "json", stackTraces: verbose))
+            .WriteTo.Sink(sink)
             .CreateLogger();
         using var loggerFactory = new SerilogLoggerFactory(logger, dispose: false);
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -52,6 +53,7 @@ internal static class CliApp
             LoadHooks = hookLoader ?? ((directory, ct) => HostedHooks.LoadAsync(directory, self!.HookSettings, ct)),
             Environment = environment ?? Environment.GetEnvironmentVariable,
             LiveConsole = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected ? AnsiConsole.Create(new AnsiConsoleSettings()) : null,
+            TerminalLog = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected ? sink : null,
         };
 
         self = context;

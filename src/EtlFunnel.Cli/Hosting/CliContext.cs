@@ -28,4 +28,10 @@ internal sealed class CliContext
 
     /// <summary>An interactive console for live progress, or null when stdout is redirected (then progress goes to the log).</summary>
     public IAnsiConsole? LiveConsole { get; init; }
+
+    /// <summary>
+    /// The log's sink when the log goes to the same terminal as <see cref="LiveConsole"/> (stderr not redirected), so a live
+    /// display can route log lines above its bars; null otherwise.
+    /// </summary>
+    public TextWriterSink? TerminalLog { get; init; }
 }

@@ -3,6 +3,7 @@ using Serilog.Events;
 using Serilog.Formatting;
 using Serilog.Formatting.Compact;
 using Serilog.Formatting.Display;
+using Spectre.Console;
 
 namespace EtlFunnel.Cli.Hosting;
 
@@ -19,6 +20,7 @@ internal sealed class TextWriterSink : ILogEventSink
     private readonly TextWriter _writer;
     private readonly ITextFormatter _formatter;
     private readonly bool _stackTraces;
+    private volatile IAnsiConsole? _live;
 
     public TextWriterSink(TextWriter writer, bool json = false, bool stackTraces = false)
     {
@@ -39,11 +41,40 @@ internal sealed class TextWriterSink : ILogEventSink
             logEvent = new LogEvent(logEvent.Timestamp, logEvent.Level, null, template, properties);
         }
 
+        if (_live is { } live)
+        {
+            // A live progress display owns the terminal: a raw write would land inside the bars and be overdrawn. Written
+            // through the display's console, the line goes above the bars, which are redrawn below it.
+            using var text = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+            _formatter.Format(logEvent, text);
+            lock (_writer)
+            {
+                live.Write(new Text(text.ToString()));
+            }
+
+            return;
+        }
+
         lock (_writer)
         {
             _formatter.Format(logEvent, _writer);
             _writer.Flush();
         }
+    }
+
+    /// <summary>
+    /// Until disposed, log lines go through <paramref name="live"/> (the console of a live progress display on the same
+    /// terminal) instead of the writer.
+    /// </summary>
+    public IDisposable DivertTo(IAnsiConsole live)
+    {
+        _live = live;
+        return new Diversion(this);
+    }
+
+    private sealed class Diversion(TextWriterSink sink) : IDisposable
+    {
+        public void Dispose() => sink._live = null;
     }
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ");

@@ -21,6 +21,7 @@ internal static class RunExecution
         var run = new SyncEngine(context.Log).RunAsync(job, progress, cancellationToken);
         if (showProgress && context.LiveConsole is { } live)
         {
+            using var logAboveBars = context.TerminalLog?.DivertTo(live);
             await live.Progress()
                 .AutoClear(false)
                 .HideCompleted(false)

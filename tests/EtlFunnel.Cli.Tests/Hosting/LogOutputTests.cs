@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using EtlFunnel.Cli.Hosting;
 using Serilog;
 using Serilog.Events;
+using Spectre.Console;
 
 namespace EtlFunnel.Cli.Tests.Hosting;
 
@@ -77,5 +78,40 @@ public sealed class LogOutputTests
 
         result.ExitCode.Should().Be(2);
         result.Err.Should().Contain("--log-format text (the default) or --log-format json");
+    }
+
+    [Fact]
+    public async Task During_a_live_progress_display_log_lines_go_through_its_console_not_into_the_bars()
+    {
+        var err = new StringWriter();
+        var terminal = new StringWriter();
+        var live = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(terminal),
+            Ansi = AnsiSupport.Yes,
+            Interactive = InteractionSupport.Yes,
+            ColorSystem = ColorSystemSupport.NoColors,
+        });
+        var sink = new TextWriterSink(err);
+        using var logger = new LoggerConfiguration().WriteTo.Sink(sink).CreateLogger();
+
+        using (sink.DivertTo(live))
+        {
+            await live.Progress().StartAsync(async display =>
+            {
+                var task = display.AddTask("shop");
+                logger.Warning("Replica {Replica}: reconnecting (1/5)", "shop/r0");
+                task.Value = 100;
+                await Task.Yield();
+            });
+        }
+
+        logger.Information("Run finished");
+
+        err.ToString().Should().NotContain("reconnecting").And.Contain("[INF] Run finished", "after the display the log writes to stderr again");
+        var screen = terminal.ToString();
+        screen.Should().Contain("[WRN] Replica shop/r0: reconnecting (1/5)");
+        screen.IndexOf("reconnecting", StringComparison.Ordinal).Should()
+            .BeLessThan(screen.LastIndexOf("shop", StringComparison.Ordinal), "the line is written above the bars, which are redrawn after it");
     }
 }
