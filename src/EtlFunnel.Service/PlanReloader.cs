@@ -42,6 +42,8 @@ internal sealed class PlanReloader
     private bool _pending;
     private bool _looping;
     private int _unreachableStreak;
+    private string? _lastBroken;
+    private int _brokenRepeats;
 
     /// <summary>Uses <paramref name="replan"/> (recompile/reload hooks, discover, plan, diff) for every reload.</summary>
     public PlanReloader(Func<CancellationToken, Task<ReloadResult>> replan, ServiceState state, ILoggerFactory log)
@@ -211,6 +213,7 @@ internal sealed class PlanReloader
             }
 
             _state.SetHooksOk();
+            _lastBroken = null;
             if (result.DiffLines.Count == 0)
             {
                 _log.LogInformation("Hooks loaded: plan version {Version}, no change", plan.Version);
@@ -229,10 +232,20 @@ internal sealed class PlanReloader
 
         _state.SetHooksBroken(result.Diagnostics);
         var active = _state.Snapshot.Plan;
-        _log.LogError(
-            "Hook reload failed with {Count} diagnostic(s); {Keeping:l}",
-            result.Diagnostics.Count,
-            active is null ? "no plan is active yet, flows wait for a valid one" : $"still running the last good plan (version {active.Version})");
+        var keeping = active is null ? "no plan is active yet, flows wait for a valid one" : $"still running the last good plan (version {active.Version})";
+        var key = string.Join('\n', result.Diagnostics);
+        if (key == _lastBroken)
+        {
+            // Every run re-plans, so a hook left broken would repeat all its diagnostics on every tick: say it once, then one line.
+            _brokenRepeats++;
+            _log.LogWarning("Hooks still broken ({Count} diagnostic(s), unchanged; {Repeats} re-plan(s) since they were logged); {Keeping:l}",
+                result.Diagnostics.Count, _brokenRepeats, keeping);
+            return;
+        }
+
+        _lastBroken = key;
+        _brokenRepeats = 0;
+        _log.LogError("Hook reload failed with {Count} diagnostic(s); {Keeping:l}", result.Diagnostics.Count, keeping);
         foreach (var d in result.Diagnostics)
         {
             _log.LogError("{Diagnostic:l}", d);

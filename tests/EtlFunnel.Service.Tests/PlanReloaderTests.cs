@@ -47,6 +47,35 @@ public sealed class PlanReloaderTests
     }
 
     [Fact]
+    public async Task Unchanged_broken_diagnostics_are_logged_once_then_as_one_line_per_re_plan()
+    {
+        var next = ReloadResult.Ok(PlanJson(1), null, []);
+        var sut = CreateSut(_ => Task.FromResult(next));
+        await sut.ReloadNowAsync(CancellationToken.None);
+        next = ReloadResult.Broken([Diagnostic]);
+
+        await sut.ReloadNowAsync(CancellationToken.None);
+        await sut.ReloadNowAsync(CancellationToken.None);
+        await sut.ReloadNowAsync(CancellationToken.None);
+
+        _log.Lines.Count(l => l == "Error: " + Diagnostic).Should().Be(1);
+        _log.Lines.Should().EndWith(
+            "Warning: Hooks still broken (1 diagnostic(s), unchanged; 2 re-plan(s) since they were logged); still running the last good plan (version 1)");
+        _state.Snapshot.Hooks.Broken.Should().BeTrue();
+
+        const string other = "hooks/pipeline-split.csx(12,1): error EF0102: } expected";
+        next = ReloadResult.Broken([other]);
+        await sut.ReloadNowAsync(CancellationToken.None);
+        _log.Lines.Should().EndWith("Error: " + other, "a different error is news");
+
+        next = ReloadResult.Ok(PlanJson(1), null, []);
+        await sut.ReloadNowAsync(CancellationToken.None);
+        next = ReloadResult.Broken([other]);
+        await sut.ReloadNowAsync(CancellationToken.None);
+        _log.Lines.Count(l => l == "Error: " + other).Should().Be(2, "breaking again after a good reload is logged in full");
+    }
+
+    [Fact]
     public async Task A_re_plan_that_throws_or_returns_malformed_json_counts_as_broken()
     {
         var sut = CreateSut(_ => throw new InvalidOperationException("discovery: relation \"public.orders\" does not exist"));
