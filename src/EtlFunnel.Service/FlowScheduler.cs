@@ -261,7 +261,8 @@ internal sealed class FlowScheduler : IAsyncDisposable
             slot.Running = false;
         }
 
-        var record = _state.RecordRun(flow, started, finished, result, planVersion);
+        // A run that re-planned first ran the new plan: record that version, not the one it was scheduled on.
+        var record = _state.RecordRun(flow, started, finished, result, result.PlanVersion ?? planVersion);
         if (record.Outcome == RunOutcome.Failed)
         {
             _log.LogError("Flow {Flow}: run failed after {Duration}: {Error}", flow, finished - started, record.Error);

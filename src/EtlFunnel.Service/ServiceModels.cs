@@ -24,7 +24,8 @@ internal sealed record FlowRunResult(
     long DeadLetters,
     long Retries,
     string? Error = null,
-    JsonNode? Report = null)
+    JsonNode? Report = null,
+    long? PlanVersion = null)
 {
     /// <summary>A failed run carrying the reason.</summary>
     public static FlowRunResult Failed(string error, JsonNode? report = null) =>

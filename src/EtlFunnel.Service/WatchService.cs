@@ -109,7 +109,18 @@ internal static class WatchService
                     return FlowRunResult.Failed($"source unreachable: {unreachable}");
                 }
 
-                return await options.RunFlow(now.Plan is null ? run : run with { AtStart = now }, cancellationToken).ConfigureAwait(false);
+                if (now.Plan is null)
+                {
+                    return await options.RunFlow(run, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (now.Plan.Version != run.Plan.Version)
+                {
+                    log.LogInformation("Flow {Flow}: re-planned before the run; it runs plan version {PlanVersion}", run.Flow, now.Plan.Version);
+                }
+
+                var result = await options.RunFlow(run with { AtStart = now }, cancellationToken).ConfigureAwait(false);
+                return result with { PlanVersion = now.Plan.Version };
             }
         }
         finally

@@ -45,6 +45,8 @@ public sealed class WatchOperatorTests
         seen[0].Should().Equal("orders");
         seen[1].Should().Equal(["orders", "customers"], "the run re-discovered the tables before it started");
         _log.Lines.Should().Contain("Information: Hooks loaded: plan version 3, 1 change(s): +1 added, -0 removed, ~0 changed in flow(s) shop");
+        state.Snapshot.Runs.Select(r => r.PlanVersion).Should().Equal([3L, 2L], "each run records the plan it re-planned and ran, not the one it was scheduled on (newest first)");
+        _log.Lines.Should().Contain("Information: Flow \"shop\": re-planned before the run; it runs plan version 3");
     }
 
     [Fact]
