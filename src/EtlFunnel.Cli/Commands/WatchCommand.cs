@@ -184,7 +184,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     host.Reloaded += OnReloaded;
                     return new Subscription(() => host.Reloaded -= OnReloaded);
                 },
-                RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, run, ct),
+                RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, host, run, ct),
             };
 
             try
@@ -219,17 +219,22 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         })),];
 
     /// <summary>Runs one configured flow on the plan captured when the run started; incremental where the pipelines say so.</summary>
-    private async Task<FlowRunResult> RunFlowAsync(EtlConfig config, StateLocation stateRoot, FlowRunContext run, CancellationToken cancellationToken)
+    private async Task<FlowRunResult> RunFlowAsync(EtlConfig config, StateLocation stateRoot, HookHost? host, FlowRunContext run, CancellationToken cancellationToken)
     {
         var plan = (ExecutionPlan)run.Plan.Model!;
         // One state folder (or scope) per flow: flows run independently, and one run manifest each keeps their resumes apart.
         var state = stateRoot.ForWatchedFlow(run.Flow);
+        // The folder's transformers as loaded now: a transformer added or edited since the last run applies to this one, and
+        // an edit during the run applies from the next batch (each batch looks its transformer up again).
+        IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> transformers = host is null ? [] : BatchTransformers.From(host);
         var options = new SyncOptions
         {
             StateDirectory = state.Directory,
             StateTable = state.Table,
             DeadLetterDirectory = RunCommand.DeadLetterDirectoryFor(stateRoot.Directory),
             Mode = SyncMode.Incremental,
+            Transformers = transformers,
+            TransformerCounts = transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null,
         };
 
         SyncReport report;
@@ -246,6 +251,10 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         var tables = RunSummary.ByTable(report, RunSummary.ParentOf(plan));
         var json = RunSummary.ToJson(report, tables, withReplicas: false);
         _context.Log.Information("Flow {Flow} (plan version {Version}): {Summary:l}", run.Flow, run.Plan.Version, report.Summary);
+        foreach (var (version, documents) in (options.TransformerCounts?.Snapshot() ?? new Dictionary<string, long>()).OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            _context.Log.Information("Flow {Flow}: transformer {Transformer:l} wrote {Documents} documents", run.Flow, version, documents);
+        }
         var outcome = report.Outcome switch
         {
             SyncOutcome.Succeeded => RunOutcome.Succeeded,
