@@ -6,7 +6,7 @@ using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
 using EtlFunnel.Sync.Runtime;
 using EtlFunnel.Sync.State;
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Sync;
 
@@ -19,7 +19,7 @@ public sealed class SyncEngine
     private readonly ILogger _log;
     private readonly SyncTestHooks? _hooks;
 
-    /// <summary>Creates an engine that logs to <paramref name="logger"/> (default: Serilog's static logger).</summary>
+    /// <summary>Creates an engine that logs to <paramref name="logger"/> (Microsoft.Extensions.Logging; default: nowhere).</summary>
     public SyncEngine(ILogger? logger = null)
         : this(logger, null)
     {
@@ -27,7 +27,7 @@ public sealed class SyncEngine
 
     internal SyncEngine(ILogger? logger, SyncTestHooks? hooks)
     {
-        _log = (logger ?? Log.Logger).ForContext<SyncEngine>();
+        _log = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         _hooks = hooks;
     }
 
@@ -64,7 +64,7 @@ public sealed class SyncEngine
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            _log.Information("Cancelled before any replica started");
+            _log.LogInformation("Cancelled before any replica started");
             return new SyncReport { Outcome = SyncOutcome.Cancelled, Replicas = [], Duration = options.TimeProvider.GetElapsedTime(started) };
         }
 
@@ -73,7 +73,7 @@ public sealed class SyncEngine
         var manifest = store.LoadManifest();
         if (manifest is { Completed: false } && manifest.Fingerprint != fingerprint)
         {
-            _log.Warning("The job changed since the interrupted run {RunId}; starting a new run instead of resuming it", manifest.RunId);
+            _log.LogWarning("The job changed since the interrupted run {RunId}; starting a new run instead of resuming it", manifest.RunId);
         }
 
         var resuming = manifest is { Completed: false } && manifest.Fingerprint == fingerprint;
@@ -83,7 +83,7 @@ public sealed class SyncEngine
         }
         else
         {
-            _log.Information("Resuming interrupted run {RunId} from {Store}", manifest!.RunId, store.Description);
+            _log.LogInformation("Resuming interrupted run {RunId} from {Store}", manifest!.RunId, store.Description);
         }
 
         var snapshots = new Dictionary<string, SourceSnapshot>(StringComparer.Ordinal);
@@ -144,8 +144,8 @@ public sealed class SyncEngine
                         var layout = await snapshot.DescribeAsync(pipeline.Schema, pipeline.Table, pipeline.KeyColumns, cancellationToken).ConfigureAwait(false);
                         foreach (var foreignLeaf in layout.ForeignLeaves.Where(_ => pipeline.Partition.StartNumerator == 0))
                         {
-                            _log.Warning("Partition {Partition} of {Table} is a foreign table: the sync reads only local heap partitions, so its rows are NOT synced. " +
-                                "Sync it from its own server, or detach it from {Table}", foreignLeaf, layout.QualifiedName);
+                            _log.LogWarning("Partition {Partition} of {Table} is a foreign table: the sync reads only local heap partitions, so its rows are NOT synced. " +
+                                "Sync it from its own server, or detach it from {Parent}", foreignLeaf, layout.QualifiedName, layout.QualifiedName);
                         }
 
                         var segments = new List<Segment>();
@@ -209,7 +209,7 @@ public sealed class SyncEngine
             if (resuming && await FilesChangedSinceRunStartAsync(runners, manifest, cancellationToken).ConfigureAwait(false) is { } changed)
             {
                 // A files destination cannot replace a document written before the interruption, and the first snapshot is gone.
-                _log.Warning("Run {RunId} cannot resume into files: {Change} since it started, and its snapshot died with the interrupted process; " +
+                _log.LogWarning("Run {RunId} cannot resume into files: {Change} since it started, and its snapshot died with the interrupted process; " +
                     "starting a new full run that rewrites the files", manifest.RunId, changed);
                 manifest = NewManifest(options, fingerprint);
                 resuming = false;
@@ -268,7 +268,7 @@ public sealed class SyncEngine
                 catch (SyncConfigurationException ex)
                 {
                     // Every replica's checkpoint says completed, so a rerun resumes this run and finds nothing left to do.
-                    _log.Warning("Could not mark run {RunId} completed: {Error}", manifest.RunId, ex.Message);
+                    _log.LogWarning("Could not mark run {RunId} completed: {Error}", manifest.RunId, ex.Message);
                 }
             }
 
@@ -279,13 +279,13 @@ public sealed class SyncEngine
                 Duration = options.TimeProvider.GetElapsedTime(started),
                 DeadLetterFile = deadLetters.WrittenPath,
             };
-            _log.Information("{Summary}", report.Summary);
+            _log.LogInformation("{Summary}", report.Summary);
             return report;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Cancelled while preparing: nothing was read or written, so there is nothing to drain.
-            _log.Information("Cancelled before any replica started");
+            _log.LogInformation("Cancelled before any replica started");
             return new SyncReport { Outcome = SyncOutcome.Cancelled, Replicas = [], Duration = options.TimeProvider.GetElapsedTime(started) };
         }
         finally
@@ -325,7 +325,7 @@ public sealed class SyncEngine
                 }
                 catch (Exception ex) when (ex is InvalidOperationException or Elastic.Transport.TransportException or HttpRequestException)
                 {
-                    _log.Error("Run {RunId} wrote every document but could not switch index {Index} to it: {Error}", runId, index, ex.Message);
+                    _log.LogError("Run {RunId} wrote every document but could not switch index {Index} to it: {Error}", runId, index, ex.Message);
                     return false;
                 }
             }
@@ -388,7 +388,7 @@ public sealed class SyncEngine
             foreach (var file in Directory.EnumerateFiles(folder!, "*.ndjson").Where(f => !planned.Contains(Path.GetFullPath(f))))
             {
                 File.Delete(file);
-                _log.Information("Removed {File}: this full run's plan does not write it, and its rows would come back when the folder is loaded", file);
+                _log.LogInformation("Removed {File}: this full run's plan does not write it, and its rows would come back when the folder is loaded", file);
             }
         }
     }

@@ -71,7 +71,7 @@ public sealed class WatermarkTests
             "INSERT INTO t SELECT g, now() - interval '1 day' - g * interval '1 minute' FROM generate_series(1, 1000) g; " +
             "INSERT INTO t VALUES (5000, '2099-01-01 00:00:00+00');");
         var log = new CollectingSink();
-        var engine = new SyncEngine(new LoggerConfiguration().WriteTo.Sink(log).CreateLogger());
+        var engine = new SyncEngine(new Serilog.Extensions.Logging.SerilogLoggerFactory(new LoggerConfiguration().WriteTo.Sink(log).CreateLogger(), dispose: true).CreateLogger("sync"));
         var incremental = bed.Job("t", 1, 2, bed.Options(SyncMode.Incremental) with { IncrementalTimeMargin = TimeSpan.FromMinutes(5) }, incremental: "updated_at");
 
         (await engine.RunAsync(incremental)).RowsRead.Should().Be(1001);

@@ -2,6 +2,7 @@ using System.Globalization;
 using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Sync;
 using EtlFunnel.Sync.Cdc;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace EtlFunnel.Cli.Running;
@@ -16,7 +17,7 @@ internal static class CdcRun
         CdcReport report;
         try
         {
-            report = await new CdcEngine(context.Log).RunAsync(job, new CdcRunOptions { UntilCaughtUp = untilCaughtUp }, null, cancellationToken).ConfigureAwait(false);
+            report = await new CdcEngine(context.LoggerFactory.CreateLogger<CdcEngine>()).RunAsync(job, new CdcRunOptions { UntilCaughtUp = untilCaughtUp }, null, cancellationToken).ConfigureAwait(false);
         }
         catch (SyncConfigurationException ex)
         {

@@ -3,6 +3,7 @@ using EtlFunnel.Cli.Hosting;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Runtime.Jobs;
 using EtlFunnel.Sync;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace EtlFunnel.Cli.Running;
@@ -18,7 +19,7 @@ internal static class RunExecution
         var progress = new RunProgress(plan, job);
         var time = job.Options.TimeProvider;
         var started = time.GetTimestamp();
-        var run = new SyncEngine(context.Log).RunAsync(job, progress, cancellationToken);
+        var run = new SyncEngine(context.LoggerFactory.CreateLogger<SyncEngine>()).RunAsync(job, progress, cancellationToken);
         if (showProgress && context.LiveConsole is { } live)
         {
             using var logAboveBars = context.TerminalLog?.DivertTo(live);

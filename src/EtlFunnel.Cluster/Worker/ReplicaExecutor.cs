@@ -5,6 +5,7 @@ using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Plans;
 using EtlFunnel.Runtime.Jobs;
 using EtlFunnel.Sync;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Cluster.Worker;
 
@@ -13,7 +14,7 @@ namespace EtlFunnel.Cluster.Worker;
 /// with checkpoints fenced by the lease's epoch, renews the lease while it runs and writes the outcome. Runs live outside
 /// the grain scheduler (a grain call only starts them).
 /// </summary>
-internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, Serilog.ILogger log) : IAsyncDisposable
+internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, Serilog.ILogger log, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, Task> _runs = new(StringComparer.Ordinal);
@@ -98,7 +99,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         log.Information("Running replica {Flow:l}/{Replica:l} (lease {Lease}, epoch {Epoch})", assignment.Flow, assignment.Replica, lease.Key, lease.Epoch);
         try
         {
-            var report = await new SyncEngine(log).RunAsync(job, null, cts.Token).ConfigureAwait(false);
+            var report = await new SyncEngine(loggerFactory.CreateLogger<SyncEngine>()).RunAsync(job, null, cts.Token).ConfigureAwait(false);
             replicaReport = report.Replicas.SingleOrDefault();
             error = replicaReport?.Error;
             status = report.Outcome switch

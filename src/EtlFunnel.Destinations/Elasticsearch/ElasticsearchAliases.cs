@@ -1,6 +1,6 @@
 using Elastic.Clients.Elasticsearch;
 using Elastic.Clients.Elasticsearch.IndexManagement;
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Destinations;
 
@@ -75,17 +75,17 @@ internal static class ElasticsearchAliases
                 $"Readers still see the previous index; rerun the job to retry the swap (the run resumes and writes nothing again).");
         }
 
-        log.Information("Alias {Alias} now points at {Index}{Migrated}", alias, physical, concrete ? $" (the concrete index {alias} of an earlier version was removed)" : "");
+        log.LogInformation("Alias {Alias} now points at {Index}{Migrated}", alias, physical, concrete ? $" (the concrete index {alias} of an earlier version was removed)" : "");
         foreach (var old in previous.Where(p => p != physical))
         {
             var deleted = await client.Indices.DeleteAsync(old, ct).ConfigureAwait(false);
             if (deleted.IsValidResponse)
             {
-                log.Information("Deleted {Index}, the previous index behind alias {Alias}", old, alias);
+                log.LogInformation("Deleted {Index}, the previous index behind alias {Alias}", old, alias);
             }
             else
             {
-                log.Warning("Could not delete {Index}, the previous index behind alias {Alias}: {Error}; delete it by hand", old, alias,
+                log.LogWarning("Could not delete {Index}, the previous index behind alias {Alias}: {Error}; delete it by hand", old, alias,
                     deleted.ElasticsearchServerError?.Error?.Reason ?? deleted.ApiCallDetails.OriginalException?.Message);
             }
         }

@@ -1,4 +1,4 @@
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Sync.Cdc;
 
@@ -11,8 +11,8 @@ public sealed class CdcEngine
 {
     private readonly ILogger _log;
 
-    /// <summary>Creates an engine that logs to <paramref name="logger"/> (default: Serilog's static logger).</summary>
-    public CdcEngine(ILogger? logger = null) => _log = (logger ?? Log.Logger).ForContext<CdcEngine>();
+    /// <summary>Creates an engine that logs to <paramref name="logger"/> (Microsoft.Extensions.Logging; default: nowhere).</summary>
+    public CdcEngine(ILogger? logger = null) => _log = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
     /// <summary>
     /// Runs every flow of <paramref name="job"/> as CDC until <paramref name="cancellationToken"/> fires (drains, acknowledges,

@@ -4,12 +4,12 @@ using Elastic.Transport;
 using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
 using EtlFunnel.Sync.State;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Npgsql.Replication;
 using Npgsql.Replication.PgOutput;
 using Npgsql.Replication.PgOutput.Messages;
 using NpgsqlTypes;
-using Serilog;
 
 namespace EtlFunnel.Sync.Cdc;
 
@@ -118,7 +118,7 @@ internal sealed class CdcFlowRunner
             slot = await CreateSlotAsync(repl, _settings.Slot, temporary: false, ct).ConfigureAwait(false);
             checkpoint = new ReplicaState { RunId = slot.ConsistentPoint.ToString(), Watermark = slot.ConsistentPoint.ToString() };
             await SaveAsync(store, checkpoint).ConfigureAwait(false);
-            _log.Information("{Where}: created slot {Slot} at {Lsn}; taking the snapshot in its exported snapshot {Snapshot}", _where, _settings.Slot, slot.ConsistentPoint, slot.SnapshotName);
+            _log.LogInformation("{Where}: created slot {Slot} at {Lsn}; taking the snapshot in its exported snapshot {Snapshot}", _where, _settings.Slot, slot.ConsistentPoint, slot.SnapshotName);
             try
             {
                 snapshot = await SnapshotAsync(slot.SnapshotName!, slot.ConsistentPoint, ct).ConfigureAwait(false);
@@ -128,7 +128,7 @@ internal sealed class CdcFlowRunner
                 // The slot's snapshot is imported and only then locked: a TRUNCATE (or VACUUM FULL, CLUSTER) that committed in
                 // between left a heap that snapshot cannot read. The slot keeps every change since its consistent point, so a
                 // newer snapshot (taken after the rewrite) is as good; its documents carry its own, higher version.
-                _log.Warning("{Where}: {Relation} was rewritten while the snapshot started; taking it again", _where, rewritten.Relation);
+                _log.LogWarning("{Where}: {Relation} was rewritten while the snapshot started; taking it again", _where, rewritten.Relation);
                 snapshot = await RetakeSnapshotAsync(replicationCs, ct).ConfigureAwait(false);
             }
         }
@@ -140,7 +140,7 @@ internal sealed class CdcFlowRunner
                 // The slot exists but its snapshot never completed (a crash or stop mid-snapshot, or lost state): read a fresh
                 // snapshot from a temporary slot. The stream from this slot's position still carries every change since its
                 // consistent point, and versions make the changes older than the new snapshot harmless.
-                _log.Information("{Where}: slot {Slot} exists but its snapshot did not complete; taking a new snapshot", _where, _settings.Slot);
+                _log.LogInformation("{Where}: slot {Slot} exists but its snapshot did not complete; taking a new snapshot", _where, _settings.Slot);
                 checkpoint ??= new ReplicaState { RunId = existing.ConfirmedLsn ?? "" };
                 snapshot = await RetakeSnapshotAsync(replicationCs, ct).ConfigureAwait(false);
             }
@@ -200,7 +200,7 @@ internal sealed class CdcFlowRunner
         var target = await EmitAsync(conn, caughtUpToken, ct).ConfigureAwait(false);
         using var heartbeatStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
         var heartbeat = HeartbeatAsync(First.SourceConnectionString, heartbeatStop.Token);
-        _log.Information("{Where}: streaming slot {Slot} (publication {Publication}) from {Start} with {Lanes} apply lane(s); caught up at {Target}",
+        _log.LogInformation("{Where}: streaming slot {Slot} (publication {Publication}) from {Start} with {Lanes} apply lane(s); caught up at {Target}",
             _where, _settings.Slot, _settings.Publication, start?.ToString() ?? slot.ConsistentPoint.ToString(), laneCount, target);
 
         string? error = null;
@@ -308,7 +308,7 @@ internal sealed class CdcFlowRunner
                     await WaitForLanesAsync(lanes, laneTasks, stop.Token).ConfigureAwait(false);
                     Acknowledge(repl, lanes);
                     await repl.SendStatusUpdate(CancellationToken.None).ConfigureAwait(false);
-                    _log.Information("{Where}: caught up at {Lsn}", _where, _acked);
+                    _log.LogInformation("{Where}: caught up at {Lsn}", _where, _acked);
                     outcome = SyncOutcome.Succeeded;
                     break;
                 }
@@ -334,14 +334,14 @@ internal sealed class CdcFlowRunner
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.ObjectInUse)
         {
             // Another session took the slot between our check and START_REPLICATION (it is released while a snapshot is read).
-            _log.Error(ex, "{Where}: streaming stopped", _where);
+            _log.LogError(ex, "{Where}: streaming stopped", _where);
             outcome = SyncOutcome.Failed;
             error = $"{_where}: replication slot '{_settings.Slot}' is already active in another session ({ex.MessageText}); is this flow running " +
                 "elsewhere? Stop the other sync, or end that session with pg_terminate_backend.";
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            _log.Error(ex, "{Where}: streaming stopped", _where);
+            _log.LogError(ex, "{Where}: streaming stopped", _where);
             outcome = SyncOutcome.Failed;
             error = ex.Message;
         }
@@ -386,7 +386,7 @@ internal sealed class CdcFlowRunner
 
         ReportProgress(lanes);
         var result = report(outcome, snapshot, lanes, error);
-        _log.Information("{Where}: {Outcome}; {Changes} change(s) applied ({Conflicts} version conflicts), {Dead} dead-lettered; acknowledged up to {Lsn}",
+        _log.LogInformation("{Where}: {Outcome}; {Changes} change(s) applied ({Conflicts} version conflicts), {Dead} dead-lettered; acknowledged up to {Lsn}",
             _where, outcome, result.ChangesApplied, result.VersionConflicts, result.DeadLettered, result.ConfirmedLsn);
         return result;
     }
@@ -436,7 +436,7 @@ internal sealed class CdcFlowRunner
             // of this TRUNCATE cannot delete documents written after it (they carry higher versions).
             await WaitForLanesAsync(lanes, laneTasks, ct).ConfigureAwait(false);
             var deleted = await DeleteAllAsync(client!, deadLetters, table.Index, version, ct).ConfigureAwait(false);
-            _log.Information("{Where}: {Table} was truncated; deleted {Count} document(s) of index {Index}", _where, table.Qualified, deleted, table.Index);
+            _log.LogInformation("{Where}: {Table} was truncated; deleted {Count} document(s) of index {Index}", _where, table.Qualified, deleted, table.Index);
         }
     }
 
@@ -533,7 +533,7 @@ internal sealed class CdcFlowRunner
         }
         catch (NpgsqlException ex)
         {
-            _log.Warning(ex, "{Where}: heartbeats stopped; on a quiet database the slot now advances only with changes", _where);
+            _log.LogWarning(ex, "{Where}: heartbeats stopped; on a quiet database the slot now advances only with changes", _where);
         }
     }
 
@@ -557,14 +557,14 @@ internal sealed class CdcFlowRunner
             await temp.Open(ct).ConfigureAwait(false);
             var tempName = (_settings.Slot.Length > 56 ? _settings.Slot[..56] : _settings.Slot) + "_resnap";
             var tempSlot = await CreateSlotAsync(temp, tempName, temporary: true, ct).ConfigureAwait(false);
-            _log.Information("{Where}: taking a new snapshot at {Lsn}", _where, tempSlot.ConsistentPoint);
+            _log.LogInformation("{Where}: taking a new snapshot at {Lsn}", _where, tempSlot.ConsistentPoint);
             try
             {
                 return await SnapshotAsync(tempSlot.SnapshotName!, tempSlot.ConsistentPoint, ct).ConfigureAwait(false);
             }
             catch (SyncConfigurationException ex) when (ex.InnerException is RelationRewrittenException rewritten && attempt < 3)
             {
-                _log.Warning("{Where}: {Relation} was rewritten while the snapshot started; taking it again", _where, rewritten.Relation);
+                _log.LogWarning("{Where}: {Relation} was rewritten while the snapshot started; taking it again", _where, rewritten.Relation);
             }
         }
     }
@@ -581,7 +581,7 @@ internal sealed class CdcFlowRunner
         var job = new SyncJob { Flows = _flows, Options = options };
         var imports = new Dictionary<string, string>(StringComparer.Ordinal) { [SourceSnapshot.SourceKey(First.SourceConnectionString)] = snapshotName };
         var report = await new SyncEngine(_log, imports, (long)(ulong)consistentPoint).RunAsync(job, _progress, ct).ConfigureAwait(false);
-        _log.Information("{Where}: snapshot {Outcome}: {Docs} document(s) at version {Version}", _where, report.Outcome, report.DocsIndexed, (ulong)consistentPoint);
+        _log.LogInformation("{Where}: snapshot {Outcome}: {Docs} document(s) at version {Version}", _where, report.Outcome, report.DocsIndexed, (ulong)consistentPoint);
         return report;
     }
 

@@ -1,6 +1,6 @@
 using EtlFunnel.Sync.Postgres;
+using Microsoft.Extensions.Logging;
 using Npgsql;
-using Serilog;
 
 namespace EtlFunnel.Sync.Cdc;
 
@@ -40,7 +40,7 @@ internal static class CdcSource
         var keep = await ScalarAsync<string>(conn, "SHOW max_slot_wal_keep_size", ct).ConfigureAwait(false);
         if (keep == "-1")
         {
-            log.Warning("{Where}: max_slot_wal_keep_size is unlimited (-1): if this flow stops for long, its slot keeps all WAL since then and can fill the disk. " +
+            log.LogWarning("{Where}: max_slot_wal_keep_size is unlimited (-1): if this flow stops for long, its slot keeps all WAL since then and can fill the disk. " +
                 "Set a bound (ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'); a slot that exceeds it is invalidated and the flow says so", where);
         }
 
@@ -75,7 +75,7 @@ internal static class CdcSource
         if (!exists)
         {
             await ExecuteAsync(conn, $"CREATE PUBLICATION {Sql.Ident(publication)} FOR TABLE {list}", ct).ConfigureAwait(false);
-            log.Information("Created publication {Publication} for {Tables}", publication, list);
+            log.LogInformation("Created publication {Publication} for {Tables}", publication, list);
             return;
         }
 
@@ -96,7 +96,7 @@ internal static class CdcSource
             if (!published.Contains(formatted))
             {
                 await ExecuteAsync(conn, $"ALTER PUBLICATION {Sql.Ident(publication)} ADD TABLE {table}", ct).ConfigureAwait(false);
-                log.Information("Added {Table} to publication {Publication}", table, publication);
+                log.LogInformation("Added {Table} to publication {Publication}", table, publication);
             }
         }
     }

@@ -1,6 +1,6 @@
 using EtlFunnel.Destinations;
 using EtlFunnel.Sync.State;
-using Serilog;
+using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Sync.Runtime;
 

@@ -1,6 +1,7 @@
 using EtlFunnel.Destinations;
 using EtlFunnel.Sync.Postgres;
 using EtlFunnel.Sync.State;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace EtlFunnel.Sync.Runtime;
@@ -136,7 +137,7 @@ internal sealed class ReplicaRunner
             }
             catch (Exception ex)
             {
-                _job.Log.Error(ex, "Replica {Flow}/{Replica} failed re-reading what moved while the run was interrupted", _flow.Name, _pipeline.ReplicaName);
+                _job.Log.LogError(ex, "Replica {Flow}/{Replica} failed re-reading what moved while the run was interrupted", _flow.Name, _pipeline.ReplicaName);
                 return Report(previous, SyncOutcome.Failed, started, resumed: true, ex.Message);
             }
         }
@@ -191,7 +192,7 @@ internal sealed class ReplicaRunner
                 {
                     reconnects++;
                     _retries++;
-                    _job.Log.Warning(ex, "Replica {Flow}/{Replica}: source connection lost; reconnecting ({Attempt}/{Max}) and resuming from the checkpoint",
+                    _job.Log.LogWarning(ex, "Replica {Flow}/{Replica}: source connection lost; reconnecting ({Attempt}/{Max}) and resuming from the checkpoint",
                         _flow.Name, _pipeline.ReplicaName, reconnects, Options.MaxSourceReconnects);
                     await sink.RewindAsync(state.FileOffset, CancellationToken.None).ConfigureAwait(false);
                     await Task.Delay(Options.RetryBaseDelay * Math.Pow(2, reconnects - 1), Options.TimeProvider, ct).ConfigureAwait(false);
@@ -210,7 +211,7 @@ internal sealed class ReplicaRunner
         }
         catch (Exception ex)
         {
-            _job.Log.Error(ex, "Replica {Flow}/{Replica} failed", _flow.Name, _pipeline.ReplicaName);
+            _job.Log.LogError(ex, "Replica {Flow}/{Replica} failed", _flow.Name, _pipeline.ReplicaName);
             return Report(state, SyncOutcome.Failed, started, resumed, ex.Message);
         }
     }
@@ -227,7 +228,7 @@ internal sealed class ReplicaRunner
             to = probe.Max;
             if (probe.FutureRows > 0 && probe.ClaimWarning())
             {
-                _job.Log.Warning(
+                _job.Log.LogWarning(
                     "{Table}: {Rows} rows have {Column} later than the source's now() + {Margin}; they are read by every incremental run and do not move the watermark (fix their values if they are wrong)",
                     _layout.QualifiedName, probe.FutureRows, column, TimeMargin);
             }
@@ -242,7 +243,7 @@ internal sealed class ReplicaRunner
                     }
                     else
                     {
-                        _job.Log.Warning("{Table}: incremental column {Column} is now {Type} (the watermark was taken as {Old}); reading everything once",
+                        _job.Log.LogWarning("{Table}: incremental column {Column} is now {Type} (the watermark was taken as {Old}); reading everything once",
                             _layout.QualifiedName, column, probe.Type, typed.Type);
                     }
                 }
@@ -355,7 +356,7 @@ internal sealed class ReplicaRunner
         state.RowsRead += rows;
         state.DocsIndexed += indexed;
         state.ReReadAfterResume += rows;
-        _job.Log.Information("Replica {Flow}/{Replica}: re-read {Rows} rows written or moved while the run was interrupted", _flow.Name, _pipeline.ReplicaName, rows);
+        _job.Log.LogInformation("Replica {Flow}/{Replica}: re-read {Rows} rows written or moved while the run was interrupted", _flow.Name, _pipeline.ReplicaName, rows);
     }
 
     private async Task ReadRemainingAsync(PartitionReader reader, IReplicaSink sink, ReplicaState state, CancellationToken ct)

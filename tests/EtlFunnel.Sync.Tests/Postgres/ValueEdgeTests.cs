@@ -66,7 +66,7 @@ public sealed class ValueEdgeTests
         var sink = new CollectingSink();
         using var logger = new LoggerConfiguration().MinimumLevel.Debug().WriteTo.Sink(sink).CreateLogger();
 
-        var report = await new SyncEngine(logger).RunAsync(bed.Job("m", 1, 2, keys: ["id"]));
+        var report = await new SyncEngine(new Serilog.Extensions.Logging.SerilogLoggerFactory(logger).CreateLogger("sync")).RunAsync(bed.Job("m", 1, 2, keys: ["id"]));
 
         report.Outcome.Should().Be(SyncOutcome.Succeeded, report.Summary);
         bed.ReadOutput().Should().HaveCount(100);
