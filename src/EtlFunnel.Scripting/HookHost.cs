@@ -219,6 +219,14 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     /// <inheritdoc />
     public ValueTask DisposeAsync() => local?.DisposeAsync() ?? worker!.DisposeAsync();
 
+    /// <summary>
+    /// Runs the folder's test cases (top-level <c>*.test.csx</c> files, see docs/hooks.md "Writing and testing hooks") where
+    /// the hooks run: in the worker, or in this process under <see cref="HookIsolation.None"/>. Each case runs under
+    /// <see cref="HookHostOptions.TimeBudget"/>; compile errors of a test file are failed results named <c>(compile)</c>.
+    /// </summary>
+    public async Task<IReadOnlyList<HookTestResult>> RunTestsAsync(CancellationToken cancellationToken = default)
+        => local is not null ? (await local.RunTestsAsync(cancellationToken).ConfigureAwait(false)).Results : await worker!.RunTestsAsync(cancellationToken).ConfigureAwait(false);
+
     /// <summary>How many loads or reloads returned the C allocator's free memory to the OS right after compiling (in-process only).</summary>
     internal int NativeTrims => local?.NativeTrims ?? 0;
 
@@ -237,4 +245,19 @@ public sealed class HookIsolationException : Exception
         : base(message, innerException)
     {
     }
+}
+
+/// <summary>The outcome of one test case of a <c>*.test.csx</c> file (see <see cref="HookHost.RunTestsAsync"/>).</summary>
+/// <param name="TestFile">The test file, relative to the hooks folder.</param>
+/// <param name="Case">The case: a <c>Test…</c> method, <c>(top-level)</c> for a file without one, <c>(compile)</c> for a compile error.</param>
+/// <param name="Passed">True when the case returned without throwing.</param>
+/// <param name="File">Where it failed: the innermost line of hook or test code (a <c>#load</c>ed hook's own line when the hook threw).</param>
+/// <param name="Line">The line it failed at (1-based; 0 when unknown or passed).</param>
+/// <param name="Column">The column it failed at (1-based; 0 when unknown or passed).</param>
+/// <param name="Message">Why it failed (the check's message, or the exception's type and message); empty when passed.</param>
+/// <param name="Duration">How long the case ran.</param>
+public sealed record HookTestResult(string TestFile, string Case, bool Passed, string File, int Line, int Column, string Message, TimeSpan Duration)
+{
+    /// <inheritdoc />
+    public override string ToString() => Passed ? $"PASS {TestFile} {Case}" : $"{File}({Line},{Column}): FAIL {TestFile} {Case}: {Message}";
 }

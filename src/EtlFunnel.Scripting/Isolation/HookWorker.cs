@@ -109,6 +109,9 @@ internal sealed class HookWorker
                     calls[message.Id] = tcts;
                     _ = Task.Run(() => TransformAsync(message, tcts));
                     break;
+                case "test":
+                    _ = Task.Run(() => TestAsync(message.Id));
+                    break;
                 case "cancel":
                     if (calls.TryGetValue(message.Id, out var call))
                     {
@@ -135,6 +138,35 @@ internal sealed class HookWorker
     {
         var args = await hooks!.ReloadAsync().ConfigureAwait(false);
         await SendAsync(new WorkerMessage { Type = "snapshot", Id = id, Snapshot = Snapshot(hooks, args, isEvent: false) }).ConfigureAwait(false);
+    }
+
+    private async Task TestAsync(long id)
+    {
+        WorkerMessage reply;
+        var abandoned = false;
+        try
+        {
+            (var results, abandoned) = await hooks!.RunTestsAsync().ConfigureAwait(false);
+            reply = new WorkerMessage
+            {
+                Type = "tested",
+                Id = id,
+                Abandoned = abandoned,
+                Tests = results.Select(r => new TestResultDto(r.TestFile, r.Case, r.Passed, r.File, r.Line, r.Column, r.Message, r.Duration.TotalMilliseconds)).ToList(),
+            };
+        }
+#pragma warning disable CA1031 // Anything else is reported to the host as the test run's failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            reply = Failure(id, "", null, null, $"the worker failed to run the test cases: {ex.GetType().Name}: {ex.Message}");
+        }
+
+        await SendAsync(reply).ConfigureAwait(false);
+        if (abandoned)
+        {
+            Environment.Exit(71); // a case's thread could not be stopped
+        }
     }
 
     private async Task InvokeAsync(WorkerMessage message, CancellationTokenSource cts)

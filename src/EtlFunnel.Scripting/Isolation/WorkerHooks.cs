@@ -175,6 +175,39 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
         }).ToList();
     }
 
+    /// <summary>Runs the folder's <c>*.test.csx</c> cases in the worker; a case that could not be stopped takes the worker down (restarted on the next call).</summary>
+    public async Task<IReadOnlyList<HookTestResult>> RunTestsAsync(CancellationToken cancellationToken)
+    {
+        var worker = await EnsureStartedAsync(cancellationToken).ConfigureAwait(false);
+        WorkerMessage reply;
+        try
+        {
+            // Each case has its own budget in the worker; this is only the backstop for a worker that stops answering.
+            reply = await worker.RequestAsync(new WorkerMessage { Type = "test" }, options.CompileTimeout + options.CompileTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WorkerTimeoutException)
+        {
+            await worker.KillAsync("running the test cases took longer than the compile timeout twice over").ConfigureAwait(false);
+            throw new HookInvocationException("", HooksDirectory, null, $"worker killed: running the test cases of {HooksDirectory} took longer than {2 * options.CompileTimeout.TotalSeconds:0} s");
+        }
+        catch (WorkerDiedException ex)
+        {
+            throw new HookInvocationException("", HooksDirectory, null, $"running the test cases failed: {ex.Message}");
+        }
+
+        if (reply.Type == "failure")
+        {
+            throw new HookInvocationException("", HooksDirectory, null, reply.Failure!.Message);
+        }
+
+        if (reply.Abandoned == true)
+        {
+            await worker.KillAsync("a test case ran past its time budget and could not be stopped").ConfigureAwait(false);
+        }
+
+        return reply.Tests!.Select(t => new HookTestResult(t.TestFile, t.Case, t.Passed, t.File, t.Line, t.Column, t.Message, TimeSpan.FromMilliseconds(t.DurationMs))).ToList();
+    }
+
     internal async Task<IReadOnlyList<Transforming.TransformedDocument>> TransformAsync(RemoteTransformer transformer, Transforming.TransformTarget target,
         IReadOnlyList<Transforming.SourceDocument> rows, TimeSpan budget, CancellationToken cancellationToken)
     {
