@@ -108,6 +108,9 @@ internal static class CliApp
                 hooks.AddCommand<HooksCheckCommand>("check")
                     .WithDescription("Compile and policy-check every hook; print each diagnostic as file(line,col): error ID: message.")
                     .WithExample("hooks", "check", "--hooks", "./hooks");
+                hooks.AddCommand<HooksInitCommand>("init")
+                    .WithDescription("Write hooks.csproj and a copy of the contract with its docs into the hooks folder, so C# editors complete and document .csx hooks.")
+                    .WithExample("hooks", "init", "hooks");
                 hooks.AddCommand<HooksTestCommand>("test")
                     .WithDescription("Plan with the flow and pipeline hooks offline (--machine, --stats or --config) and run the folder's *.test.csx cases; " +
                         "with --table, run the transformers on real rows and print before/after. Exit 1 on a hook error or a failed case/row.")

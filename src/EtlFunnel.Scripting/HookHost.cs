@@ -186,6 +186,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     /// <summary>How many times the worker was started (1 after a load; more after crashes and kills).</summary>
     public int WorkerStarts => worker?.Starts ?? 0;
 
+    /// <summary>The namespaces every hook script can use without a <c>using</c> (what <c>etlfunnel hooks init</c> gives editors).</summary>
+    public static IReadOnlyList<string> ScriptImports => Compiling.ScriptCompiler.DefaultUsings;
+
     /// <summary>Raised after every reload attempt (watch mode).</summary>
     public event EventHandler<HookReloadedEventArgs>? Reloaded;
 
