@@ -33,6 +33,7 @@ public sealed class OrchestratorPropsBuilder
     private readonly MachineInfo machine;
     private readonly OrchestratorTune? parent;
     private CancellationToken cancellationToken;
+    private IHookLog? log;
 
     internal OrchestratorPropsBuilder(MachineInfo machine, OrchestratorTune? parent)
     {
@@ -66,6 +67,13 @@ public sealed class OrchestratorPropsBuilder
         return this;
     }
 
+    /// <summary>The logger the hook sees as <see cref="OrchestratorProps.Log"/>, e.g. a <see cref="RecordingHookLog"/>.</summary>
+    public OrchestratorPropsBuilder LoggingTo(IHookLog log)
+    {
+        this.log = log ?? throw new ArgumentNullException(nameof(log));
+        return this;
+    }
+
     /// <summary>The token the hook sees as <see cref="OrchestratorProps.CancellationToken"/> (its time budget in the host).</summary>
     public OrchestratorPropsBuilder CancelledBy(CancellationToken token)
     {
@@ -81,5 +89,6 @@ public sealed class OrchestratorPropsBuilder
         ClusterMachines = cluster.ToArray(),
         Parent = parent,
         CancellationToken = cancellationToken,
+        Log = log ?? new RecordingHookLog(),
     };
 }

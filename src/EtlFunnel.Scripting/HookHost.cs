@@ -55,6 +55,12 @@ public sealed record HookHostOptions
     /// <summary>Receives the worker's own output line by line (hooks' Console.Write, crash reports); default: this process's stderr.</summary>
     public Action<string>? WorkerOutput { get; init; }
 
+    /// <summary>
+    /// Where the lines hooks log with <c>param.Log</c> go (with the hook's file and line). Null: to
+    /// <see cref="WorkerOutput"/>, else stderr, as <c>[hook] file(line): level: message</c>.
+    /// </summary>
+    public Action<HookLogEntry>? HookLog { get; init; }
+
     /// <summary>Test only: compile hooks without the semantic policy, to prove what the OS layers stop on their own.</summary>
     internal bool SkipSemanticPolicy { get; init; }
 
@@ -263,4 +269,15 @@ public sealed record HookTestResult(string TestFile, string Case, bool Passed, s
 {
     /// <inheritdoc />
     public override string ToString() => Passed ? $"PASS {TestFile} {Case}" : $"{File}({Line},{Column}): FAIL {TestFile} {Case}: {Message}";
+}
+
+/// <summary>A line a hook logged with <c>param.Log</c>: where (the hook's file and line), how severe, what.</summary>
+/// <param name="File">The hook's file (or the <c>#load</c>ed file the call is in), as the compiler named it.</param>
+/// <param name="Line">The line of the <c>param.Log</c> call.</param>
+/// <param name="Level"><c>info</c>, <c>warning</c> or <c>error</c>.</param>
+/// <param name="Message">The text (at most 4,096 characters; longer lines are cut).</param>
+public sealed record HookLogEntry(string File, int Line, string Level, string Message)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{File}({Line}): {Level}: {Message}";
 }

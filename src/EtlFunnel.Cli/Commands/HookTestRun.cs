@@ -86,7 +86,7 @@ internal sealed class HookTestRun
         {
             var plan = inputs is not null
                 ? await Planning.PlanAsync(_context, inputs, hooks.Hooks, cancellationToken).ConfigureAwait(false)
-                : await new Planner(hooks.Hooks).PlanAsync(statsFlows!, machine, null, cancellationToken).ConfigureAwait(false);
+                : await new Planner(hooks.Hooks) { HookLog = new HookLogAdapter(Planning.HookLogTo(_context.Log)) }.PlanAsync(statsFlows!, machine, null, cancellationToken).ConfigureAwait(false);
             PlanTable.Write(_context.Console, plan);
             return ExitCodes.Ok;
         }

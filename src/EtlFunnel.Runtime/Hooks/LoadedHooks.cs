@@ -22,6 +22,9 @@ internal interface ILoadedHooks : IAsyncDisposable
 /// <summary>How the real hook host is to load the hooks: from the config's <c>hooks:</c> mapping, or for <c>hooks check</c>.</summary>
 internal sealed record HookSettings(HookIsolation Isolation, IReadOnlyList<string> Environment, bool CompileOnly = false)
 {
+    /// <summary>Where the lines hooks log with <c>param.Log</c> go (the command's or the service's log).</summary>
+    public Action<HookLogEntry>? Log { get; init; }
+
     public static HookSettings Default { get; } = new(HookIsolation.Sandbox, []);
 }
 
@@ -56,6 +59,7 @@ internal sealed class HostedHooks : ILoadedHooks
         Isolation = settings.Isolation,
         WorkerEnvironment = settings.Environment,
         CompileOnly = settings.CompileOnly,
+        HookLog = settings.Log,
     };
 
     public ValueTask DisposeAsync() => _host.DisposeAsync();

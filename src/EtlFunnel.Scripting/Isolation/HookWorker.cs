@@ -340,6 +340,7 @@ internal sealed class HookWorker
             ClusterMachines = dto.Cluster is null ? [] : [.. dto.Cluster.Select(Machine)],
             Parent = dto.Parent is { } p ? new OrchestratorTune { ParentEntityName = p.ParentEntityName, NewEntityName = p.NewEntityName, ReplicaProps = PropValues.FromJson(p.ReplicaProps) } : null,
             CancellationToken = token,
+            Log = new WorkerLog(this),
         };
     }
 
@@ -496,6 +497,41 @@ internal sealed class HookWorker
             {
                 // The probe already gave up.
             }
+        }
+    }
+
+    /// <summary>
+    /// <c>param.Log</c> in the worker: each line is a protocol message to the host, which logs it. Capped per call (a hook
+    /// logging in a loop cannot flood the host), lines cut at 4,096 characters.
+    /// </summary>
+    private sealed class WorkerLog(HookWorker worker) : IHookLog
+    {
+        private const int MaxLines = 1000;
+        private const int MaxChars = 4096;
+        private int lines;
+
+        public void Info(string message, string file = "", int line = 0) => Send("info", message, file, line);
+
+        public void Warning(string message, string file = "", int line = 0) => Send("warning", message, file, line);
+
+        public void Error(string message, string file = "", int line = 0) => Send("error", message, file, line);
+
+        private void Send(string level, string? message, string? file, int line)
+        {
+            var n = Interlocked.Increment(ref lines);
+            if (n > MaxLines + 1)
+            {
+                return;
+            }
+
+            var text = n > MaxLines ? $"further log lines of this call are dropped (more than {MaxLines})" : message ?? "";
+            if (text.Length > MaxChars)
+            {
+                text = string.Concat(text.AsSpan(0, MaxChars), "…");
+            }
+
+            // Sent in order on the one write gate; the call's result follows its log lines on the same pipe.
+            worker.SendAsync(new WorkerMessage { Type = "log", Log = new LogDto(n > MaxLines ? "warning" : level, file ?? "", line, text) }).GetAwaiter().GetResult();
         }
     }
 

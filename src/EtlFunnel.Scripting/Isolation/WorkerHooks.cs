@@ -380,6 +380,24 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
         return new HookReloadedEventArgs([], false, [failure]);
     }
 
+    /// <summary>A line a hook logged in the worker: to <see cref="HookHostOptions.HookLog"/>, else the worker's output.</summary>
+    internal void OnLog(LogDto line)
+    {
+        var entry = new HookLogEntry(line.File, line.Line, line.Level, line.Message);
+        if (options.HookLog is { } log)
+        {
+            log(entry);
+        }
+        else if (options.WorkerOutput is { } output)
+        {
+            output("[hook] " + entry);
+        }
+        else
+        {
+            Console.Error.WriteLine("[hook] " + entry);
+        }
+    }
+
     internal void OnEvent(SnapshotDto snapshot)
     {
         var args = Apply(snapshot);
@@ -712,6 +730,9 @@ internal sealed class WorkerConnection : IAsyncDisposable
                 {
                     case "engine":
                         _ = Task.Run(() => AnswerEngineAsync(message));
+                        break;
+                    case "log" when message.Log is { } line:
+                        owner.OnLog(line);
                         break;
                     case "snapshot" when message.Snapshot is { Event: true } snapshot:
                         owner.OnEvent(snapshot);

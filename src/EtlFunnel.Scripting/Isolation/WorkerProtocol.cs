@@ -120,7 +120,12 @@ internal sealed class WorkerMessage
 
     /// <summary>On a tested answer: a case could not be stopped, so the worker exits after answering.</summary>
     public bool? Abandoned { get; set; }
+
+    /// <summary>On a log message (worker → host, unsolicited): a line a hook wrote with <c>param.Log</c>.</summary>
+    public LogDto? Log { get; set; }
 }
+
+internal sealed record LogDto(string Level, string File, int Line, string Message);
 
 internal sealed record TestResultDto(string TestFile, string Case, bool Passed, string File, int Line, int Column, string Message, double DurationMs);
 

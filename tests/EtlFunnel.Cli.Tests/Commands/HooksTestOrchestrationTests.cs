@@ -109,6 +109,32 @@ public sealed class HooksTestOrchestrationTests
     }
 
     [Fact]
+    public async Task Param_log_lines_reach_the_host_log_on_stderr_with_the_hooks_file_and_line_not_stdout()
+    {
+        var dir = Folder(("logs.csx", Usings + "List<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param)\n{\n    param.Log.Info($\"planning {param.Entity.Count} flows on {param.Machine.LogicalCores} cores\");\n" +
+            "    param.Log.Warning(\"no region\");\n    return param.Entity.Select(e => new OrchestratorTune { ParentEntityName = e.Name, NewEntityName = e.Name, ReplicaProps = new Dictionary<string, object> { [\"replica_id\"] = 0, [\"total_replicas\"] = 1 } }).ToList();\n}\n"));
+
+        var result = await CliRunner.RunAsync(["hooks", "test", "--hooks", dir, "--machine", CliRunner.Region("eu"), "--stats", Stats]);
+
+        result.ExitCode.Should().Be(0, result.Out + result.Err);
+        result.Err.Should().MatchRegex(@"\[INF\] \S*logs\.csx\(4\): planning 2 flows on 8 cores").And.MatchRegex(@"\[WRN\] \S*logs\.csx\(5\): no region");
+        result.Out.Should().NotContain("planning 2 flows");
+    }
+
+    [Fact]
+    public async Task Param_log_in_a_test_case_can_be_recorded_and_asserted()
+    {
+        var dir = Folder(
+            ("logs.csx", Usings + "List<OrchestratorTune> GetFlowOrchestration(OrchestratorProps param)\n{\n    param.Log.Info(\"hello\");\n    return new();\n}\n"),
+            ("logs.test.csx", "#load \"logs.csx\"\nvar log = new RecordingHookLog();\nGetFlowOrchestration(Props.Flow().LoggingTo(log).Build());\nCheck.Equal(\"hello\", log.Lines.Single().Message);\nCheck.Equal(4, log.Lines.Single().Line);\n"));
+
+        var result = await CliRunner.RunAsync(["hooks", "test", "--hooks", dir]);
+
+        result.ExitCode.Should().Be(0, result.Out + result.Err);
+        result.Out.Should().Contain("PASS logs.test.csx (top-level)");
+    }
+
+    [Fact]
     public async Task Stats_and_config_together_are_a_usage_error()
     {
         var result = await CliRunner.RunAsync(["hooks", "test", "--stats", Stats, "--config", CliRunner.QuickstartConfig]);
