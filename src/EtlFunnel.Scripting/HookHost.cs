@@ -61,6 +61,13 @@ public sealed record HookHostOptions
     /// </summary>
     public Action<HookLogEntry>? HookLog { get; init; }
 
+    /// <summary>
+    /// Debugging hooks: the worker logs its process id and waits this long for a debugger to attach before it loads the
+    /// hooks, then goes on either way. The worker then runs as a plain child process (a sandbox's own pid namespace and
+    /// private /tmp would hide it from the debugger). Null (default): no wait. See docs/hooks.md.
+    /// </summary>
+    public TimeSpan? WaitForDebugger { get; init; }
+
     /// <summary>Test only: compile hooks without the semantic policy, to prove what the OS layers stop on their own.</summary>
     internal bool SkipSemanticPolicy { get; init; }
 

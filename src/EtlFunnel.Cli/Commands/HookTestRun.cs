@@ -58,7 +58,8 @@ internal sealed class HookTestRun
         }
 
         var directory = settings.Hooks ?? inputs?.Config.HooksDirectory ?? HooksFolder.DefaultDirectory;
-        var hookSettings = inputs is null ? HookSettings.Default : new HookSettings(inputs.Config.HooksIsolation, inputs.Config.HooksEnvironment);
+        var hookSettings = (inputs is null ? HookSettings.Default : new HookSettings(inputs.Config.HooksIsolation, inputs.Config.HooksEnvironment))
+            with { WaitForDebugger = settings.DebuggerWait };
         var (hooks, hooksExit) = await Planning.LoadHooksAsync(_context, directory, cancellationToken, hookSettings).ConfigureAwait(false);
         if (hooks is null)
         {

@@ -31,8 +31,20 @@ internal sealed class HooksTestSettings : PlanInputSettings
     [Description("Without --table: table stats (YAML: flows with tables, rows, bytes, latency; docs/hooks.md) to plan over instead of discovering with --config.")]
     public string? Stats { get; init; }
 
+    [CommandOption("--wait-for-debugger [SECONDS]")]
+    [Description("Without --table: the hook worker prints its process id and waits up to SECONDS (default 60) for a debugger to attach, then goes on (docs/hooks.md, \"Debugging a hook\").")]
+    public FlagValue<int>? WaitForDebugger { get; init; }
+
+    /// <summary>How long the worker waits for a debugger, or null.</summary>
+    public TimeSpan? DebuggerWait => WaitForDebugger is { IsSet: true } flag ? TimeSpan.FromSeconds(flag.Value > 0 ? flag.Value : 60) : null;
+
     public override ValidationResult Validate()
     {
+        if (WaitForDebugger is { IsSet: true, Value: < 0 })
+        {
+            return ValidationResult.Error("--wait-for-debugger takes a number of seconds (default 60)");
+        }
+
         if (string.IsNullOrWhiteSpace(Table))
         {
             // Orchestration mode: flow and pipeline hooks on --stats or a live --config (or neither: test cases only).

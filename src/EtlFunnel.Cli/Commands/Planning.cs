@@ -169,6 +169,11 @@ internal static class Planning
     public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadHooksAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken, HookSettings? settings = null)
     {
         context.HookSettings = (settings ?? HookSettings.Default) with { Log = HookLogTo(context.Log) };
+        if (context.HookSettings.WaitForDebugger is not null && context.HookSettings.Isolation == HookIsolation.None)
+        {
+            context.Log.Warning("--wait-for-debugger: hooks run in this process (isolation: none); attach to process {Pid}", Environment.ProcessId);
+        }
+
         var (hooks, status) = await HooksFolder.LoadAsync(context.LoadHooks, context.Err, context.LoggerFactory.CreateLogger(typeof(HooksFolder)), explicitDirectory, cancellationToken).ConfigureAwait(false);
         return (hooks, status switch
         {
@@ -190,6 +195,12 @@ internal static class Planning
             "warning" => Serilog.Events.LogEventLevel.Warning,
             _ => Serilog.Events.LogEventLevel.Information,
         };
+        if (entry.File.Length == 0)
+        {
+            log.Write(level, "{HookMessage:l}", entry.Message); // the worker's own line (e.g. waiting for a debugger)
+            return;
+        }
+
         log.ForContext("HookFile", entry.File).ForContext("HookLine", entry.Line)
             .Write(level, "{HookLocation:l}: {HookMessage:l}", $"{entry.File}({entry.Line})", entry.Message);
     };

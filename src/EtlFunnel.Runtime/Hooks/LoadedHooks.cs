@@ -25,6 +25,9 @@ internal sealed record HookSettings(HookIsolation Isolation, IReadOnlyList<strin
     /// <summary>Where the lines hooks log with <c>param.Log</c> go (the command's or the service's log).</summary>
     public Action<HookLogEntry>? Log { get; init; }
 
+    /// <summary><c>hooks test --wait-for-debugger</c>: how long the worker waits for a debugger (it then runs as a plain process, with a 1 h budget).</summary>
+    public TimeSpan? WaitForDebugger { get; init; }
+
     public static HookSettings Default { get; } = new(HookIsolation.Sandbox, []);
 }
 
@@ -60,6 +63,9 @@ internal sealed class HostedHooks : ILoadedHooks
         WorkerEnvironment = settings.Environment,
         CompileOnly = settings.CompileOnly,
         HookLog = settings.Log,
+        WaitForDebugger = settings.WaitForDebugger,
+        // Stepping through a hook takes longer than its budget: a debugged call is not killed for it.
+        TimeBudget = settings.WaitForDebugger is null ? new HookHostOptions().TimeBudget : TimeSpan.FromHours(1),
     };
 
     public ValueTask DisposeAsync() => _host.DisposeAsync();

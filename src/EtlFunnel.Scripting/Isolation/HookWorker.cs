@@ -67,6 +67,11 @@ internal sealed class HookWorker
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
         var layers = ApplyLimits(settings);
+        if (settings.WaitForDebuggerMs is { } waitMs)
+        {
+            await WaitForDebuggerAsync(TimeSpan.FromMilliseconds(waitMs)).ConfigureAwait(false);
+        }
+
         var options = new HookHostOptions
         {
             HooksDirectory = settings.Root,
@@ -132,6 +137,27 @@ internal sealed class HookWorker
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// <c>hooks test --wait-for-debugger</c>: says which process to attach to (over the protocol, so the host logs it where
+    /// the user looks), polls <see cref="System.Diagnostics.Debugger.IsAttached"/> until the timeout, and goes on either way.
+    /// </summary>
+    private async Task WaitForDebuggerAsync(TimeSpan timeout)
+    {
+        var pid = Environment.ProcessId;
+        await SendAsync(new WorkerMessage { Type = "log", Log = new LogDto("warning", "", 0,
+            $"hook worker: process {pid} is waiting up to {timeout.TotalSeconds:0} s for a debugger to attach (attach to process {pid}; docs/hooks.md, \"Debugging a hook\")") }).ConfigureAwait(false);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!System.Diagnostics.Debugger.IsAttached && waited.Elapsed < timeout)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+        }
+
+        await SendAsync(new WorkerMessage { Type = "log", Log = new LogDto(System.Diagnostics.Debugger.IsAttached ? "info" : "warning", "", 0,
+            System.Diagnostics.Debugger.IsAttached
+                ? $"hook worker: a debugger is attached to process {pid}; loading the hooks"
+                : $"hook worker: no debugger attached to process {pid} after {timeout.TotalSeconds:0} s; going on without one") }).ConfigureAwait(false);
     }
 
     private async Task ReloadAsync(long id)

@@ -58,7 +58,8 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
 
     public static async Task<WorkerHooks> LoadAsync(HookHostOptions options, CancellationToken cancellationToken)
     {
-        var candidates = Sandbox.Candidates(options.Isolation, options.ForceSandbox);
+        // A debugger must see the worker: no pid namespace, the runtime's diagnostic socket in the real /tmp.
+        var candidates = Sandbox.Candidates(options.Isolation, options.WaitForDebugger is null ? options.ForceSandbox : SandboxKind.Plain);
         if (candidates.Count == 0)
         {
             throw new HookIsolationException(
@@ -329,12 +330,13 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
                         HostNetNamespace = Sandbox.Namespace("net"),
                         HostMountNamespace = Sandbox.Namespace("mnt"),
                         Sandbox = kind.ToString(),
+                        WaitForDebuggerMs = options.WaitForDebugger?.TotalMilliseconds,
                     },
                 };
 
                 try
                 {
-                    var reply = await worker.RequestAsync(hello, options.CompileTimeout, cancellationToken).ConfigureAwait(false);
+                    var reply = await worker.RequestAsync(hello, options.CompileTimeout + (options.WaitForDebugger ?? TimeSpan.Zero), cancellationToken).ConfigureAwait(false);
                     if (reply.Type != "snapshot")
                     {
                         throw new WorkerDiedException(reply.Error ?? "the worker refused the handshake");
@@ -384,6 +386,12 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
     internal void OnLog(LogDto line)
     {
         var entry = new HookLogEntry(line.File, line.Line, line.Level, line.Message);
+        if (line.File.Length == 0 && options.HookLog is null)
+        {
+            (options.WorkerOutput ?? (text => Console.Error.WriteLine("[hook worker] " + text)))(line.Message); // the worker's own line
+            return;
+        }
+
         if (options.HookLog is { } log)
         {
             log(entry);

@@ -169,6 +169,9 @@ internal sealed class WorkerSettings
     public string? HostMountNamespace { get; set; }
 
     public string Sandbox { get; set; } = "";
+
+    /// <summary>When set, the worker logs its pid and waits up to this long for a debugger before loading the hooks.</summary>
+    public double? WaitForDebuggerMs { get; set; }
 }
 
 internal sealed class SnapshotDto

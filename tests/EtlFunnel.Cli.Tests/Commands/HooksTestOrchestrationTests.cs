@@ -135,6 +135,22 @@ public sealed class HooksTestOrchestrationTests
     }
 
     [Fact]
+    public async Task Wait_for_debugger_prints_the_workers_pid_waits_and_goes_on_without_one()
+    {
+        var dir = Folder(("ok.test.csx", "Check.True(true);\n"));
+
+        var result = await CliRunner.RunAsync(["hooks", "test", "--hooks", dir, "--wait-for-debugger", "1"]);
+
+        result.ExitCode.Should().Be(0, result.Out + result.Err);
+        var waiting = System.Text.RegularExpressions.Regex.Match(result.Err, @"hook worker: process (\d+) is waiting up to 1 s for a debugger to attach");
+        waiting.Success.Should().BeTrue(result.Err);
+        int.Parse(waiting.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture).Should().NotBe(Environment.ProcessId, "the worker is its own process");
+        result.Err.Should().Contain($"hook worker: no debugger attached to process {waiting.Groups[1].Value} after 1 s; going on without one");
+        result.Err.IndexOf("is waiting up to", StringComparison.Ordinal).Should().BeLessThan(result.Err.IndexOf("going on without one", StringComparison.Ordinal));
+        result.Out.Should().Contain("PASS ok.test.csx (top-level)");
+    }
+
+    [Fact]
     public async Task Stats_and_config_together_are_a_usage_error()
     {
         var result = await CliRunner.RunAsync(["hooks", "test", "--stats", Stats, "--config", CliRunner.QuickstartConfig]);
