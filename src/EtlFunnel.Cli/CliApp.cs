@@ -110,8 +110,13 @@ internal static class CliApp
                 hooks.AddCommand<HooksCheckCommand>("check")
                     .WithDescription("Compile and policy-check every hook; print each diagnostic as file(line,col): error ID: message.")
                     .WithExample("hooks", "check", "--hooks", "./hooks");
+                hooks.AddCommand<HooksInitCommand>("init")
+                    .WithDescription("Write hooks.csproj and a copy of the contract with its docs into the hooks folder, so C# editors complete and document .csx hooks.")
+                    .WithExample("hooks", "init", "hooks");
                 hooks.AddCommand<HooksTestCommand>("test")
-                    .WithDescription("Run the folder's transformers on real rows of a table and print before/after; writes nowhere. Exit 1 when a row fails.")
+                    .WithDescription("Plan with the flow and pipeline hooks offline (--machine, --stats or --config) and run the folder's *.test.csx cases; " +
+                        "with --table, run the transformers on real rows and print before/after. Exit 1 on a hook error or a failed case/row.")
+                    .WithExample("hooks", "test", "--hooks", "hooks", "--machine", "samples/regions/eu.yaml", "--stats", "samples/hook-tests/stats.yaml")
                     .WithExample("hooks", "test", "--config", "flows.yaml", "--table", "shop.products", "--limit", "10");
             });
         });

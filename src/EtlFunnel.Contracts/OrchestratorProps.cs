@@ -24,4 +24,10 @@ public sealed class OrchestratorProps
 
     /// <summary>Signalled when the hook's time budget runs out or the run is cancelled; pass it to async calls.</summary>
     public CancellationToken CancellationToken { get; init; }
+
+    /// <summary>
+    /// The hook's logger: <c>param.Log.Info("...")</c> writes a line to the host's log (service log or stderr) with the hook's
+    /// file and line, never to stdout. Props built by hand without one drop the lines.
+    /// </summary>
+    public IHookLog Log { get; init; } = NoHookLog.Instance;
 }

@@ -55,6 +55,19 @@ public sealed record HookHostOptions
     /// <summary>Receives the worker's own output line by line (hooks' Console.Write, crash reports); default: this process's stderr.</summary>
     public Action<string>? WorkerOutput { get; init; }
 
+    /// <summary>
+    /// Where the lines hooks log with <c>param.Log</c> go (with the hook's file and line). Null: to
+    /// <see cref="WorkerOutput"/>, else stderr, as <c>[hook] file(line): level: message</c>.
+    /// </summary>
+    public Action<HookLogEntry>? HookLog { get; init; }
+
+    /// <summary>
+    /// Debugging hooks: the worker logs its process id and waits this long for a debugger to attach before it loads the
+    /// hooks, then goes on either way. The worker then runs as a plain child process (a sandbox's own pid namespace and
+    /// private /tmp would hide it from the debugger). Null (default): no wait. See docs/hooks.md.
+    /// </summary>
+    public TimeSpan? WaitForDebugger { get; init; }
+
     /// <summary>Test only: compile hooks without the semantic policy, to prove what the OS layers stop on their own.</summary>
     internal bool SkipSemanticPolicy { get; init; }
 
@@ -186,6 +199,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     /// <summary>How many times the worker was started (1 after a load; more after crashes and kills).</summary>
     public int WorkerStarts => worker?.Starts ?? 0;
 
+    /// <summary>The namespaces every hook script can use without a <c>using</c> (what <c>etlfunnel hooks init</c> gives editors).</summary>
+    public static IReadOnlyList<string> ScriptImports => Compiling.ScriptCompiler.DefaultUsings;
+
     /// <summary>Raised after every reload attempt (watch mode).</summary>
     public event EventHandler<HookReloadedEventArgs>? Reloaded;
 
@@ -219,6 +235,14 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     /// <inheritdoc />
     public ValueTask DisposeAsync() => local?.DisposeAsync() ?? worker!.DisposeAsync();
 
+    /// <summary>
+    /// Runs the folder's test cases (top-level <c>*.test.csx</c> files, see docs/hooks.md "Writing and testing hooks") where
+    /// the hooks run: in the worker, or in this process under <see cref="HookIsolation.None"/>. Each case runs under
+    /// <see cref="HookHostOptions.TimeBudget"/>; compile errors of a test file are failed results named <c>(compile)</c>.
+    /// </summary>
+    public async Task<IReadOnlyList<HookTestResult>> RunTestsAsync(CancellationToken cancellationToken = default)
+        => local is not null ? (await local.RunTestsAsync(cancellationToken).ConfigureAwait(false)).Results : await worker!.RunTestsAsync(cancellationToken).ConfigureAwait(false);
+
     /// <summary>How many loads or reloads returned the C allocator's free memory to the OS right after compiling (in-process only).</summary>
     internal int NativeTrims => local?.NativeTrims ?? 0;
 
@@ -237,4 +261,30 @@ public sealed class HookIsolationException : Exception
         : base(message, innerException)
     {
     }
+}
+
+/// <summary>The outcome of one test case of a <c>*.test.csx</c> file (see <see cref="HookHost.RunTestsAsync"/>).</summary>
+/// <param name="TestFile">The test file, relative to the hooks folder.</param>
+/// <param name="Case">The case: a <c>Test…</c> method, <c>(top-level)</c> for a file without one, <c>(compile)</c> for a compile error.</param>
+/// <param name="Passed">True when the case returned without throwing.</param>
+/// <param name="File">Where it failed: the innermost line of hook or test code (a <c>#load</c>ed hook's own line when the hook threw).</param>
+/// <param name="Line">The line it failed at (1-based; 0 when unknown or passed).</param>
+/// <param name="Column">The column it failed at (1-based; 0 when unknown or passed).</param>
+/// <param name="Message">Why it failed (the check's message, or the exception's type and message); empty when passed.</param>
+/// <param name="Duration">How long the case ran.</param>
+public sealed record HookTestResult(string TestFile, string Case, bool Passed, string File, int Line, int Column, string Message, TimeSpan Duration)
+{
+    /// <inheritdoc />
+    public override string ToString() => Passed ? $"PASS {TestFile} {Case}" : $"{File}({Line},{Column}): FAIL {TestFile} {Case}: {Message}";
+}
+
+/// <summary>A line a hook logged with <c>param.Log</c>: where (the hook's file and line), how severe, what.</summary>
+/// <param name="File">The hook's file (or the <c>#load</c>ed file the call is in), as the compiler named it.</param>
+/// <param name="Line">The line of the <c>param.Log</c> call.</param>
+/// <param name="Level"><c>info</c>, <c>warning</c> or <c>error</c>.</param>
+/// <param name="Message">The text (at most 4,096 characters; longer lines are cut).</param>
+public sealed record HookLogEntry(string File, int Line, string Level, string Message)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{File}({Line}): {Level}: {Message}";
 }

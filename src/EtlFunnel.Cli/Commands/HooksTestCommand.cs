@@ -27,17 +27,41 @@ internal sealed class HooksTestSettings : PlanInputSettings
     [DefaultValue(PlanFormat.Table)]
     public PlanFormat Format { get; init; } = PlanFormat.Table;
 
+    [CommandOption("-s|--stats <FILE>")]
+    [Description("Without --table: table stats (YAML: flows with tables, rows, bytes, latency; docs/hooks.md) to plan over instead of discovering with --config.")]
+    public string? Stats { get; init; }
+
+    [CommandOption("--wait-for-debugger [SECONDS]")]
+    [Description("Without --table: the hook worker prints its process id and waits up to SECONDS (default 60) for a debugger to attach, then goes on (docs/hooks.md, \"Debugging a hook\").")]
+    public FlagValue<int>? WaitForDebugger { get; init; }
+
+    /// <summary>How long the worker waits for a debugger, or null.</summary>
+    public TimeSpan? DebuggerWait => WaitForDebugger is { IsSet: true } flag ? TimeSpan.FromSeconds(flag.Value > 0 ? flag.Value : 60) : null;
+
     public override ValidationResult Validate()
     {
+        if (WaitForDebugger is { IsSet: true, Value: < 0 })
+        {
+            return ValidationResult.Error("--wait-for-debugger takes a number of seconds (default 60)");
+        }
+
+        if (string.IsNullOrWhiteSpace(Table))
+        {
+            // Orchestration mode: flow and pipeline hooks on --stats or a live --config (or neither: test cases only).
+            return Stats is not null && Config is not null
+                ? ValidationResult.Error("--stats and --config both say what to plan over; give one of them")
+                : ValidationResult.Success();
+        }
+
         var baseResult = base.Validate();
         if (!baseResult.Successful)
         {
             return baseResult;
         }
 
-        if (string.IsNullOrWhiteSpace(Table))
+        if (Stats is not null)
         {
-            return ValidationResult.Error("--table <SCHEMA.TABLE> is required, e.g. --table shop.products");
+            return ValidationResult.Error("--stats is for the orchestration hooks; --table runs transformers on real rows of --config's database");
         }
 
         return Limit is < 1 or > 10_000 ? ValidationResult.Error("--limit takes 1 to 10000 rows") : ValidationResult.Success();
@@ -45,8 +69,10 @@ internal sealed class HooksTestSettings : PlanInputSettings
 }
 
 /// <summary>
-/// <c>etlfunnel hooks test --config flows.yaml --table shop.products</c>: the folder's transformers on real rows, before
-/// and after, in the hook worker; reads in a read-only transaction and writes nowhere.
+/// <c>etlfunnel hooks test</c>. With <c>--table</c>: the folder's transformers on real rows, before and after, in the hook
+/// worker; reads in a read-only transaction and writes nowhere. Without: the flow and pipeline hooks planned offline on a
+/// machine (<c>--machine</c>) and table stats (<c>--stats</c>, or live discovery with <c>--config</c>), then the folder's
+/// <c>*.test.csx</c> cases, run in the worker. Exit 1 on a hook error or a failed case.
 /// </summary>
 internal sealed class HooksTestCommand : AsyncCommand<HooksTestSettings>
 {
@@ -56,7 +82,12 @@ internal sealed class HooksTestCommand : AsyncCommand<HooksTestSettings>
 
     public HooksTestCommand(CliContext context) => _context = context;
 
-    public override async Task<int> ExecuteAsync(CommandContext context, HooksTestSettings settings, CancellationToken cancellationToken)
+    public override Task<int> ExecuteAsync(CommandContext context, HooksTestSettings settings, CancellationToken cancellationToken)
+        => string.IsNullOrWhiteSpace(settings.Table)
+            ? new HookTestRun(_context).ExecuteAsync(settings, cancellationToken)
+            : ExecuteTransformersAsync(settings, cancellationToken);
+
+    private async Task<int> ExecuteTransformersAsync(HooksTestSettings settings, CancellationToken cancellationToken)
     {
         var (inputs, exitCode) = await Planning.LoadInputsAsync(_context, settings.Config!, settings.Machine, cancellationToken).ConfigureAwait(false);
         if (inputs is null)

@@ -103,7 +103,7 @@ internal static class Planning
             context.Log.Warning("{Warning}", warning);
         }
 
-        var plan = await new Planner(hooks) { ClusterMachines = inputs.ClusterMachines }.PlanAsync(workload, inputs.Machine, inputs.Config.Limits, cancellationToken).ConfigureAwait(false);
+        var plan = await new Planner(hooks) { ClusterMachines = inputs.ClusterMachines, HookLog = new HookLogAdapter(HookLogTo(context.Log)) }.PlanAsync(workload, inputs.Machine, inputs.Config.Limits, cancellationToken).ConfigureAwait(false);
         context.Log.Information("Discovered {Tables} tables in {Discovery:0} ms (while the hooks loaded); planned {FlowReplicas} flow replicas and {PipelineReplicas} pipeline replicas in {Total:0} ms",
             workload.Flows.Sum(f => f.Pipelines.Length), discovered.TotalMilliseconds, plan.Flows.Length, plan.Flows.Sum(f => f.Pipelines.Length),
             Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -168,7 +168,12 @@ internal static class Planning
     /// <summary>Loads the hooks folder (see <see cref="HooksFolder.LoadAsync"/>); the exit code says why there are no hooks.</summary>
     public static async Task<(ILoadedHooks? Hooks, int ExitCode)> LoadHooksAsync(CliContext context, string? explicitDirectory, CancellationToken cancellationToken, HookSettings? settings = null)
     {
-        context.HookSettings = settings ?? HookSettings.Default;
+        context.HookSettings = (settings ?? HookSettings.Default) with { Log = HookLogTo(context.Log) };
+        if (context.HookSettings.WaitForDebugger is not null && context.HookSettings.Isolation == HookIsolation.None)
+        {
+            context.Log.Warning("--wait-for-debugger: hooks run in this process (isolation: none); attach to process {Pid}", Environment.ProcessId);
+        }
+
         var (hooks, status) = await HooksFolder.LoadAsync(context.LoadHooks, context.Err, context.LoggerFactory.CreateLogger(typeof(HooksFolder)), explicitDirectory, cancellationToken).ConfigureAwait(false);
         return (hooks, status switch
         {
@@ -177,6 +182,28 @@ internal static class Planning
             _ => ExitCodes.Failure,
         });
     }
+
+    /// <summary>
+    /// The lines hooks log with <c>param.Log</c>, into the command's (or the service's) Serilog log: stderr, never stdout,
+    /// as <c>file(line): message</c> with <c>HookFile</c> and <c>HookLine</c> as properties for the JSON format.
+    /// </summary>
+    public static Action<HookLogEntry> HookLogTo(Serilog.ILogger log) => entry =>
+    {
+        var level = entry.Level switch
+        {
+            "error" => Serilog.Events.LogEventLevel.Error,
+            "warning" => Serilog.Events.LogEventLevel.Warning,
+            _ => Serilog.Events.LogEventLevel.Information,
+        };
+        if (entry.File.Length == 0)
+        {
+            log.Write(level, "{HookMessage:l}", entry.Message); // the worker's own line (e.g. waiting for a debugger)
+            return;
+        }
+
+        log.ForContext("HookFile", entry.File).ForContext("HookLine", entry.Line)
+            .Write(level, "{HookLocation:l}: {HookMessage:l}", $"{entry.File}({entry.Line})", entry.Message);
+    };
 
     /// <summary>Waits for a discovery nobody needs any more and releases its connections; its errors are moot.</summary>
     private static async Task AbandonAsync(Task<(Workload Workload, TimeSpan Took)> discovery)
@@ -216,4 +243,14 @@ internal static class Planning
                 return ExitCodes.Failure;
         }
     }
+}
+
+/// <summary><c>param.Log</c> of hooks that run in this process (<c>isolation: none</c>): into the same log as the worker's lines.</summary>
+internal sealed class HookLogAdapter(Action<HookLogEntry> log) : IHookLog
+{
+    public void Info(string message, string file = "", int line = 0) => log(new HookLogEntry(file, line, "info", message));
+
+    public void Warning(string message, string file = "", int line = 0) => log(new HookLogEntry(file, line, "warning", message));
+
+    public void Error(string message, string file = "", int line = 0) => log(new HookLogEntry(file, line, "error", message));
 }

@@ -94,7 +94,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             try
             {
-                host = await HookHost.LoadAsync(HostedHooks.Options(hooksDirectory, new HookSettings(config.HooksIsolation, config.HooksEnvironment)) with { Watch = true }, cancellationToken).ConfigureAwait(false);
+                host = await HookHost.LoadAsync(HostedHooks.Options(hooksDirectory, new HookSettings(config.HooksIsolation, config.HooksEnvironment) { Log = Planning.HookLogTo(_context.Log) }) with { Watch = true }, cancellationToken).ConfigureAwait(false);
             }
             catch (HookIsolationException ex)
             {

@@ -85,13 +85,14 @@ public static partial class MachineProfiles
         };
     }
 
-    private static long ParseBytes(YamlReader yaml, YamlNode node)
+    /// <summary>A size (<c>32GB</c>, <c>512MB</c>, a number of bytes; binary units) at <paramref name="node"/>.</summary>
+    internal static long ParseBytes(YamlReader yaml, YamlNode node, string what = "memory")
     {
-        var text = yaml.NonEmptyString(node, "memory");
+        var text = yaml.NonEmptyString(node, what);
         var match = SizePattern().Match(text);
         if (!match.Success)
         {
-            throw new ConfigException(yaml.At(node), $"memory '{text}' is not a size; write e.g. 32GB, 512MB or a number of bytes");
+            throw new ConfigException(yaml.At(node), $"{what} '{text}' is not a size; write e.g. 32GB, 512MB or a number of bytes");
         }
 
         // Binary units: "32GB RAM" means 32 GiB in every machine catalogue.
@@ -107,7 +108,7 @@ public static partial class MachineProfiles
         };
         var value = decimal.Parse(match.Groups["value"].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture) * factor;
         return value is < 1 or > long.MaxValue
-            ? throw new ConfigException(yaml.At(node), $"memory '{text}' is out of range")
+            ? throw new ConfigException(yaml.At(node), $"{what} '{text}' is out of range")
             : (long)value;
     }
 

@@ -28,6 +28,12 @@ public sealed class Planner
     /// <summary>The cluster's members the hooks see in <see cref="OrchestratorProps.ClusterMachines"/> (<c>run --cluster</c>; empty otherwise).</summary>
     public IReadOnlyList<MachineInfo> ClusterMachines { get; init; } = [];
 
+    /// <summary>
+    /// The <see cref="OrchestratorProps.Log"/> hooks get when they run in this process (<c>isolation: none</c>); hooks in the
+    /// worker log through the worker's own logger, which the host's <c>HookHostOptions.HookLog</c> receives. Null: dropped.
+    /// </summary>
+    public IHookLog? HookLog { get; init; }
+
     /// <summary>Plans <paramref name="workload"/> for <paramref name="machine"/>; throws <see cref="PlanValidationException"/> listing every rule the hooks broke.</summary>
     public Task<ExecutionPlan> PlanAsync(Workload workload, MachineInfo machine, PlanLimits? limits = null, CancellationToken cancellationToken = default)
     {
@@ -252,6 +258,11 @@ public sealed class Planner
             try
             {
                 var props = new OrchestratorProps { Entity = level.Entities, Machine = machine, ClusterMachines = ClusterMachines, Parent = level.Parent, CancellationToken = cancellationToken };
+                if (HookLog is { } hookLog)
+                {
+                    props = new OrchestratorProps { Entity = props.Entity, Machine = props.Machine, ClusterMachines = props.ClusterMachines, Parent = props.Parent, CancellationToken = props.CancellationToken, Log = hookLog };
+                }
+
                 tunes = await hook.InvokeAsync(props, cancellationToken).ConfigureAwait(false)
                     ?? throw new HookInvocationException(hook.Name, null, null, "the hook returned null instead of a list of tunes");
             }

@@ -22,6 +22,12 @@ internal interface ILoadedHooks : IAsyncDisposable
 /// <summary>How the real hook host is to load the hooks: from the config's <c>hooks:</c> mapping, or for <c>hooks check</c>.</summary>
 internal sealed record HookSettings(HookIsolation Isolation, IReadOnlyList<string> Environment, bool CompileOnly = false)
 {
+    /// <summary>Where the lines hooks log with <c>param.Log</c> go (the command's or the service's log).</summary>
+    public Action<HookLogEntry>? Log { get; init; }
+
+    /// <summary><c>hooks test --wait-for-debugger</c>: how long the worker waits for a debugger (it then runs as a plain process, with a 1 h budget).</summary>
+    public TimeSpan? WaitForDebugger { get; init; }
+
     public static HookSettings Default { get; } = new(HookIsolation.Sandbox, []);
 }
 
@@ -56,6 +62,10 @@ internal sealed class HostedHooks : ILoadedHooks
         Isolation = settings.Isolation,
         WorkerEnvironment = settings.Environment,
         CompileOnly = settings.CompileOnly,
+        HookLog = settings.Log,
+        WaitForDebugger = settings.WaitForDebugger,
+        // Stepping through a hook takes longer than its budget: a debugged call is not killed for it.
+        TimeBudget = settings.WaitForDebugger is null ? new HookHostOptions().TimeBudget : TimeSpan.FromHours(1),
     };
 
     public ValueTask DisposeAsync() => _host.DisposeAsync();

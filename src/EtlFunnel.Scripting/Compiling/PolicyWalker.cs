@@ -222,7 +222,7 @@ internal static class PolicyWalker
 
     private static bool IsOwnCode(INamedTypeSymbol type, Compilation compilation)
         => SymbolEqualityComparer.Default.Equals(type.ContainingAssembly, compilation.Assembly)
-           || type.ContainingAssembly?.Name == "EtlFunnel.Contracts";
+           || type.ContainingAssembly?.Name is "EtlFunnel.Contracts" or "EtlFunnel.Contracts.Testing";
 
     private static (string Namespace, string Name) Names(INamedTypeSymbol type)
     {

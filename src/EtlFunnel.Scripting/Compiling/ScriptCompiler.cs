@@ -42,13 +42,16 @@ internal static class ScriptCompiler
         "System.Threading", "System.Threading.Tasks", "EtlFunnel.Execution.Models",
     ];
 
+    /// <summary>What a <c>*.test.csx</c> case also sees: the testing package's fakes, builders and <c>Check</c>.</summary>
+    public static readonly IReadOnlyList<string> TestUsings = [.. DefaultUsings, "EtlFunnel.Execution.Testing"];
+
     private static int compilations;
 
     /// <summary>How many scripts this process compiled (tests use it to prove cache hits skip the compiler).</summary>
     public static int Compilations => Volatile.Read(ref compilations);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static CompiledScript Compile(ScriptSources sources, string assemblyName, bool policy = true)
+    public static CompiledScript Compile(ScriptSources sources, string assemblyName, bool policy = true, bool testCase = false)
     {
         Interlocked.Increment(ref compilations);
         var parseOptions = new CSharpParseOptions(LanguageVersion.Latest, kind: SourceCodeKind.Script);
@@ -61,7 +64,7 @@ internal static class ScriptCompiler
         var options = new CSharpCompilationOptions(
                 OutputKind.DynamicallyLinkedLibrary,
                 scriptClassName: ScriptClassName,
-                usings: DefaultUsings,
+                usings: testCase ? TestUsings : DefaultUsings,
                 // Unoptimised code keeps every frame (no inlining, no tail calls), so stack traces name the hook's
                 // line and unbounded recursion reaches the stack check instead of looping as a tail call.
                 optimizationLevel: OptimizationLevel.Debug,
@@ -72,8 +75,9 @@ internal static class ScriptCompiler
             .WithMetadataReferenceResolver(null);
 
         var mainTree = CSharpSyntaxTree.ParseText(texts[sources.MainPath], parseOptions, sources.MainPath);
+        var references = testCase ? References.WithTesting : References.All;
         var compilation = CSharpCompilation.CreateScriptCompilation(
-            assemblyName, mainTree, References.All, options, previousScriptCompilation: null, returnType: null);
+            assemblyName, mainTree, references, options, previousScriptCompilation: null, returnType: null);
 
         var diagnostics = new List<HookDiagnostic>();
         var found = new List<HookDiagnostic>();
@@ -103,7 +107,7 @@ internal static class ScriptCompiler
 
         diagnostics.AddRange(found);
         var (hasFlow, hasPipeline, transform) = (false, false, TransformShape.None);
-        if (!diagnostics.Any(d => d.Severity == "error"))
+        if (!testCase && !diagnostics.Any(d => d.Severity == "error"))
         {
             transform = FindTransformer(compilation, diagnostics);
             (hasFlow, hasPipeline) = FindHookMethods(compilation, sources.MainPath, diagnostics, transform != TransformShape.None);
@@ -111,7 +115,8 @@ internal static class ScriptCompiler
 
         diagnostics = diagnostics.DistinctBy(d => (d.File, d.Line, d.Column, d.Id)).OrderBy(d => d.File, StringComparer.Ordinal)
             .ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
-        if (diagnostics.Any(d => d.Severity == "error") || !(hasFlow || hasPipeline || transform != TransformShape.None))
+        // A test case needs no hook method of its own: it calls the ones it #loads.
+        if (diagnostics.Any(d => d.Severity == "error") || !(testCase || hasFlow || hasPipeline || transform != TransformShape.None))
         {
             return new CompiledScript(null, null, diagnostics);
         }
@@ -136,7 +141,7 @@ internal static class ScriptCompiler
         var emitCompilation = CSharpCompilation.CreateScriptCompilation(
             assemblyName,
             newMain!,
-            References.All,
+            references,
             options.WithSourceReferenceResolver(new HookSourceResolver(sources.Root, rewritten.Count == 0 ? texts : Merge(texts, rewritten))),
             previousScriptCompilation: null,
             returnType: null);
@@ -354,6 +359,10 @@ internal static class ScriptCompiler
     private static class References
     {
         public static readonly ImmutableArray<MetadataReference> All = Build();
+
+        /// <summary>For <c>*.test.csx</c> cases: the hooks' references plus EtlFunnel.Contracts.Testing.</summary>
+        public static readonly ImmutableArray<MetadataReference> WithTesting =
+            All.Add(MetadataReference.CreateFromFile(typeof(EtlFunnel.Execution.Testing.Check).Assembly.Location));
 
         private static ImmutableArray<MetadataReference> Build()
         {

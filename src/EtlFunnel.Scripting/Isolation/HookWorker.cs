@@ -67,6 +67,11 @@ internal sealed class HookWorker
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
         var layers = ApplyLimits(settings);
+        if (settings.WaitForDebuggerMs is { } waitMs)
+        {
+            await WaitForDebuggerAsync(TimeSpan.FromMilliseconds(waitMs)).ConfigureAwait(false);
+        }
+
         var options = new HookHostOptions
         {
             HooksDirectory = settings.Root,
@@ -109,6 +114,9 @@ internal sealed class HookWorker
                     calls[message.Id] = tcts;
                     _ = Task.Run(() => TransformAsync(message, tcts));
                     break;
+                case "test":
+                    _ = Task.Run(() => TestAsync(message.Id));
+                    break;
                 case "cancel":
                     if (calls.TryGetValue(message.Id, out var call))
                     {
@@ -131,10 +139,60 @@ internal sealed class HookWorker
         return 0;
     }
 
+    /// <summary>
+    /// <c>hooks test --wait-for-debugger</c>: says which process to attach to (over the protocol, so the host logs it where
+    /// the user looks), polls <see cref="System.Diagnostics.Debugger.IsAttached"/> until the timeout, and goes on either way.
+    /// </summary>
+    private async Task WaitForDebuggerAsync(TimeSpan timeout)
+    {
+        var pid = Environment.ProcessId;
+        await SendAsync(new WorkerMessage { Type = "log", Log = new LogDto("warning", "", 0,
+            $"hook worker: process {pid} is waiting up to {timeout.TotalSeconds:0} s for a debugger to attach (attach to process {pid}; docs/hooks.md, \"Debugging a hook\")") }).ConfigureAwait(false);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!System.Diagnostics.Debugger.IsAttached && waited.Elapsed < timeout)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+        }
+
+        await SendAsync(new WorkerMessage { Type = "log", Log = new LogDto(System.Diagnostics.Debugger.IsAttached ? "info" : "warning", "", 0,
+            System.Diagnostics.Debugger.IsAttached
+                ? $"hook worker: a debugger is attached to process {pid}; loading the hooks"
+                : $"hook worker: no debugger attached to process {pid} after {timeout.TotalSeconds:0} s; going on without one") }).ConfigureAwait(false);
+    }
+
     private async Task ReloadAsync(long id)
     {
         var args = await hooks!.ReloadAsync().ConfigureAwait(false);
         await SendAsync(new WorkerMessage { Type = "snapshot", Id = id, Snapshot = Snapshot(hooks, args, isEvent: false) }).ConfigureAwait(false);
+    }
+
+    private async Task TestAsync(long id)
+    {
+        WorkerMessage reply;
+        var abandoned = false;
+        try
+        {
+            (var results, abandoned) = await hooks!.RunTestsAsync().ConfigureAwait(false);
+            reply = new WorkerMessage
+            {
+                Type = "tested",
+                Id = id,
+                Abandoned = abandoned,
+                Tests = results.Select(r => new TestResultDto(r.TestFile, r.Case, r.Passed, r.File, r.Line, r.Column, r.Message, r.Duration.TotalMilliseconds)).ToList(),
+            };
+        }
+#pragma warning disable CA1031 // Anything else is reported to the host as the test run's failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            reply = Failure(id, "", null, null, $"the worker failed to run the test cases: {ex.GetType().Name}: {ex.Message}");
+        }
+
+        await SendAsync(reply).ConfigureAwait(false);
+        if (abandoned)
+        {
+            Environment.Exit(71); // a case's thread could not be stopped
+        }
     }
 
     private async Task InvokeAsync(WorkerMessage message, CancellationTokenSource cts)
@@ -308,6 +366,7 @@ internal sealed class HookWorker
             ClusterMachines = dto.Cluster is null ? [] : [.. dto.Cluster.Select(Machine)],
             Parent = dto.Parent is { } p ? new OrchestratorTune { ParentEntityName = p.ParentEntityName, NewEntityName = p.NewEntityName, ReplicaProps = PropValues.FromJson(p.ReplicaProps) } : null,
             CancellationToken = token,
+            Log = new WorkerLog(this),
         };
     }
 
@@ -464,6 +523,41 @@ internal sealed class HookWorker
             {
                 // The probe already gave up.
             }
+        }
+    }
+
+    /// <summary>
+    /// <c>param.Log</c> in the worker: each line is a protocol message to the host, which logs it. Capped per call (a hook
+    /// logging in a loop cannot flood the host), lines cut at 4,096 characters.
+    /// </summary>
+    private sealed class WorkerLog(HookWorker worker) : IHookLog
+    {
+        private const int MaxLines = 1000;
+        private const int MaxChars = 4096;
+        private int lines;
+
+        public void Info(string message, string file = "", int line = 0) => Send("info", message, file, line);
+
+        public void Warning(string message, string file = "", int line = 0) => Send("warning", message, file, line);
+
+        public void Error(string message, string file = "", int line = 0) => Send("error", message, file, line);
+
+        private void Send(string level, string? message, string? file, int line)
+        {
+            var n = Interlocked.Increment(ref lines);
+            if (n > MaxLines + 1)
+            {
+                return;
+            }
+
+            var text = n > MaxLines ? $"further log lines of this call are dropped (more than {MaxLines})" : message ?? "";
+            if (text.Length > MaxChars)
+            {
+                text = string.Concat(text.AsSpan(0, MaxChars), "…");
+            }
+
+            // Sent in order on the one write gate; the call's result follows its log lines on the same pipe.
+            worker.SendAsync(new WorkerMessage { Type = "log", Log = new LogDto(n > MaxLines ? "warning" : level, file ?? "", line, text) }).GetAwaiter().GetResult();
         }
     }
 

@@ -58,7 +58,8 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
 
     public static async Task<WorkerHooks> LoadAsync(HookHostOptions options, CancellationToken cancellationToken)
     {
-        var candidates = Sandbox.Candidates(options.Isolation, options.ForceSandbox);
+        // A debugger must see the worker: no pid namespace, the runtime's diagnostic socket in the real /tmp.
+        var candidates = Sandbox.Candidates(options.Isolation, options.WaitForDebugger is null ? options.ForceSandbox : SandboxKind.Plain);
         if (candidates.Count == 0)
         {
             throw new HookIsolationException(
@@ -173,6 +174,39 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
             NewEntityName = t.NewEntityName,
             ReplicaProps = PropValues.FromJson(t.ReplicaProps),
         }).ToList();
+    }
+
+    /// <summary>Runs the folder's <c>*.test.csx</c> cases in the worker; a case that could not be stopped takes the worker down (restarted on the next call).</summary>
+    public async Task<IReadOnlyList<HookTestResult>> RunTestsAsync(CancellationToken cancellationToken)
+    {
+        var worker = await EnsureStartedAsync(cancellationToken).ConfigureAwait(false);
+        WorkerMessage reply;
+        try
+        {
+            // Each case has its own budget in the worker; this is only the backstop for a worker that stops answering.
+            reply = await worker.RequestAsync(new WorkerMessage { Type = "test" }, options.CompileTimeout + options.CompileTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WorkerTimeoutException)
+        {
+            await worker.KillAsync("running the test cases took longer than the compile timeout twice over").ConfigureAwait(false);
+            throw new HookInvocationException("", HooksDirectory, null, $"worker killed: running the test cases of {HooksDirectory} took longer than {2 * options.CompileTimeout.TotalSeconds:0} s");
+        }
+        catch (WorkerDiedException ex)
+        {
+            throw new HookInvocationException("", HooksDirectory, null, $"running the test cases failed: {ex.Message}");
+        }
+
+        if (reply.Type == "failure")
+        {
+            throw new HookInvocationException("", HooksDirectory, null, reply.Failure!.Message);
+        }
+
+        if (reply.Abandoned == true)
+        {
+            await worker.KillAsync("a test case ran past its time budget and could not be stopped").ConfigureAwait(false);
+        }
+
+        return reply.Tests!.Select(t => new HookTestResult(t.TestFile, t.Case, t.Passed, t.File, t.Line, t.Column, t.Message, TimeSpan.FromMilliseconds(t.DurationMs))).ToList();
     }
 
     internal async Task<IReadOnlyList<Transforming.TransformedDocument>> TransformAsync(RemoteTransformer transformer, Transforming.TransformTarget target,
@@ -296,12 +330,13 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
                         HostNetNamespace = Sandbox.Namespace("net"),
                         HostMountNamespace = Sandbox.Namespace("mnt"),
                         Sandbox = kind.ToString(),
+                        WaitForDebuggerMs = options.WaitForDebugger?.TotalMilliseconds,
                     },
                 };
 
                 try
                 {
-                    var reply = await worker.RequestAsync(hello, options.CompileTimeout, cancellationToken).ConfigureAwait(false);
+                    var reply = await worker.RequestAsync(hello, options.CompileTimeout + (options.WaitForDebugger ?? TimeSpan.Zero), cancellationToken).ConfigureAwait(false);
                     if (reply.Type != "snapshot")
                     {
                         throw new WorkerDiedException(reply.Error ?? "the worker refused the handshake");
@@ -345,6 +380,30 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
         var failure = new HookDiagnostic(HooksDirectory, 0, 0, "error", "EF0098", $"worker killed: {reason}; the last good hooks stay active");
         Volatile.Write(ref diagnostics, [failure]);
         return new HookReloadedEventArgs([], false, [failure]);
+    }
+
+    /// <summary>A line a hook logged in the worker: to <see cref="HookHostOptions.HookLog"/>, else the worker's output.</summary>
+    internal void OnLog(LogDto line)
+    {
+        var entry = new HookLogEntry(line.File, line.Line, line.Level, line.Message);
+        if (line.File.Length == 0 && options.HookLog is null)
+        {
+            (options.WorkerOutput ?? (text => Console.Error.WriteLine("[hook worker] " + text)))(line.Message); // the worker's own line
+            return;
+        }
+
+        if (options.HookLog is { } log)
+        {
+            log(entry);
+        }
+        else if (options.WorkerOutput is { } output)
+        {
+            output("[hook] " + entry);
+        }
+        else
+        {
+            Console.Error.WriteLine("[hook] " + entry);
+        }
     }
 
     internal void OnEvent(SnapshotDto snapshot)
@@ -679,6 +738,9 @@ internal sealed class WorkerConnection : IAsyncDisposable
                 {
                     case "engine":
                         _ = Task.Run(() => AnswerEngineAsync(message));
+                        break;
+                    case "log" when message.Log is { } line:
+                        owner.OnLog(line);
                         break;
                     case "snapshot" when message.Snapshot is { Event: true } snapshot:
                         owner.OnEvent(snapshot);

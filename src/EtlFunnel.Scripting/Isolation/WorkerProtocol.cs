@@ -66,7 +66,8 @@ internal static class WorkerProtocol
 internal sealed class WorkerMessage
 {
     // hello (host → worker, first message), snapshot (answer to hello/reload, and unsolicited "reloaded" in watch mode),
-    // reload, invoke, result, failure, cancel, engine (worker asks the host), engine-reply, fatal (worker gives up).
+    // reload, invoke, result, failure, cancel, engine (worker asks the host), engine-reply, fatal (worker gives up),
+    // transform/transformed, test/tested (run the folder's *.test.csx cases).
     [JsonPropertyName("t")]
     public string Type { get; set; } = "";
 
@@ -113,7 +114,20 @@ internal sealed class WorkerMessage
 
     /// <summary>On a transformed answer: one result per row, in order.</summary>
     public List<DocDto>? Documents { get; set; }
+
+    /// <summary>On a tested answer: one result per test case of the folder's <c>*.test.csx</c> files.</summary>
+    public List<TestResultDto>? Tests { get; set; }
+
+    /// <summary>On a tested answer: a case could not be stopped, so the worker exits after answering.</summary>
+    public bool? Abandoned { get; set; }
+
+    /// <summary>On a log message (worker → host, unsolicited): a line a hook wrote with <c>param.Log</c>.</summary>
+    public LogDto? Log { get; set; }
 }
+
+internal sealed record LogDto(string Level, string File, int Line, string Message);
+
+internal sealed record TestResultDto(string TestFile, string Case, bool Passed, string File, int Line, int Column, string Message, double DurationMs);
 
 internal sealed record TargetDto(string Flow, string Schema, string Table);
 
@@ -155,6 +169,9 @@ internal sealed class WorkerSettings
     public string? HostMountNamespace { get; set; }
 
     public string Sandbox { get; set; } = "";
+
+    /// <summary>When set, the worker logs its pid and waits up to this long for a debugger before loading the hooks.</summary>
+    public double? WaitForDebuggerMs { get; set; }
 }
 
 internal sealed class SnapshotDto

@@ -55,7 +55,7 @@ internal sealed class GuardedHook : IOrchestrationHook
         using var budgetSource = new CancellationTokenSource(budget, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, budgetSource.Token);
         var token = linked.Token;
-        var guardedProps = new OrchestratorProps { Entity = props.Entity, Machine = props.Machine, ClusterMachines = props.ClusterMachines, Parent = props.Parent, CancellationToken = token };
+        var guardedProps = new OrchestratorProps { Entity = props.Entity, Machine = props.Machine, ClusterMachines = props.ClusterMachines, Parent = props.Parent, CancellationToken = token, Log = props.Log };
 
         version.Enter();
         Task<List<OrchestratorTune>?> work;

@@ -81,6 +81,10 @@ internal sealed class LocalHooks : IOrchestrationHooks, IAsyncDisposable
     public Task<HookReloadedEventArgs> ReloadAsync(CancellationToken cancellationToken = default)
         => Task.Run(() => ReloadCoreAsync([], raise: true, cancellationToken), cancellationToken);
 
+    /// <summary>Runs the folder's <c>*.test.csx</c> cases in this process, each under the hooks' time budget.</summary>
+    public Task<(IReadOnlyList<HookTestResult> Results, bool Abandoned)> RunTestsAsync(CancellationToken cancellationToken = default)
+        => Task.Run(() => Testing.HookTestRunner.RunAsync(root, options.TimeBudget, !options.SkipSemanticPolicy, cancellationToken), cancellationToken);
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
@@ -208,10 +212,12 @@ internal sealed class LocalHooks : IOrchestrationHooks, IAsyncDisposable
         Plugin,
     }
 
-    /// <summary>Top-level .csx files not #load-ed by another one, and <c>Name/Name.dll</c> plugins, ordinal by name.</summary>
+    /// <summary>Top-level .csx files (but <c>*.test.csx</c>) not #load-ed by another one, and <c>Name/Name.dll</c> plugins, ordinal by name.</summary>
     private List<(string Path, EntryKind Kind)> Discover()
     {
-        var scripts = Directory.EnumerateFiles(root, "*.csx", SearchOption.TopDirectoryOnly).Select(Path.GetFullPath).ToList();
+        // *.test.csx are the folder's test cases (hooks test): never hooks, and what they #load stays a hook.
+        var scripts = Directory.EnumerateFiles(root, "*.csx", SearchOption.TopDirectoryOnly).Select(Path.GetFullPath)
+            .Where(s => !Testing.HookTestRunner.IsTestFile(s)).ToList();
         var helpers = new HashSet<string>(StringComparer.Ordinal);
         foreach (var script in scripts)
         {

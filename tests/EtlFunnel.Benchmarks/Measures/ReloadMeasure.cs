@@ -52,7 +52,8 @@ internal static class ReloadMeasure
         }
 
         var original = await File.ReadAllTextAsync(Path.Combine(hooks, EditedHook));
-        var activeScripts = Directory.GetFiles(hooks, "*.csx").Length;
+        // *.test.csx files are test cases, never loaded as hooks: they hold no load context.
+        var activeScripts = Directory.GetFiles(hooks, "*.csx").Count(f => !f.EndsWith(".test.csx", StringComparison.Ordinal));
         var props = new OrchestratorProps
         {
             Entity = [new OrchestratorEntityDef { Name = "shop", SourceDBConn = new StatsOnlyEngine(), DestDBConn = new StatsOnlyEngine() }],

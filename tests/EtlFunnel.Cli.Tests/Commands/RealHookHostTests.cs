@@ -49,6 +49,15 @@ public sealed class RealHookHostTests
     }
 
     [Fact]
+    public async Task Hooks_test_with_a_config_plans_the_discovered_tables_and_runs_the_shipped_cases()
+    {
+        var result = await CliRunner.RunAsync(["hooks", "test", "--config", CliRunner.QuickstartConfig, "--hooks", Repo.Path("hooks"), "--machine", CliRunner.Region("eu")], env: _env);
+
+        result.ExitCode.Should().Be(0, result.Out + result.Err);
+        result.Out.Should().Contain("Plan for EU / eu-west: 8 cores").And.Contain("sales.orders_partition_1").And.Contain("Test cases: 5 passed, 0 failed");
+    }
+
+    [Fact]
     public async Task Hooks_check_verbose_names_the_isolation_layers_of_the_worker()
     {
         var result = await CliRunner.RunAsync(["hooks", "check", "-v", "--hooks", Repo.Path("hooks")]);
