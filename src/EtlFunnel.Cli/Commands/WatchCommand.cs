@@ -77,8 +77,9 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                 _ = Service.Interval.Parse(config.Interval, $"{config.IntervalLocation}: interval");
             }
 
+            // CDC flows are not scheduled: each runs as one long-lived stream (see RunStreamAsync).
             schedules = FlowSchedules.Resolve(
-                config.Flows.Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
+                config.Flows.Where(f => f.Cdc is null).Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
                 settings.Interval ?? config.Interval);
             stateRoot = StateLocation.Resolve(settings.State, config);
         }
@@ -185,7 +186,15 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     return new Subscription(() => host.Reloaded -= OnReloaded);
                 },
                 RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, run, ct),
+                CdcFlows = [.. config.Flows.Where(f => f.Cdc is not null).Select(f => f.Name)],
+                RunStream = (run, ct) => RunStreamAsync(config, stateRoot, run, ct),
+                StreamShape = (model, flow) => StreamShape(config, (ExecutionPlan)model!, flow),
             };
+            foreach (var flow in config.Flows.Where(f => f.Cdc is not null && f.Interval is not null))
+            {
+                log.Warning("Flow {Flow} has mode: cdc, so it streams continuously; its interval: ({Location}) is ignored", flow.Name, (flow.IntervalLocation ?? flow.Location).ToString());
+            }
+
 
             try
             {
@@ -259,6 +268,69 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             _ => null,
         };
         return new FlowRunResult(outcome, report.RowsRead, report.DocsIndexed, report.DeadLettered, report.Retries, error, json);
+    }
+
+    /// <summary>What a CDC flow's stream runs with on <paramref name="plan"/>: its lane count and tables (null when the plan has no replica of it).</summary>
+    private SyncJob CdcJob(EtlConfig config, ExecutionPlan plan, string flow, StateLocation? stateRoot) =>
+        SyncJobBuilder.Build(plan, config, new SyncOptions
+        {
+            // The same state as `run --mode cdc` (<state>/cdc/<slot>): the two can take turns on one flow without a new snapshot.
+            StateDirectory = stateRoot?.Directory ?? ".",
+            StateTable = stateRoot?.Table,
+            DeadLetterDirectory = stateRoot is null ? "." : RunCommand.DeadLetterDirectoryFor(stateRoot.Directory),
+        }, _context.Environment, f => f == flow);
+
+    private string? StreamShape(EtlConfig config, ExecutionPlan plan, string flow)
+    {
+        var job = CdcJob(config, plan, flow, null);
+        if (job.Flows.Count == 0)
+        {
+            return null;
+        }
+
+        var tables = job.Flows.SelectMany(f => f.Pipelines).Select(p => $"{p.Schema}.{p.Table}").Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        return $"{EtlFunnel.Sync.Cdc.CdcEngine.LaneCount(job.Flows)} lane(s); {string.Join(", ", tables)}";
+    }
+
+    /// <summary>Streams one CDC flow on the plan captured when the stream started, until the token says stop (drain, acknowledge) or it fails.</summary>
+    private async Task<FlowRunResult> RunStreamAsync(EtlConfig config, StateLocation stateRoot, CdcStreamContext run, CancellationToken cancellationToken)
+    {
+        var plan = (ExecutionPlan)run.Plan.Model!;
+        EtlFunnel.Sync.Cdc.CdcReport report;
+        try
+        {
+            var job = CdcJob(config, plan, run.Flow, stateRoot);
+            var options = new EtlFunnel.Sync.Cdc.CdcRunOptions
+            {
+                OnStatus = s => run.Report(new StreamProgress(
+                    s.Phase == EtlFunnel.Sync.Cdc.CdcPhase.Streaming, s.Lanes, s.AppliedLsn, s.LagBytes,
+                    s.Phase == EtlFunnel.Sync.Cdc.CdcPhase.Streaming ? s.LagSeconds : null, s.ChangesApplied)),
+            };
+            report = await new EtlFunnel.Sync.Cdc.CdcEngine(_context.Log).RunAsync(job, options, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SyncConfigurationException ex)
+        {
+            return FlowRunResult.Failed(ex.Message);
+        }
+
+        var json = new System.Text.Json.Nodes.JsonObject
+        {
+            ["mode"] = "cdc",
+            ["snapshotDocuments"] = report.Snapshot?.DocsIndexed,
+            ["changesApplied"] = report.ChangesApplied,
+            ["versionConflicts"] = report.VersionConflicts,
+            ["deadLettered"] = report.DeadLettered,
+            ["confirmedLsn"] = report.ConfirmedLsn,
+        };
+        var outcome = report.Outcome switch
+        {
+            SyncOutcome.Succeeded => RunOutcome.Succeeded,
+            SyncOutcome.Cancelled => RunOutcome.Cancelled,
+            _ => RunOutcome.Failed,
+        };
+        var docs = report.ChangesApplied + (report.Snapshot?.DocsIndexed ?? 0);
+        return new FlowRunResult(outcome, report.ChangesApplied + (report.Snapshot?.RowsRead ?? 0), docs, report.DeadLettered + (report.Snapshot?.DeadLettered ?? 0),
+            report.Snapshot?.Retries ?? 0, outcome == RunOutcome.Failed ? report.Error ?? "the CDC stream failed" : null, json);
     }
 
     private sealed class Subscription(Action dispose) : IDisposable
