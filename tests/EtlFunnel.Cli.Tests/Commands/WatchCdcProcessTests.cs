@@ -78,6 +78,13 @@ public sealed class WatchCdcProcessTests
             Regex.Matches(watch.Output, "taking the snapshot|taking a new snapshot").Should().HaveCount(1, "the restart resumes from the checkpoint, it takes no new snapshot");
             (await http.GetAsync("/healthz")).StatusCode.Should().Be(HttpStatusCode.OK, watch.Output);
 
+            // Lag on /metrics: caught up means 0 seconds; the bytes are there (heartbeats and other WAL keep them small, not 0).
+            await Eventually(async () => MetricLine("etlfunnel_cdc_lag_seconds").Match(await http.GetStringAsync("/metrics")) is { Success: true } m && m.Groups[1].Value == "0",
+                "etlfunnel_cdc_lag_seconds 0 once caught up", watch);
+            var metrics = await http.GetStringAsync("/metrics");
+            MetricLine("etlfunnel_cdc_lag_bytes").Match(metrics).Success.Should().BeTrue(metrics);
+            MetricLine("etlfunnel_cdc_lanes").Match(metrics).Groups[1].Value.Should().Be("3");
+
             watch.Terminate();
             (await watch.WaitForExitAsync(Guard)).Should().Be(0, watch.Output);
             watch.Output.Should().Contain("CDC stream stopped (Cancelled)").And.Contain("Stopped: runs drained");
@@ -95,6 +102,8 @@ public sealed class WatchCdcProcessTests
             await cmd.ExecuteScalarAsync();
         }
     }
+
+    private static Regex MetricLine(string name) => new($@"^{name}\{{[^}}\n]*flow=""orders""[^}}\n]*\}} (\S+)", RegexOptions.Multiline);
 
     private static Regex LanesLine(int lanes) => new($@"streaming slot \S+ \(publication \S+\) from \S+ with {lanes} apply lane\(s\)");
 

@@ -234,6 +234,67 @@ public sealed class CdcEngineTests
     }
 
     [Fact]
+    public async Task Lag_in_bytes_and_seconds_grows_while_a_lane_is_held_and_falls_to_zero_seconds_once_it_applied_everything()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdclag", "CREATE TABLE l(id int PRIMARY KEY, v text); INSERT INTO l SELECT g, 'v' FROM generate_series(1, 10) g;");
+        try
+        {
+            var job = CdcTestKit.Job(bed, "l", 1, new FilesDestination(bed.OutputDirectory), "l");
+            CdcStreamStatus? latest = null;
+            var held = 0;
+            var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var options = new CdcRunOptions
+            {
+                HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+                StatusInterval = TimeSpan.FromMilliseconds(50),
+                OnStatus = s => Volatile.Write(ref latest, s),
+                // Once held, the lane stops after its next batch: later changes wait, unapplied.
+                AfterLaneBatch = async () =>
+                {
+                    if (Volatile.Read(ref held) == 1)
+                    {
+                        await release.Task;
+                    }
+                },
+            };
+            using var stop = new CancellationTokenSource();
+            var run = new CdcEngine().RunAsync(job, options, cancellationToken: stop.Token);
+            await WaitForAsync(() => Volatile.Read(ref latest) is { Phase: CdcPhase.Streaming, LagSeconds: 0, Lanes: 1 });
+
+            Volatile.Write(ref held, 1);
+            await bed.ExecuteAsync("INSERT INTO l VALUES (11, 'first');");          // applied, then the lane waits
+            await WaitForAsync(() => Volatile.Read(ref latest)!.ChangesApplied == 1);
+            await bed.ExecuteAsync("INSERT INTO l SELECT g, repeat('x', 200) FROM generate_series(12, 211) g;"); // 200 changes, held back
+            var afterHeld = await CurrentLsnAsync(bed);
+            await WaitForAsync(() => Volatile.Read(ref latest) is { LagSeconds: > 0, LagBytes: > 0 } s && NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(s.CurrentWalLsn!) >= afterHeld);
+            var lagging = Volatile.Read(ref latest)!;
+            NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(lagging.AppliedLsn!).Should().BeLessThan(afterHeld, "the held transaction is not applied");
+            lagging.LagBytes.Should().BeGreaterThan(200 * 200, "at least the held transaction's WAL is behind");
+            lagging.ChangesApplied.Should().Be(1);
+
+            release.SetResult();
+            await WaitForAsync(() => Volatile.Read(ref latest) is { LagSeconds: 0, ChangesApplied: 201 } s && NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(s.AppliedLsn!) >= afterHeld);
+            var caughtUp = Volatile.Read(ref latest)!;
+            caughtUp.LagBytes.Should().Be((long)((ulong)NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(caughtUp.CurrentWalLsn!) - (ulong)NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(caughtUp.AppliedLsn!)));
+
+            await stop.CancelAsync();
+            (await run).Outcome.Should().Be(SyncOutcome.Cancelled);
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    private static async Task<NpgsqlTypes.NpgsqlLogSequenceNumber> CurrentLsnAsync(SyncTestBed bed)
+    {
+        await using var conn = new NpgsqlConnection(bed.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT pg_current_wal_lsn()", conn);
+        return (NpgsqlTypes.NpgsqlLogSequenceNumber)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    [Fact]
     public void An_invalidated_slot_is_reported_loudly_with_how_to_recover()
     {
         var lost = new SlotInfo("etlfunnel_orders", "shop", false, null, null, "0/16B3748", "lost", null, "pgoutput");
