@@ -294,6 +294,87 @@ public sealed class CdcEngineTests
         return (NpgsqlTypes.NpgsqlLogSequenceNumber)(await cmd.ExecuteScalarAsync())!;
     }
 
+    [Theory]
+    [InlineData("replica")]
+    [InlineData("minimal")]
+    public void A_source_without_wal_level_logical_gets_an_error_that_names_the_flow_the_setting_and_the_restart(string walLevel)
+    {
+        var problem = CdcSource.WalLevelProblem(walLevel, "flow 'orders' at flows.yaml(3,5)");
+
+        problem.Should().StartWith($"flow 'orders' at flows.yaml(3,5): the source server runs with wal_level = {walLevel}; change data capture needs wal_level = logical.")
+            .And.Contain("ALTER SYSTEM SET wal_level = logical").And.Contain("restart PostgreSQL");
+        CdcSource.WalLevelProblem("logical", "x").Should().BeNull();
+    }
+
+    [Fact]
+    public void Only_an_unlimited_max_slot_wal_keep_size_is_warned_about()
+    {
+        CdcSource.UnboundedWalWarning("-1").Should().Contain("max_slot_wal_keep_size is unlimited (-1)").And.Contain("can fill the disk")
+            .And.Contain("ALTER SYSTEM SET max_slot_wal_keep_size");
+        CdcSource.UnboundedWalWarning("50GB").Should().BeNull();
+        CdcSource.UnboundedWalWarning("1024MB").Should().BeNull();
+    }
+
+    [Fact]
+    public async Task A_run_warns_with_the_flow_when_the_server_keeps_unlimited_wal_for_slots_and_not_when_it_is_bounded()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdckeep", "CREATE TABLE k(id int PRIMARY KEY); INSERT INTO k VALUES (1);");
+        try
+        {
+            var job = CdcTestKit.Job(bed, "k", 1, new FilesDestination(bed.OutputDirectory), "k");
+            job = job with { Flows = [.. job.Flows.Select(f => f with { Cdc = f.Cdc! with { ConfiguredAt = "flow 'k' at flows.yaml(2,5)" } })] };
+            var log = new MessageSink();
+            string keep;
+            await using (var conn = new NpgsqlConnection(bed.ConnectionString))
+            {
+                await conn.OpenAsync();
+                await using var cmd = new NpgsqlCommand("SHOW max_slot_wal_keep_size", conn);
+                keep = (string)(await cmd.ExecuteScalarAsync())!;
+            }
+
+            var report = await new CdcEngine(new Serilog.LoggerConfiguration().WriteTo.Sink(log).CreateLogger()).RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+            report.Outcome.Should().Be(SyncOutcome.Succeeded, report.Error);
+            var warnings = log.Messages.Where(m => m.Contains("max_slot_wal_keep_size is unlimited", StringComparison.Ordinal)).ToList();
+            if (keep == "-1")
+            {
+                warnings.Should().ContainSingle().Which.Should().StartWith("flow 'k' at flows.yaml(2,5): max_slot_wal_keep_size is unlimited (-1)");
+            }
+            else
+            {
+                warnings.Should().BeEmpty($"the server bounds it ({keep})");
+            }
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    private sealed class MessageSink : Serilog.Core.ILogEventSink
+    {
+        private readonly List<string> _messages = [];
+
+        public IReadOnlyList<string> Messages
+        {
+            get
+            {
+                lock (_messages)
+                {
+                    return [.. _messages];
+                }
+            }
+        }
+
+        public void Emit(Serilog.Events.LogEvent logEvent)
+        {
+            lock (_messages)
+            {
+                _messages.Add(logEvent.RenderMessage());
+            }
+        }
+    }
+
     [Fact]
     public void An_invalidated_slot_is_reported_loudly_with_how_to_recover()
     {
