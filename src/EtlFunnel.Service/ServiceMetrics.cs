@@ -33,6 +33,14 @@ internal sealed class ServiceMetrics : IDisposable
             c => c.LastRun is null ? null : c.LastRun.Outcome == RunOutcome.Succeeded ? 1 : 0, counter: false);
         PerFlow("etlfunnel_last_success_timestamp_seconds", "Unix time the flow's last successful run finished, absent before one.",
             c => c.LastSuccess?.ToUnixTimeMilliseconds() / 1000.0, counter: false);
+        PerStream("etlfunnel_cdc_lag_bytes", "WAL bytes between the source's pg_current_wal_lsn() and the last position every apply lane applied, per CDC flow; absent while its stream is not streaming.",
+            x => x.LagBytes, counter: false);
+        PerStream("etlfunnel_cdc_lag_seconds", "Seconds since the commit of the oldest transaction a CDC stream received but has not applied in full; 0 when caught up; absent while not streaming.",
+            x => x.LagSeconds, counter: false);
+        PerStream("etlfunnel_cdc_streaming", "1 while the CDC flow's stream is streaming the WAL, 0 otherwise (starting, snapshot, restarting, retrying, stopped).",
+            x => x.Phase == StreamPhase.Streaming ? 1 : 0, counter: false);
+        PerStream("etlfunnel_cdc_lanes", "Apply lanes of the CDC flow's running stream (the pipeline replicas of its biggest table).", x => x.Lanes, counter: false);
+        PerStream("etlfunnel_cdc_stream_restarts", "Times the CDC flow's stream was restarted because a new plan changed its lane count or tables.", x => x.Restarts, counter: true);
         Meter.CreateObservableCounter("etlfunnel_hook_reloads", () => _state.Snapshot.Hooks.Reloads, description: "Hook loads and reloads attempted (successful or not).");
         Meter.CreateObservableCounter("etlfunnel_hook_failures", () => _state.Snapshot.Hooks.Failures, description: "Hook loads and reloads that failed (the last good plan stayed active).");
         Meter.CreateObservableGauge("etlfunnel_hooks_broken", () => _state.Snapshot.Hooks.Broken ? 1 : 0, description: "1 while the hooks are broken.");
@@ -63,6 +71,29 @@ internal sealed class ServiceMetrics : IDisposable
     private void OnRunRecorded(RunRecord run) =>
         _runDuration.Record((run.Finished - run.Started).TotalSeconds,
             new KeyValuePair<string, object?>("flow", run.Flow), new KeyValuePair<string, object?>("outcome", run.Outcome.ToString().ToLowerInvariant()));
+
+    private void PerStream(string name, string description, Func<CdcStreamState, double?> value, bool counter)
+    {
+        IEnumerable<Measurement<double>> Observe()
+        {
+            foreach (var (flow, stream) in _state.Snapshot.Streams)
+            {
+                if (value(stream) is { } v)
+                {
+                    yield return new Measurement<double>(v, new KeyValuePair<string, object?>("flow", flow));
+                }
+            }
+        }
+
+        if (counter)
+        {
+            Meter.CreateObservableCounter(name, Observe, description: description);
+        }
+        else
+        {
+            Meter.CreateObservableGauge(name, Observe, description: description);
+        }
+    }
 
     private void PerFlow(string name, string description, Func<FlowCounters, double?> value, bool counter)
     {

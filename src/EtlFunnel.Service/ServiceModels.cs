@@ -90,6 +90,77 @@ internal sealed record FlowCounters(
     public DateTimeOffset? LastSuccess { get; init; }
 }
 
+/// <summary>Where a CDC flow's long-lived stream is in the watch service.</summary>
+internal enum StreamPhase
+{
+    /// <summary>Started, not yet reporting (checks, slot, publication).</summary>
+    Starting,
+
+    /// <summary>Taking the flow's snapshot.</summary>
+    Snapshot,
+
+    /// <summary>Streaming the WAL.</summary>
+    Streaming,
+
+    /// <summary>Stopping to start again on a new plan (the lane count or the tables changed).</summary>
+    Restarting,
+
+    /// <summary>The stream failed; it starts again after a backoff.</summary>
+    Retrying,
+
+    /// <summary>The plan has no replica of the flow (e.g. the hooks left it out); waits for one that has.</summary>
+    NotPlanned,
+
+    /// <summary>Stopped with the service.</summary>
+    Stopped,
+}
+
+/// <summary>What a running CDC stream reports about itself (see the CLI's wiring of the CDC engine's status).</summary>
+/// <param name="Streaming">True once the WAL is being streamed (false during the snapshot).</param>
+/// <param name="Lanes">Apply lanes.</param>
+/// <param name="AppliedLsn">The last position every lane applied.</param>
+/// <param name="LagBytes">WAL between the source's current position and <paramref name="AppliedLsn"/>.</param>
+/// <param name="LagSeconds">Age of the oldest received, not yet applied commit; 0 when caught up.</param>
+/// <param name="ChangesApplied">Changes applied by this stream so far.</param>
+internal sealed record StreamProgress(bool Streaming, int Lanes, string? AppliedLsn, long? LagBytes, double? LagSeconds, long ChangesApplied);
+
+/// <summary>One CDC flow's stream as the status endpoints and <c>/metrics</c> show it.</summary>
+internal sealed record CdcStreamState(string Flow, StreamPhase Phase, DateTimeOffset Since)
+{
+    /// <summary>What the stream was (or will be) started with, e.g. <c>2 lane(s); public.orders</c>; a change in a new plan restarts it.</summary>
+    public string? Shape { get; init; }
+
+    /// <summary>Apply lanes of the running stream (0 before it streams).</summary>
+    public int Lanes { get; init; }
+
+    /// <summary>The last position every lane applied.</summary>
+    public string? AppliedLsn { get; init; }
+
+    /// <summary>Bytes of WAL behind the source's current position; null while unknown (not streaming).</summary>
+    public long? LagBytes { get; init; }
+
+    /// <summary>Seconds the oldest unapplied commit has waited; 0 when caught up, null while unknown.</summary>
+    public double? LagSeconds { get; init; }
+
+    /// <summary>Changes applied by the current stream.</summary>
+    public long ChangesApplied { get; init; }
+
+    /// <summary>Times the stream was started (the first start included).</summary>
+    public long Starts { get; init; }
+
+    /// <summary>Restarts on a new plan (lane count or tables changed).</summary>
+    public long Restarts { get; init; }
+
+    /// <summary>Failures in a row (0 once a stream ran longer than the longest backoff).</summary>
+    public int ConsecutiveFailures { get; init; }
+
+    /// <summary>Why the stream last failed, or null.</summary>
+    public string? LastError { get; init; }
+
+    /// <summary>When a failed stream starts again.</summary>
+    public DateTimeOffset? RetryAt { get; init; }
+}
+
 /// <summary>The active plan: its JSON as served by <c>GET /plan</c> and, opaque, the model the wiring runs.</summary>
 internal sealed record PlanSnapshot(
     long Version,
@@ -133,6 +204,9 @@ internal sealed record ServiceSnapshot(
     /// <summary>Since when the source has been unreachable, or null.</summary>
     public DateTimeOffset? SourceUnreachableSince { get; init; }
 
+    /// <summary>The CDC flows' long-lived streams, by flow.</summary>
+    public ImmutableSortedDictionary<string, CdcStreamState> Streams { get; init; } = ImmutableSortedDictionary.Create<string, CdcStreamState>(StringComparer.Ordinal);
+
     /// <summary>The hook worker's isolation layers (one line each: active or not, and how); empty without a hooks folder.</summary>
     public ImmutableArray<string> HookIsolation { get; init; } = [];
 
@@ -169,8 +243,19 @@ internal sealed record ServiceSnapshot(
                 reasons.Add($"source unreachable since {SourceUnreachableSince:u}: {unreachable}; retrying with backoff{(Plan is null ? "" : $", the last plan (version {Plan.Version}) stays active")}");
             }
 
+            foreach (var stream in Streams.Values.Where(x => x.Phase == StreamPhase.Retrying))
+            {
+                reasons.Add($"the CDC stream of flow '{stream.Flow}' failed ({stream.ConsecutiveFailures} time(s) in a row): {stream.LastError ?? "no error message"}; it starts again at {stream.RetryAt:u}");
+            }
+
             foreach (var (flow, counters) in Flows)
             {
+                // A CDC flow's health is its stream's: a stream that failed and runs again is healthy.
+                if (Streams.ContainsKey(flow))
+                {
+                    continue;
+                }
+
                 if (counters.LastRun is { Outcome: RunOutcome.Failed } failed)
                 {
                     reasons.Add($"the last run of flow '{flow}' failed at {failed.Finished:u}: {failed.Error ?? "no error message"}");

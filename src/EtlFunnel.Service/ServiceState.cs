@@ -209,6 +209,20 @@ internal sealed class ServiceState
     /// <summary>Says that a restart is needed (e.g. flows.yaml changed on disk), or clears it with <see langword="null"/>.</summary>
     public void SetRestartNeeded(string? reason) => Update(s => s with { RestartNeeded = reason });
 
+    /// <summary>Changes the stream entry of CDC flow <paramref name="flow"/> (null before its first report).</summary>
+    public CdcStreamState SetStream(string flow, Func<CdcStreamState?, CdcStreamState> change)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(flow);
+        ArgumentNullException.ThrowIfNull(change);
+        CdcStreamState next = null!;
+        Update(s =>
+        {
+            next = change(s.Streams.GetValueOrDefault(flow));
+            return s with { Streams = s.Streams.SetItem(flow, next) };
+        });
+        return next;
+    }
+
     /// <summary>Records the hook worker's isolation layers as detected at start.</summary>
     public void SetHookIsolation(IEnumerable<string> layers) => Update(s => s with { HookIsolation = [.. layers] });
 

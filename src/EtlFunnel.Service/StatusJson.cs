@@ -104,6 +104,7 @@ internal static class StatusJson
                 w.WriteNull("restartNeeded");
             }
 
+            WriteStreams(w, s);
             w.WriteStartArray("planDiff");
             foreach (var d in s.PlanDiff)
             {
@@ -164,6 +165,64 @@ internal static class StatusJson
         w.WriteEndArray();
         w.WriteEndObject();
     });
+
+    /// <summary>The CDC flows' streams: phase, lanes, position, lag, restarts and the last failure.</summary>
+    private static void WriteStreams(Utf8JsonWriter w, ServiceSnapshot s)
+    {
+        w.WriteStartArray("streams");
+        foreach (var x in s.Streams.Values)
+        {
+            w.WriteStartObject();
+            w.WriteString("flow", x.Flow);
+            w.WriteString("phase", PhaseName(x.Phase));
+            w.WriteString("since", x.Since);
+            WriteString(w, "shape", x.Shape);
+            w.WriteNumber("lanes", x.Lanes);
+            WriteString(w, "appliedLsn", x.AppliedLsn);
+            if (x.LagBytes is { } bytes)
+            {
+                w.WriteNumber("lagBytes", bytes);
+            }
+            else
+            {
+                w.WriteNull("lagBytes");
+            }
+
+            if (x.LagSeconds is { } seconds)
+            {
+                w.WriteNumber("lagSeconds", Math.Round(seconds, 3));
+            }
+            else
+            {
+                w.WriteNull("lagSeconds");
+            }
+
+            w.WriteNumber("changesApplied", x.ChangesApplied);
+            w.WriteNumber("starts", x.Starts);
+            w.WriteNumber("restarts", x.Restarts);
+            w.WriteNumber("consecutiveFailures", x.ConsecutiveFailures);
+            WriteString(w, "lastError", x.LastError);
+            WriteTime(w, "retryAt", x.RetryAt);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    /// <summary>A stream phase as the JSON and the page show it: <c>starting</c>, <c>snapshot</c>, <c>streaming</c>, <c>restarting</c>, <c>retrying</c>, <c>not planned</c>, <c>stopped</c>.</summary>
+    public static string PhaseName(StreamPhase phase) => phase == StreamPhase.NotPlanned ? "not planned" : phase.ToString().ToLowerInvariant();
+
+    private static void WriteString(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is null)
+        {
+            w.WriteNull(name);
+        }
+        else
+        {
+            w.WriteString(name, value);
+        }
+    }
 
     private static void WriteTime(Utf8JsonWriter w, string name, DateTimeOffset? value)
     {

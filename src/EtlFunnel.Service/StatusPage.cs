@@ -2,7 +2,7 @@ namespace EtlFunnel.Service;
 
 /// <summary>
 /// The human page at <c>GET /</c>: one self-contained document (no external assets) whose script polls
-/// <c>/healthz</c>, <c>/plan</c> and <c>/runs</c> every two seconds and renders them with DOM text
+/// <c>/healthz</c> (with the CDC streams), <c>/plan</c> and <c>/runs</c> every two seconds and renders them with DOM text
 /// nodes only, so names and diagnostics from hooks can never inject markup.
 /// </summary>
 internal static class StatusPage
@@ -39,6 +39,8 @@ internal static class StatusPage
 <div id="restart"></div>
 <h2>Hooks</h2>
 <div id="hooks" class="muted">loading…</div>
+<h2>CDC streams</h2>
+<div id="streams" class="muted">no CDC flow</div>
 <h2>Active plan <span id="plan-version" class="muted"></span></h2>
 <div id="plan" class="muted">loading…</div>
 <h2>Last runs</h2>
@@ -92,6 +94,15 @@ function renderHealth(h) {
   if (hk.diagnostics.length) nodes.push(el("pre", { class: "diag", id: "hook-diagnostics" }, hk.diagnostics.join("\n")));
   if (hk.isolation.length) nodes.push(el("pre", { class: "muted", id: "hook-isolation" }, "hook worker isolation:\n" + hk.isolation.join("\n")));
   replace("hooks", ...nodes);
+  const streams = h.streams || [];
+  if (streams.length) {
+    const bytes = b => b == null ? "" : b < 1024 ? b + " B" : b < 1048576 ? (b / 1024).toFixed(1) + " KiB" : (b / 1048576).toFixed(1) + " MiB";
+    replace("streams", table(["flow", "phase", "since", "lanes", "applied LSN", "lag", "lag (s)", "changes", "restarts", "error"],
+      streams.map(x => [x.flow, el("span", { class: "badge " + (x.phase === "streaming" ? "ok" : x.phase === "retrying" ? "bad" : "warn") }, x.phase), ts(x.since),
+        x.lanes, x.appliedLsn || "", bytes(x.lagBytes), x.lagSeconds == null ? "" : x.lagSeconds.toFixed(3), x.changesApplied, x.restarts,
+        x.lastError ? x.lastError + (x.retryAt ? " (again at " + ts(x.retryAt) + ")" : "") : ""]),
+      i => streams[i].phase === "retrying" ? "failed" : ""));
+  }
   if (h.planDiff.length) {
     replace("diff", table(["at", "plan", "change"], h.planDiff.slice().reverse().map(d => [ts(d.at), "v" + d.planVersion, el("code", {}, d.line)])));
   }

@@ -106,7 +106,7 @@ internal sealed class WatchServiceOptionsValidator : IValidateOptions<WatchServi
     public ValidateOptionsResult Validate(string? name, WatchServiceOptions options)
     {
         var failures = new List<string>();
-        if (options.Schedules.Count == 0)
+        if (options.Schedules.Count == 0 && options.CdcFlows.Count == 0)
         {
             failures.Add("there is no flow to watch: add a flow to the config's 'flows:'");
         }
@@ -116,7 +116,12 @@ internal sealed class WatchServiceOptionsValidator : IValidateOptions<WatchServi
             failures.Add($"flow {s.Flow}: the interval must be positive, got {s.Interval}");
         }
 
-        foreach (var flow in options.Schedules.GroupBy(s => s.Flow, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        if (options.CdcFlows.Count > 0 && (options.RunStream is null || options.StreamShape is null))
+        {
+            failures.Add("CDC flows are configured but the service has no way to stream them (RunStream/StreamShape not set)");
+        }
+
+        foreach (var flow in options.Schedules.Select(s => s.Flow).Concat(options.CdcFlows).GroupBy(f => f, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
             failures.Add($"flow {flow.Key} is scheduled {flow.Count()} times; flow names must be unique");
         }

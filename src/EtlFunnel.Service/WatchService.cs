@@ -20,6 +20,15 @@ internal sealed record WatchServiceOptions
     /// </summary>
     public bool ReplanEveryRun { get; init; } = true;
 
+    /// <summary>The configured flows with <c>mode: cdc</c>: run as long-lived streams (see <see cref="CdcStreamSupervisor"/>), not scheduled.</summary>
+    public IReadOnlyList<string> CdcFlows { get; init; } = [];
+
+    /// <summary>Streams one CDC flow on the plan captured in the context until the token is cancelled (drain, acknowledge, return) or it fails.</summary>
+    public Func<CdcStreamContext, CancellationToken, Task<FlowRunResult>>? RunStream { get; init; }
+
+    /// <summary>What a CDC flow's stream runs with on a plan's model (lane count, tables), or null when the plan has no replica of it; a change restarts the stream.</summary>
+    public Func<object?, string, string?>? StreamShape { get; init; }
+
     /// <summary>The flows and their intervals (see <see cref="FlowSchedules.Resolve"/>).</summary>
     public required IReadOnlyList<FlowSchedule> Schedules { get; init; }
 
@@ -93,8 +102,21 @@ internal static class WatchService
                     state,
                     options.Log);
 
-            await using var scheduler = new FlowScheduler(options.Schedules, options.ReplanEveryRun ? ReplanThenRun : options.RunFlow, state, options.Time, options.Log);
-            await scheduler.RunAsync(shutdown).ConfigureAwait(false);
+            var streams = options.CdcFlows.Count == 0
+                ? Task.CompletedTask
+                : new CdcStreamSupervisor(
+                    options.CdcFlows,
+                    options.RunStream ?? throw new InvalidOperationException("CDC flows need WatchServiceOptions.RunStream"),
+                    options.StreamShape ?? throw new InvalidOperationException("CDC flows need WatchServiceOptions.StreamShape"),
+                    state,
+                    options.Time,
+                    options.Log).RunAsync(shutdown);
+            await using (var scheduler = new FlowScheduler(options.Schedules, options.ReplanEveryRun ? ReplanThenRun : options.RunFlow, state, options.Time, options.Log))
+            {
+                await scheduler.RunAsync(shutdown).ConfigureAwait(false);
+            }
+
+            await streams.ConfigureAwait(false);
             await reloader.WhenIdleAsync().ConfigureAwait(false);
             log.LogInformation("Stopped: runs drained");
             return 0;

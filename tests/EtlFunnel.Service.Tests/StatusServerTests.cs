@@ -197,10 +197,62 @@ public sealed partial class StatusServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Cdc_lag_metrics_follow_the_stream_and_are_absent_while_it_does_not_stream()
+    {
+        _state.SetHooksOk();
+        _state.SetPlan(SamplePlans.Plan(("orders", 2, ["orders"]), ("batch", 1, ["customers"])), []);
+        _state.SetStream("orders", _ => new CdcStreamState("orders", StreamPhase.Streaming, _time.GetUtcNow()) { Lanes = 2, LagBytes = 4096, LagSeconds = 1.5 });
+
+        var first = Samples(await _http.GetStringAsync("/metrics"));
+        first["etlfunnel_cdc_lag_bytes{flow=\"orders\"}"].Should().Be(4096);
+        first["etlfunnel_cdc_lag_seconds{flow=\"orders\"}"].Should().Be(1.5);
+        first["etlfunnel_cdc_streaming{flow=\"orders\"}"].Should().Be(1);
+        first["etlfunnel_cdc_lanes{flow=\"orders\"}"].Should().Be(2);
+        first["etlfunnel_cdc_stream_restarts_total{flow=\"orders\"}"].Should().Be(0);
+        first.Keys.Should().NotContain(k => k.StartsWith("etlfunnel_cdc_", StringComparison.Ordinal) && k.Contains("batch", StringComparison.Ordinal), "a scheduled flow has no stream");
+
+        // Caught up after a restart with 3 lanes: the values move.
+        _state.SetStream("orders", s => s! with { Lanes = 3, LagBytes = 56, LagSeconds = 0, Restarts = 1 });
+        var second = Samples(await _http.GetStringAsync("/metrics"));
+        second["etlfunnel_cdc_lag_bytes{flow=\"orders\"}"].Should().Be(56);
+        second["etlfunnel_cdc_lag_seconds{flow=\"orders\"}"].Should().Be(0);
+        second["etlfunnel_cdc_lanes{flow=\"orders\"}"].Should().Be(3);
+        second["etlfunnel_cdc_stream_restarts_total{flow=\"orders\"}"].Should().Be(1);
+
+        // A failed stream waiting for its retry has no lag to report.
+        _state.SetStream("orders", s => s! with { Phase = StreamPhase.Retrying, LagBytes = null, LagSeconds = null, LastError = "source down" });
+        var third = Samples(await _http.GetStringAsync("/metrics"));
+        third.Keys.Should().NotContain("etlfunnel_cdc_lag_bytes{flow=\"orders\"}").And.NotContain("etlfunnel_cdc_lag_seconds{flow=\"orders\"}");
+        third["etlfunnel_cdc_streaming{flow=\"orders\"}"].Should().Be(0);
+    }
+
+    /// <summary>Sample values by <c>name{flow="..."}</c> (or the bare name) from a Prometheus text exposition.</summary>
+    private static Dictionary<string, double> Samples(string text)
+    {
+        var samples = new Dictionary<string, double>();
+        foreach (var line in text.TrimEnd('\n').Split('\n'))
+        {
+            if (line.StartsWith('#') || line.Length == 0)
+            {
+                continue;
+            }
+
+            var sample = SampleLine().Match(line);
+            sample.Success.Should().BeTrue($"'{line}' must be `name{{labels}} value [timestamp]`");
+            var flow = FlowLabel().Match(sample.Groups["labels"].Value);
+            samples[sample.Groups["name"].Value + (flow.Success ? $"{{flow=\"{flow.Groups[1].Value}\"}}" : "")] =
+                double.Parse(sample.Groups["value"].Value, NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+
+        return samples;
+    }
+
+    [Fact]
     public async Task Metrics_pass_prometheus_promtool_check_metrics()
     {
         _state.SetHooksOk();
         _state.SetPlan(SamplePlans.Plan(("orders", 1, ["orders"])), []);
+        _state.SetStream("orders", _ => new CdcStreamState("orders", StreamPhase.Streaming, _time.GetUtcNow()) { Lanes = 2, LagBytes = 4096, LagSeconds = 0.25, Restarts = 1 });
         var t = _time.GetUtcNow();
         _state.RecordRun("orders", t, t.AddSeconds(3), new FlowRunResult(RunOutcome.Succeeded, 10, 10, 0, 0), 1);
         var text = await _http.GetStringAsync("/metrics");

@@ -10,6 +10,7 @@ using EtlFunnel.Runtime.State;
 using EtlFunnel.Scripting;
 using EtlFunnel.Service;
 using EtlFunnel.Sync;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -77,8 +78,9 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                 _ = Service.Interval.Parse(config.Interval, $"{config.IntervalLocation}: interval");
             }
 
+            // CDC flows are not scheduled: each runs as one long-lived stream (see RunStreamAsync).
             schedules = FlowSchedules.Resolve(
-                config.Flows.Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
+                config.Flows.Where(f => f.Cdc is null).Select(f => (f.Name, f.Interval, (f.IntervalLocation ?? f.Location).ToString())),
                 settings.Interval ?? config.Interval);
             stateRoot = StateLocation.Resolve(settings.State, config);
         }
@@ -185,7 +187,15 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     return new Subscription(() => host.Reloaded -= OnReloaded);
                 },
                 RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, host, run, ct),
+                CdcFlows = [.. config.Flows.Where(f => f.Cdc is not null).Select(f => f.Name)],
+                RunStream = (run, ct) => RunStreamAsync(config, stateRoot, host, run, ct),
+                StreamShape = (model, flow) => StreamShape(config, (ExecutionPlan)model!, flow),
             };
+            foreach (var flow in config.Flows.Where(f => f.Cdc is not null && f.Interval is not null))
+            {
+                log.Warning("Flow {Flow} has mode: cdc, so it streams continuously; its interval: ({Location}) is ignored", flow.Name, (flow.IntervalLocation ?? flow.Location).ToString());
+            }
+
 
             try
             {
@@ -268,6 +278,84 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             _ => null,
         };
         return new FlowRunResult(outcome, report.RowsRead, report.DocsIndexed, report.DeadLettered, report.Retries, error, json);
+    }
+
+    /// <summary>What a CDC flow's stream runs with on <paramref name="plan"/>: its lane count and tables (null when the plan has no replica of it).</summary>
+    private SyncJob CdcJob(EtlConfig config, ExecutionPlan plan, string flow, StateLocation? stateRoot) =>
+        SyncJobBuilder.Build(plan, config, new SyncOptions
+        {
+            // The same state as `run --mode cdc` (<state>/cdc/<slot>): the two can take turns on one flow without a new snapshot.
+            StateDirectory = stateRoot?.Directory ?? ".",
+            StateTable = stateRoot?.Table,
+            DeadLetterDirectory = stateRoot is null ? "." : RunCommand.DeadLetterDirectoryFor(stateRoot.Directory),
+        }, _context.Environment, f => f == flow);
+
+    private string? StreamShape(EtlConfig config, ExecutionPlan plan, string flow)
+    {
+        var job = CdcJob(config, plan, flow, null);
+        if (job.Flows.Count == 0)
+        {
+            return null;
+        }
+
+        var tables = job.Flows.SelectMany(f => f.Pipelines).Select(p => $"{p.Schema}.{p.Table}").Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        return $"{EtlFunnel.Sync.Cdc.CdcEngine.LaneCount(job.Flows)} lane(s); {string.Join(", ", tables)}";
+    }
+
+    /// <summary>Streams one CDC flow on the plan captured when the stream started, until the token says stop (drain, acknowledge) or it fails.</summary>
+    private async Task<FlowRunResult> RunStreamAsync(EtlConfig config, StateLocation stateRoot, HookHost? host, CdcStreamContext run, CancellationToken cancellationToken)
+    {
+        var plan = (ExecutionPlan)run.Plan.Model!;
+        // As 'run --mode cdc': change events do not go through transformers yet, and writing untransformed documents where the
+        // hooks ask for transformed ones would mix two shapes in one index. The stream fails (and is retried with backoff, so
+        // narrowing the transformer's AppliesTo starts it without a restart).
+        IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> transformers = host is null ? [] : BatchTransformers.From(host);
+        var applied = plan.AllPipelines()
+            .Where(x => x.Flow.Parent == run.Flow && transformers.Any(t => t.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
+            .Select(x => x.Pipeline.Table.ToString()).Distinct(StringComparer.Ordinal).ToList();
+        if (applied.Count > 0)
+        {
+            return FlowRunResult.Failed(
+                $"transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")} of CDC flow " +
+                $"'{run.Flow}', but CDC streams do not run transformers yet; narrow the transformer's AppliesTo so it leaves these tables out, " +
+                "or sync the flow as a snapshot (without mode: cdc) (see docs/data-hooks.md)");
+        }
+
+        EtlFunnel.Sync.Cdc.CdcReport report;
+        try
+        {
+            var job = CdcJob(config, plan, run.Flow, stateRoot);
+            var options = new EtlFunnel.Sync.Cdc.CdcRunOptions
+            {
+                OnStatus = s => run.Report(new StreamProgress(
+                    s.Phase == EtlFunnel.Sync.Cdc.CdcPhase.Streaming, s.Lanes, s.AppliedLsn, s.LagBytes,
+                    s.Phase == EtlFunnel.Sync.Cdc.CdcPhase.Streaming ? s.LagSeconds : null, s.ChangesApplied)),
+            };
+            report = await new EtlFunnel.Sync.Cdc.CdcEngine(_context.LoggerFactory.CreateLogger<EtlFunnel.Sync.Cdc.CdcEngine>()).RunAsync(job, options, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SyncConfigurationException ex)
+        {
+            return FlowRunResult.Failed(ex.Message);
+        }
+
+        var json = new System.Text.Json.Nodes.JsonObject
+        {
+            ["mode"] = "cdc",
+            ["snapshotDocuments"] = report.Snapshot?.DocsIndexed,
+            ["changesApplied"] = report.ChangesApplied,
+            ["versionConflicts"] = report.VersionConflicts,
+            ["deadLettered"] = report.DeadLettered,
+            ["confirmedLsn"] = report.ConfirmedLsn,
+        };
+        var outcome = report.Outcome switch
+        {
+            SyncOutcome.Succeeded => RunOutcome.Succeeded,
+            SyncOutcome.Cancelled => RunOutcome.Cancelled,
+            _ => RunOutcome.Failed,
+        };
+        var docs = report.ChangesApplied + (report.Snapshot?.DocsIndexed ?? 0);
+        return new FlowRunResult(outcome, report.ChangesApplied + (report.Snapshot?.RowsRead ?? 0), docs, report.DeadLettered + (report.Snapshot?.DeadLettered ?? 0),
+            report.Snapshot?.Retries ?? 0, outcome == RunOutcome.Failed ? report.Error ?? "the CDC stream failed" : null, json);
     }
 
     private sealed class Subscription(Action dispose) : IDisposable

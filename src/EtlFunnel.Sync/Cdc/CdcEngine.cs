@@ -52,6 +52,16 @@ public sealed class CdcEngine
         };
     }
 
+    /// <summary>
+    /// The apply lanes a CDC flow made of <paramref name="flows"/> (the replicas of one configured flow) streams with: as many as
+    /// its table with the most pipeline replicas, summed over the flow replicas; at least 1.
+    /// </summary>
+    public static int LaneCount(IEnumerable<SyncFlow> flows)
+    {
+        ArgumentNullException.ThrowIfNull(flows);
+        return Math.Max(1, flows.SelectMany(f => f.Pipelines).GroupBy(p => (p.Schema, p.Table)).Select(g => g.Count()).DefaultIfEmpty(1).Max());
+    }
+
     /// <summary>The logical replication slots of the server <paramref name="connectionString"/> points at, with their lag, and the server's max_slot_wal_keep_size.</summary>
     public static async Task<(IReadOnlyList<CdcSlotStatus> Slots, string MaxSlotWalKeepSize)> ListSlotsAsync(string connectionString, CancellationToken cancellationToken = default)
     {

@@ -30,7 +30,9 @@ internal sealed class CdcFlowRunner
     private readonly IProgress<SyncProgress>? _progress;
     private readonly string _where;
     private readonly List<CdcTable> _tables = [];
-    private readonly Queue<(NpgsqlLogSequenceNumber Lsn, long[] Counts)> _pendingAcks = new();
+    // Written by the stream loop, read by the status monitor: both under the queue's lock.
+    private readonly Queue<(NpgsqlLogSequenceNumber Lsn, long[] Counts, DateTime? Committed)> _pendingAcks = new();
+    private DateTime? _receiving;
     private NpgsqlLogSequenceNumber _acked;
     private long _lastSave;
 
@@ -164,7 +166,7 @@ internal sealed class CdcFlowRunner
     private async Task<CdcReport> StreamAsync(NpgsqlConnection conn, LogicalReplicationConnection repl, PgOutputReplicationSlot slot, NpgsqlLogSequenceNumber? start,
         IStateStore store, ReplicaState checkpoint, SyncReport? snapshot, Func<SyncOutcome, SyncReport?, IReadOnlyList<ApplyLane>, string?, CdcReport> report, CancellationToken ct)
     {
-        var laneCount = Math.Max(1, _flows.SelectMany(f => f.Pipelines).GroupBy(p => (p.Schema, p.Table)).Select(g => g.Count()).DefaultIfEmpty(1).Max());
+        var laneCount = CdcEngine.LaneCount(_flows);
         var lanes = Enumerable.Range(0, laneCount).Select(_ => new ApplyLane(_run.LaneCapacity, _run.MaxBatchSize)).ToArray();
         await using var deadLetters = new DeadLetterWriter(_options.DeadLetterDirectory, $"cdc-{StateStore.SafeName(_settings.Slot)}-{_options.TimeProvider.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}");
         var client = First.Destination is ElasticsearchDestination es ? ElasticsearchSink.CreateClient(es) : null;
@@ -200,6 +202,8 @@ internal sealed class CdcFlowRunner
         var target = await EmitAsync(conn, caughtUpToken, ct).ConfigureAwait(false);
         using var heartbeatStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
         var heartbeat = HeartbeatAsync(First.SourceConnectionString, heartbeatStop.Token);
+        var floor = start ?? slot.ConsistentPoint;
+        var monitor = MonitorAsync(First.SourceConnectionString, lanes, floor, heartbeatStop.Token);
         _log.LogInformation("{Where}: streaming slot {Slot} (publication {Publication}) from {Start} with {Lanes} apply lane(s); caught up at {Target}",
             _where, _settings.Slot, _settings.Publication, start?.ToString() ?? slot.ConsistentPoint.ToString(), laneCount, target);
 
@@ -216,6 +220,11 @@ internal sealed class CdcFlowRunner
                 {
                     case BeginMessage begin:
                         version = (long)(ulong)begin.TransactionFinalLsn;
+                        lock (_pendingAcks)
+                        {
+                            _receiving = begin.TransactionCommitTimestamp;
+                        }
+
                         break;
                     case RelationMessage relation:
                         await decoder.OnRelationAsync(relation, stop.Token).ConfigureAwait(false);
@@ -287,7 +296,12 @@ internal sealed class CdcFlowRunner
                         await TruncateAsync(decoder, lanes, truncate, client, deadLetters, version, laneTasks, stop.Token).ConfigureAwait(false);
                         break;
                     case CommitMessage commit:
-                        _pendingAcks.Enqueue((commit.TransactionEndLsn, lanes.Select(l => l.Enqueued).ToArray()));
+                        lock (_pendingAcks)
+                        {
+                            _pendingAcks.Enqueue((commit.TransactionEndLsn, lanes.Select(l => l.Enqueued).ToArray(), commit.TransactionCommitTimestamp));
+                            _receiving = null;
+                        }
+
                         break;
                     case LogicalDecodingMessage logical:
                         {
@@ -295,7 +309,11 @@ internal sealed class CdcFlowRunner
                             var content = await reader.ReadToEndAsync(stop.Token).ConfigureAwait(false);
                             if (logical.Prefix == MessagePrefix)
                             {
-                                _pendingAcks.Enqueue((logical.MessageLsn, lanes.Select(l => l.Enqueued).ToArray()));
+                                lock (_pendingAcks)
+                                {
+                                    _pendingAcks.Enqueue((logical.MessageLsn, lanes.Select(l => l.Enqueued).ToArray(), null));
+                                }
+
                                 caughtUp |= content == caughtUpToken;
                             }
 
@@ -369,6 +387,14 @@ internal sealed class CdcFlowRunner
             try
             {
                 await heartbeat.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            try
+            {
+                await monitor.ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -487,13 +513,16 @@ internal sealed class CdcFlowRunner
     private bool Acknowledge(LogicalReplicationConnection repl, ApplyLane[] lanes)
     {
         var moved = false;
-        while (_pendingAcks.TryPeek(out var head) && AllConfirmed(lanes, head.Counts))
+        lock (_pendingAcks)
         {
-            _pendingAcks.Dequeue();
-            if (head.Lsn > _acked)
+            while (_pendingAcks.TryPeek(out var head) && AllConfirmed(lanes, head.Counts))
             {
-                _acked = head.Lsn;
-                moved = true;
+                _pendingAcks.Dequeue();
+                if (head.Lsn > _acked)
+                {
+                    _acked = head.Lsn;
+                    moved = true;
+                }
             }
         }
 
@@ -537,6 +566,76 @@ internal sealed class CdcFlowRunner
         }
     }
 
+    // Every StatusInterval: the source's current WAL position against what every lane applied, and how old the oldest
+    // received-but-unapplied commit is. Runs beside the stream loop, which may be waiting for a message while lanes confirm.
+    private async Task MonitorAsync(string connectionString, ApplyLane[] lanes, NpgsqlLogSequenceNumber floor, CancellationToken ct)
+    {
+        if (_run.OnStatus is not { } onStatus)
+        {
+            return;
+        }
+
+        await Task.Yield();
+        try
+        {
+            await using var conn = new NpgsqlConnection(connectionString);
+            await conn.OpenAsync(ct).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand("SELECT pg_current_wal_lsn()", conn);
+            while (!ct.IsCancellationRequested)
+            {
+                var current = (NpgsqlLogSequenceNumber)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+                onStatus(StreamStatus(lanes, floor, current));
+                await Task.Delay(_run.StatusInterval, _options.TimeProvider, ct).ConfigureAwait(false);
+            }
+        }
+        catch (NpgsqlException ex)
+        {
+            _log.LogWarning(ex, "{Where}: lag monitoring stopped (the stream goes on)", _where);
+        }
+    }
+
+    internal CdcStreamStatus StreamStatus(ApplyLane[] lanes, NpgsqlLogSequenceNumber floor, NpgsqlLogSequenceNumber current)
+    {
+        NpgsqlLogSequenceNumber applied, acked;
+        DateTime? oldest = null;
+        lock (_pendingAcks)
+        {
+            acked = _acked;
+            applied = acked > floor ? acked : floor;
+            foreach (var (lsn, counts, committed) in _pendingAcks)
+            {
+                if (AllConfirmed(lanes, counts))
+                {
+                    applied = lsn > applied ? lsn : applied;
+                }
+                else if (committed is not null)
+                {
+                    // Counts only grow, so every later entry is unconfirmed too: this is the oldest waiting commit.
+                    oldest = committed;
+                    break;
+                }
+            }
+
+            oldest ??= _receiving;
+        }
+
+        var now = _options.TimeProvider.GetUtcNow().UtcDateTime;
+        var known = applied != default;
+        return new CdcStreamStatus
+        {
+            Flow = First.ConfiguredFlow ?? First.Name,
+            Slot = _settings.Slot,
+            Phase = CdcPhase.Streaming,
+            Lanes = lanes.Length,
+            AppliedLsn = known ? applied.ToString() : null,
+            ConfirmedLsn = acked == default ? null : acked.ToString(),
+            CurrentWalLsn = current.ToString(),
+            LagBytes = known ? (long)((ulong)current > (ulong)applied ? (ulong)current - (ulong)applied : 0) : null,
+            LagSeconds = oldest is { } t ? Math.Max(0, (now - DateTime.SpecifyKind(t, DateTimeKind.Utc)).TotalSeconds) : 0,
+            ChangesApplied = lanes.Sum(l => l.Confirmed),
+        };
+    }
+
     private static async Task<NpgsqlLogSequenceNumber> EmitAsync(NpgsqlConnection conn, string content, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand("SELECT pg_logical_emit_message(false, $1, $2)", conn);
@@ -571,6 +670,7 @@ internal sealed class CdcFlowRunner
 
     private async Task<SyncReport> SnapshotAsync(string snapshotName, NpgsqlLogSequenceNumber consistentPoint, CancellationToken ct)
     {
+        _run.OnStatus?.Invoke(new CdcStreamStatus { Flow = First.ConfiguredFlow ?? First.Name, Slot = _settings.Slot, Phase = CdcPhase.Snapshot });
         // The snapshot's checkpoints live beside the stream's, not in the same folder or scope: the stream's store holds that
         // one's single-writer lock for the whole run.
         var options = _options with

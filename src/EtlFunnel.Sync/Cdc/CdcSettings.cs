@@ -57,6 +57,15 @@ public sealed record CdcRunOptions
     /// <summary>Most changes queued per lane before reading the WAL waits (back-pressure).</summary>
     public int LaneCapacity { get; init; } = 20_000;
 
+    /// <summary>
+    /// Called about every <see cref="StatusInterval"/> while the flow runs (and once when its snapshot starts) with its phase, lane count,
+    /// applied position and lag: what the watch service shows on its status page and <c>/metrics</c>. Called from a background task.
+    /// </summary>
+    public Action<CdcStreamStatus>? OnStatus { get; init; }
+
+    /// <summary>How often <see cref="OnStatus"/> is called while streaming (each call asks the source for <c>pg_current_wal_lsn()</c>).</summary>
+    public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Test seam: awaited after every lane batch the destination confirmed (crash tests slow the stream down with it).</summary>
     internal Func<ValueTask>? AfterLaneBatch { get; init; }
 }
@@ -98,3 +107,50 @@ public sealed record CdcReport
 /// <param name="LagBytes">WAL between the server's current position and the acknowledged one.</param>
 /// <param name="WalStatus">reserved, extended, unreserved or lost (invalidated).</param>
 public sealed record CdcSlotStatus(string Slot, string? Database, bool Active, string? RestartLsn, string? ConfirmedLsn, long? LagBytes, string? WalStatus);
+
+/// <summary>Where a CDC flow is: taking its snapshot, or streaming.</summary>
+public enum CdcPhase
+{
+    /// <summary>Reading the snapshot (the slot holds every change since its consistent point meanwhile).</summary>
+    Snapshot,
+
+    /// <summary>Streaming the WAL through the apply lanes.</summary>
+    Streaming,
+}
+
+/// <summary>A running CDC flow's position and lag, as <see cref="CdcRunOptions.OnStatus"/> reports it.</summary>
+public sealed record CdcStreamStatus
+{
+    /// <summary>The configured flow (all its replicas share one slot).</summary>
+    public required string Flow { get; init; }
+
+    /// <summary>The flow's replication slot.</summary>
+    public required string Slot { get; init; }
+
+    /// <summary>Snapshot or streaming.</summary>
+    public required CdcPhase Phase { get; init; }
+
+    /// <summary>Apply lanes of the stream (0 during the snapshot).</summary>
+    public int Lanes { get; init; }
+
+    /// <summary>The end of the last transaction (or heartbeat) whose changes every lane applied, as PostgreSQL prints an LSN; null before the first.</summary>
+    public string? AppliedLsn { get; init; }
+
+    /// <summary>The position acknowledged to the slot (<c>confirmed_flush_lsn</c>), at most <see cref="AppliedLsn"/>.</summary>
+    public string? ConfirmedLsn { get; init; }
+
+    /// <summary>The source server's <c>pg_current_wal_lsn()</c> when this status was taken.</summary>
+    public string? CurrentWalLsn { get; init; }
+
+    /// <summary><c>pg_current_wal_lsn()</c> minus <see cref="AppliedLsn"/>, in bytes of WAL; null before the stream knows a position.</summary>
+    public long? LagBytes { get; init; }
+
+    /// <summary>
+    /// Now minus the commit time of the oldest transaction the stream received but has not yet applied in full; 0 when every
+    /// received change is applied (caught up). Uses the source server's commit timestamps, so the two clocks must agree.
+    /// </summary>
+    public double LagSeconds { get; init; }
+
+    /// <summary>Changes the destination confirmed in this run so far (including version conflicts).</summary>
+    public long ChangesApplied { get; init; }
+}

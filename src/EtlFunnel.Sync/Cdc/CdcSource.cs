@@ -22,11 +22,9 @@ internal static class CdcSource
     public static async Task CheckAsync(NpgsqlConnection conn, IReadOnlyList<CdcTable> tables, string where, ILogger log, CancellationToken ct)
     {
         var walLevel = await ScalarAsync<string>(conn, "SHOW wal_level", ct).ConfigureAwait(false);
-        if (walLevel != "logical")
+        if (WalLevelProblem(walLevel, where) is { } problem)
         {
-            throw new SyncConfigurationException(
-                $"{where}: the source server runs with wal_level = {walLevel}; change data capture needs wal_level = logical. " +
-                "Set it (ALTER SYSTEM SET wal_level = logical, or in postgresql.conf) and restart PostgreSQL.");
+            throw new SyncConfigurationException(problem);
         }
 
         var canReplicate = await ScalarAsync<bool>(conn, "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user", ct).ConfigureAwait(false);
@@ -38,10 +36,9 @@ internal static class CdcSource
         }
 
         var keep = await ScalarAsync<string>(conn, "SHOW max_slot_wal_keep_size", ct).ConfigureAwait(false);
-        if (keep == "-1")
+        if (UnboundedWalWarning(keep) is { } warning)
         {
-            log.LogWarning("{Where}: max_slot_wal_keep_size is unlimited (-1): if this flow stops for long, its slot keeps all WAL since then and can fill the disk. " +
-                "Set a bound (ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'); a slot that exceeds it is invalidated and the flow says so", where);
+            log.LogWarning("{Where:l}: {Warning:l}", where, warning);
         }
 
         foreach (var table in tables)
@@ -66,6 +63,21 @@ internal static class CdcSource
             }
         }
     }
+
+    /// <summary>The error for a source whose <c>wal_level</c> (as <c>SHOW wal_level</c> prints it) cannot decode changes, or null for <c>logical</c>.</summary>
+    public static string? WalLevelProblem(string walLevel, string where) => walLevel == "logical"
+        ? null
+        : $"{where}: the source server runs with wal_level = {walLevel}; change data capture needs wal_level = logical. " +
+          "Set it (ALTER SYSTEM SET wal_level = logical, or in postgresql.conf) and restart PostgreSQL.";
+
+    /// <summary>
+    /// The warning for an unbounded <c>max_slot_wal_keep_size</c> (<c>SHOW</c> prints <c>-1</c>: PostgreSQL's default), or null when it
+    /// has a bound. Said by CDC runs and by <c>etlfunnel slots list</c>.
+    /// </summary>
+    public static string? UnboundedWalWarning(string maxSlotWalKeepSize) => maxSlotWalKeepSize.Trim() == "-1"
+        ? "max_slot_wal_keep_size is unlimited (-1): if this flow stops for long, its slot keeps all WAL since then and can fill the disk. " +
+          "Set a bound (ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf();); a slot that exceeds it is invalidated and the flow says so"
+        : null;
 
     /// <summary>Creates the publication for the tables, or adds the tables it lacks.</summary>
     public static async Task EnsurePublicationAsync(NpgsqlConnection conn, string publication, IReadOnlyList<CdcTable> tables, ILogger log, CancellationToken ct)

@@ -43,6 +43,14 @@ public sealed class CdcCliTests
             var list = await CliRunner.RunAsync(["slots", "list", "--config", config]);
             list.ExitCode.Should().Be(0, list.Err);
             list.Out.Should().Contain(slot).And.Contain("orders").And.Contain("reserved");
+            if (await ShowAsync(cs, "max_slot_wal_keep_size") == "-1")
+            {
+                list.Err.Should().Contain("has max_slot_wal_keep_size = -1 (unlimited)").And.Contain("set a bound");
+            }
+            else
+            {
+                list.Err.Should().NotContain("max_slot_wal_keep_size");
+            }
 
             var drop = await CliRunner.RunAsync(["slots", "drop", "orders", "--config", config]);
             drop.ExitCode.Should().Be(0, drop.Err);
@@ -101,6 +109,14 @@ public sealed class CdcCliTests
 
         result.ExitCode.Should().Be(2);
         result.Err.Should().Contain("flows.yaml(5,").And.Contain("'truncate:' of flow 'x' only applies to 'mode: cdc'");
+    }
+
+    private static async Task<string> ShowAsync(string cs, string setting)
+    {
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"SHOW {setting}", conn);
+        return (string)(await cmd.ExecuteScalarAsync())!;
     }
 
     private static async Task<long> SlotCountAsync(string cs, string slot)

@@ -236,6 +236,148 @@ public sealed class CdcEngineTests
     }
 
     [Fact]
+    public async Task Lag_in_bytes_and_seconds_grows_while_a_lane_is_held_and_falls_to_zero_seconds_once_it_applied_everything()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdclag", "CREATE TABLE l(id int PRIMARY KEY, v text); INSERT INTO l SELECT g, 'v' FROM generate_series(1, 10) g;");
+        try
+        {
+            var job = CdcTestKit.Job(bed, "l", 1, new FilesDestination(bed.OutputDirectory), "l");
+            CdcStreamStatus? latest = null;
+            var held = 0;
+            var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var options = new CdcRunOptions
+            {
+                HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+                StatusInterval = TimeSpan.FromMilliseconds(50),
+                OnStatus = s => Volatile.Write(ref latest, s),
+                // Once held, the lane stops after its next batch: later changes wait, unapplied.
+                AfterLaneBatch = async () =>
+                {
+                    if (Volatile.Read(ref held) == 1)
+                    {
+                        await release.Task;
+                    }
+                },
+            };
+            using var stop = new CancellationTokenSource();
+            var run = new CdcEngine().RunAsync(job, options, cancellationToken: stop.Token);
+            await WaitForAsync(() => Volatile.Read(ref latest) is { Phase: CdcPhase.Streaming, LagSeconds: 0, Lanes: 1 });
+
+            Volatile.Write(ref held, 1);
+            await bed.ExecuteAsync("INSERT INTO l VALUES (11, 'first');");          // applied, then the lane waits
+            await WaitForAsync(() => Volatile.Read(ref latest)!.ChangesApplied == 1);
+            await bed.ExecuteAsync("INSERT INTO l SELECT g, repeat('x', 200) FROM generate_series(12, 211) g;"); // 200 changes, held back
+            var afterHeld = await CurrentLsnAsync(bed);
+            await WaitForAsync(() => Volatile.Read(ref latest) is { LagSeconds: > 0, LagBytes: > 0 } s && NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(s.CurrentWalLsn!) >= afterHeld);
+            var lagging = Volatile.Read(ref latest)!;
+            NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(lagging.AppliedLsn!).Should().BeLessThan(afterHeld, "the held transaction is not applied");
+            lagging.LagBytes.Should().BeGreaterThan(200 * 200, "at least the held transaction's WAL is behind");
+            lagging.ChangesApplied.Should().Be(1);
+
+            release.SetResult();
+            await WaitForAsync(() => Volatile.Read(ref latest) is { LagSeconds: 0, ChangesApplied: 201 } s && NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(s.AppliedLsn!) >= afterHeld);
+            var caughtUp = Volatile.Read(ref latest)!;
+            caughtUp.LagBytes.Should().Be((long)((ulong)NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(caughtUp.CurrentWalLsn!) - (ulong)NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(caughtUp.AppliedLsn!)));
+
+            await stop.CancelAsync();
+            (await run).Outcome.Should().Be(SyncOutcome.Cancelled);
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    private static async Task<NpgsqlTypes.NpgsqlLogSequenceNumber> CurrentLsnAsync(SyncTestBed bed)
+    {
+        await using var conn = new NpgsqlConnection(bed.ConnectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT pg_current_wal_lsn()", conn);
+        return (NpgsqlTypes.NpgsqlLogSequenceNumber)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    [Theory]
+    [InlineData("replica")]
+    [InlineData("minimal")]
+    public void A_source_without_wal_level_logical_gets_an_error_that_names_the_flow_the_setting_and_the_restart(string walLevel)
+    {
+        var problem = CdcSource.WalLevelProblem(walLevel, "flow 'orders' at flows.yaml(3,5)");
+
+        problem.Should().StartWith($"flow 'orders' at flows.yaml(3,5): the source server runs with wal_level = {walLevel}; change data capture needs wal_level = logical.")
+            .And.Contain("ALTER SYSTEM SET wal_level = logical").And.Contain("restart PostgreSQL");
+        CdcSource.WalLevelProblem("logical", "x").Should().BeNull();
+    }
+
+    [Fact]
+    public void Only_an_unlimited_max_slot_wal_keep_size_is_warned_about()
+    {
+        CdcSource.UnboundedWalWarning("-1").Should().Contain("max_slot_wal_keep_size is unlimited (-1)").And.Contain("can fill the disk")
+            .And.Contain("ALTER SYSTEM SET max_slot_wal_keep_size");
+        CdcSource.UnboundedWalWarning("50GB").Should().BeNull();
+        CdcSource.UnboundedWalWarning("1024MB").Should().BeNull();
+    }
+
+    [Fact]
+    public async Task A_run_warns_with_the_flow_when_the_server_keeps_unlimited_wal_for_slots_and_not_when_it_is_bounded()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdckeep", "CREATE TABLE k(id int PRIMARY KEY); INSERT INTO k VALUES (1);");
+        try
+        {
+            var job = CdcTestKit.Job(bed, "k", 1, new FilesDestination(bed.OutputDirectory), "k");
+            job = job with { Flows = [.. job.Flows.Select(f => f with { Cdc = f.Cdc! with { ConfiguredAt = "flow 'k' at flows.yaml(2,5)" } })] };
+            var log = new MessageSink();
+            string keep;
+            await using (var conn = new NpgsqlConnection(bed.ConnectionString))
+            {
+                await conn.OpenAsync();
+                await using var cmd = new NpgsqlCommand("SHOW max_slot_wal_keep_size", conn);
+                keep = (string)(await cmd.ExecuteScalarAsync())!;
+            }
+
+            var report = await new CdcEngine(new Serilog.Extensions.Logging.SerilogLoggerFactory(new Serilog.LoggerConfiguration().WriteTo.Sink(log).CreateLogger()).CreateLogger("CdcEngine")).RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+            report.Outcome.Should().Be(SyncOutcome.Succeeded, report.Error);
+            var warnings = log.Messages.Where(m => m.Contains("max_slot_wal_keep_size is unlimited", StringComparison.Ordinal)).ToList();
+            if (keep == "-1")
+            {
+                warnings.Should().ContainSingle().Which.Should().StartWith("flow 'k' at flows.yaml(2,5): max_slot_wal_keep_size is unlimited (-1)");
+            }
+            else
+            {
+                warnings.Should().BeEmpty($"the server bounds it ({keep})");
+            }
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    private sealed class MessageSink : Serilog.Core.ILogEventSink
+    {
+        private readonly List<string> _messages = [];
+
+        public IReadOnlyList<string> Messages
+        {
+            get
+            {
+                lock (_messages)
+                {
+                    return [.. _messages];
+                }
+            }
+        }
+
+        public void Emit(Serilog.Events.LogEvent logEvent)
+        {
+            lock (_messages)
+            {
+                _messages.Add(logEvent.RenderMessage());
+            }
+        }
+    }
+
+    [Fact]
     public void An_invalidated_slot_is_reported_loudly_with_how_to_recover()
     {
         var lost = new SlotInfo("etlfunnel_orders", "shop", false, null, null, "0/16B3748", "lost", null, "pgoutput");
