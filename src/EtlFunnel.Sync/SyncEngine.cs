@@ -21,7 +21,7 @@ public sealed class SyncEngine
 
     /// <summary>Creates an engine that logs to <paramref name="logger"/> (Microsoft.Extensions.Logging; default: nowhere).</summary>
     public SyncEngine(ILogger? logger = null)
-        : this(logger, null)
+        : this(logger, (SyncTestHooks?)null)
     {
     }
 
@@ -37,14 +37,27 @@ public sealed class SyncEngine
     /// <paramref name="externalVersion"/> (the slot's consistent point).
     /// </summary>
     internal SyncEngine(ILogger? logger, IReadOnlyDictionary<string, string> importedSnapshots, long externalVersion)
-        : this(logger, null)
+        : this(logger, (SyncTestHooks?)null)
     {
         _importedSnapshots = importedSnapshots;
         _externalVersion = externalVersion;
     }
 
+    /// <summary>
+    /// A replica of a run coordinated elsewhere (a cluster worker): the job's source database is read in the snapshot that
+    /// <paramref name="handoff"/> names (exported and held open by the run's planner, <see cref="ExportedSnapshots"/>), and its
+    /// tables are cut at the planner's block counts, so every replica of the run reads one point in time and the partitions
+    /// fit together. Fails with <see cref="SnapshotHandoff.GoneMessage"/> once the planner's session is gone.
+    /// </summary>
+    internal SyncEngine(ILogger? logger, SnapshotHandoff handoff)
+        : this(logger, (SyncTestHooks?)null)
+    {
+        _handoff = handoff;
+    }
+
     private readonly IReadOnlyDictionary<string, string>? _importedSnapshots;
     private readonly long? _externalVersion;
+    private readonly SnapshotHandoff? _handoff;
 
     /// <summary>
     /// Runs the job to the end (or until <paramref name="cancellationToken"/> fires: in-flight batches are drained, checkpoints
@@ -77,6 +90,15 @@ public sealed class SyncEngine
         }
 
         var resuming = manifest is { Completed: false } && manifest.Fingerprint == fingerprint;
+        if (resuming && _handoff is not null && OtherBoundaries(job, manifest!, _handoff) is { } moved)
+        {
+            // The checkpoints cut this table at other block counts (an earlier run, before the table grew or shrank): resuming
+            // them next to replicas cut at the planner's counts would leave a gap or an overlap between partitions.
+            _log.LogInformation("Not resuming run {RunId}: it cut {Leaf} at {Had} blocks, this run's planner at {Now}; reading the partition again",
+                manifest!.RunId, moved.Leaf, moved.Had, moved.Now);
+            resuming = false;
+        }
+
         if (!resuming)
         {
             manifest = NewManifest(options, fingerprint);
@@ -106,7 +128,17 @@ public sealed class SyncEngine
             foreach (var flow in job.Flows)
             {
                 var key = SourceSnapshot.SourceKey(flow.SourceConnectionString);
-                if (!snapshots.ContainsKey(key))
+                if (!snapshots.ContainsKey(key) && _handoff is not null)
+                {
+                    if (snapshots.Count > 0)
+                    {
+                        throw new SyncConfigurationException("A replica handed a snapshot reads one source database; this job reads several.");
+                    }
+
+                    snapshots[key] = await SourceSnapshot.ImportExportedAsync(flow.SourceConnectionString, _handoff.SnapshotId, TablesOf(job, key), options.LockTimeout,
+                        SnapshotHandoff.GoneMessage(_handoff.SnapshotId, key), cancellationToken).ConfigureAwait(false);
+                }
+                else if (!snapshots.ContainsKey(key))
                 {
                     snapshots[key] = _importedSnapshots is not null && _importedSnapshots.TryGetValue(key, out var imported)
                         ? await SourceSnapshot.ImportAsync(flow.SourceConnectionString, imported, TablesOf(job, key), options.LockTimeout, cancellationToken).ConfigureAwait(false)
@@ -156,7 +188,8 @@ public sealed class SyncEngine
                             var key = sourceKey + "|" + leaf.QualifiedName;
                             if (!manifest.Blocks.TryGetValue(key, out var blocks))
                             {
-                                blocks = leaf.Blocks;
+                                // A handed-over snapshot comes with the planner's counts: the other replicas cut the table there too.
+                                blocks = _handoff is not null && _handoff.Blocks.TryGetValue(leaf.QualifiedName, out var planned) ? planned : leaf.Blocks;
                                 manifest.Blocks[key] = blocks;
                             }
 
@@ -393,8 +426,25 @@ public sealed class SyncEngine
         }
     }
 
+    /// <summary>The first leaf whose block count in the resumed manifest differs from the handed-over one, or null.</summary>
+    private static (string Leaf, long Had, long Now)? OtherBoundaries(SyncJob job, RunManifest manifest, SnapshotHandoff handoff)
+    {
+        foreach (var source in job.Flows.Select(f => SourceSnapshot.SourceKey(f.SourceConnectionString)).Distinct(StringComparer.Ordinal))
+        {
+            foreach (var (leaf, blocks) in handoff.Blocks)
+            {
+                if (manifest.Blocks.TryGetValue(source + "|" + leaf, out var had) && had != blocks)
+                {
+                    return (leaf, had, blocks);
+                }
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Every table the job reads from one source database, qualified, each once.</summary>
-    private static List<string> TablesOf(SyncJob job, string sourceKey) =>
+    internal static List<string> TablesOf(SyncJob job, string sourceKey) =>
         job.Flows.Where(f => SourceSnapshot.SourceKey(f.SourceConnectionString) == sourceKey)
             .SelectMany(f => f.Pipelines).Select(p => Postgres.Sql.Qualified(p.Schema, p.Table)).Distinct(StringComparer.Ordinal).ToList();
 

@@ -170,7 +170,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
         if (settings.Cluster is not null)
         {
-            return await ClusterRunExecution.RunAsync(_context, settings, work, state, mode, cancellationToken).ConfigureAwait(false);
+            return await ClusterRunExecution.RunAsync(_context, settings, work, job, state, mode, cancellationToken).ConfigureAwait(false);
         }
 
         if (mode == RunMode.Cdc)

@@ -34,7 +34,7 @@ internal static class ClusterRunExecution
         }
     }
 
-    public static async Task<int> RunAsync(CliContext context, RunSettings settings, PlannedWork work, StateLocation state, RunMode mode, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CliContext context, RunSettings settings, PlannedWork work, SyncJob job, StateLocation state, RunMode mode, CancellationToken cancellationToken)
     {
         if (mode == RunMode.Cdc)
         {
@@ -53,6 +53,7 @@ internal static class ClusterRunExecution
         {
             Plan = work.Plan,
             HooksHash = HooksFingerprint.Compute(hooks),
+            Job = job,
             StateTable = state.Table?.Table ?? PostgresStateTable.DefaultTable,
             Scope = state.Table?.Scope ?? PostgresStateTable.DefaultScope,
             Incremental = mode == RunMode.Incremental,
@@ -67,6 +68,12 @@ internal static class ClusterRunExecution
         catch (ClusterException ex)
         {
             await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ExitCodes.Failure;
+        }
+        catch (SyncConfigurationException ex)
+        {
+            // The run's snapshot could not be exported (a table lock not granted, a missing table): nothing was handed out.
+            await context.Err.WriteLineAsync($"error: {ex.Message} (nothing was synced)").ConfigureAwait(false);
             return ExitCodes.Failure;
         }
 

@@ -31,6 +31,15 @@ internal sealed record ReplicaAssignment
     /// <summary>True for an incremental run (watermarks kept); false reads every row.</summary>
     [Id(7)] public bool Incremental { get; init; }
 
+    /// <summary>
+    /// The run's snapshot of the replica's source database, exported by the planner (<c>pg_export_snapshot()</c>) and held
+    /// open until every replica is done; the worker imports it instead of taking its own.
+    /// </summary>
+    [Id(8)] public required string SnapshotId { get; init; }
+
+    /// <summary>Block count of every leaf relation of the source as of the snapshot (the planner's), so partitions fit together.</summary>
+    [Id(9)] public required Dictionary<string, long> Blocks { get; init; }
+
     /// <summary>The replica's lease key.</summary>
     public string LeaseKey => Leases.LeaseStore.KeyOf(RunId, Flow, Replica);
 }

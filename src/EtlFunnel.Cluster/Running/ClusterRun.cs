@@ -21,6 +21,12 @@ internal sealed record ClusterRunRequest
 
     public required string HooksHash { get; init; }
 
+    /// <summary>
+    /// The plan as the sync engine's job (this machine's flows.yaml joined in): the planner exports the run's snapshot of
+    /// every source database it reads and holds it open until every replica is done.
+    /// </summary>
+    public required SyncJob Job { get; init; }
+
     /// <summary>Checkpoint table in the cluster database (<c>schema.table</c>).</summary>
     public string StateTable { get; init; } = PostgresStateTable.DefaultTable;
 
@@ -56,6 +62,16 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
             p => LeaseStore.KeyOf(request.RunId, p.Flow.Name, p.Pipeline.Name),
             p => (p.Flow, p.Pipeline, Placement: ReplicaPlacement.From(p.Pipeline.Props, p.Flow.Props)),
             StringComparer.Ordinal);
+
+        // One point in time for the whole cluster: the same coordinator a single-machine run opens (ACCESS SHARE locks, then
+        // pg_export_snapshot), here, open until the last replica (re-runs after a failover included) is done. Workers import it.
+        await using var snapshots = await ExportedSnapshots.OpenAsync(request.Job, cancellationToken).ConfigureAwait(false);
+        var handoffs = request.Job.Flows.ToDictionary(f => f.Name, snapshots.For, StringComparer.Ordinal);
+        foreach (var (source, id) in snapshots.SnapshotIds)
+        {
+            log.Information("Run {RunId}: snapshot {Snapshot:l} of {Source:l} exported; every replica reads in it", request.RunId, id, source);
+        }
+
         await leases.CreateAsync(request.RunId, request.Plan.AllPipelines().Select(p => (p.Flow.Name, p.Pipeline.Name)), cancellationToken).ConfigureAwait(false);
 
         var live = await WaitForMembersAsync(members, request.WaitForWorkers, cancellationToken).ConfigureAwait(false);
@@ -66,6 +82,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
 
         using var client = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         var grains = client.Services.GetRequiredService<IGrainFactory>();
+
         var planJson = PlanJson.Serialize(request.Plan);
         var attempts = new Dictionary<string, int>(StringComparer.Ordinal);
         var dispatched = new Dictionary<string, (string Silo, DateTimeOffset At)>(StringComparer.Ordinal);
@@ -153,6 +170,8 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
                         StateTable = request.StateTable,
                         Scope = request.Scope,
                         Incremental = request.Incremental,
+                        SnapshotId = handoffs[flow.Name].SnapshotId,
+                        Blocks = new Dictionary<string, long>(handoffs[flow.Name].Blocks, StringComparer.Ordinal),
                     };
                     var silo = member.Silo;
                     _ = grain.StartAsync(assignment).ContinueWith(t =>

@@ -5,8 +5,9 @@ namespace EtlFunnel.Cluster.Running;
 
 /// <summary>
 /// Where a pipeline replica may run and which member gets it. Replica props (pipeline replica first, then its flow replica):
-/// <c>cluster_region</c> (a member's region, case-insensitive) and <c>cluster_labels</c> (an object, or <c>"k=v,k2=v2"</c>:
-/// every label must match). Among the members allowed, the one with the most free cores (cores − replicas running there) wins.
+/// <c>cluster_region</c> (a member's region, case-insensitive; empty, blank or absent: any region, so a hook can write
+/// <c>machine.Region ?? ""</c>) and <c>cluster_labels</c> (an object, or <c>"k=v,k2=v2"</c>: every label must match).
+/// Among the members allowed, the one with the most free cores (cores − replicas running there) wins.
 /// </summary>
 internal sealed record ReplicaPlacement(string? Region, IReadOnlyDictionary<string, string> Labels)
 {
@@ -17,7 +18,9 @@ internal sealed record ReplicaPlacement(string? Region, IReadOnlyDictionary<stri
 
     public static ReplicaPlacement From(JsonElement pipelineProps, JsonElement flowProps)
     {
+        // An empty region is no pin (the pipeline replica's empty value still overrides its flow replica's region).
         var region = Text(pipelineProps, RegionProp) ?? Text(flowProps, RegionProp);
+        region = string.IsNullOrWhiteSpace(region) ? null : region.Trim();
         var labels = LabelsOf(pipelineProps) ?? LabelsOf(flowProps) ?? new Dictionary<string, string>();
         return new ReplicaPlacement(region, labels);
     }

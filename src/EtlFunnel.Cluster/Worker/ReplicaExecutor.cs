@@ -99,7 +99,9 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         log.Information("Running replica {Flow:l}/{Replica:l} (lease {Lease}, epoch {Epoch})", assignment.Flow, assignment.Replica, lease.Key, lease.Epoch);
         try
         {
-            var report = await new SyncEngine(loggerFactory.CreateLogger<SyncEngine>()).RunAsync(job, null, cts.Token).ConfigureAwait(false);
+            // The run's one snapshot, held open by the planner: never a snapshot of this worker's own.
+            var handoff = new SnapshotHandoff(assignment.SnapshotId, assignment.Blocks);
+            var report = await new SyncEngine(loggerFactory.CreateLogger<SyncEngine>(), handoff).RunAsync(job, null, cts.Token).ConfigureAwait(false);
             replicaReport = report.Replicas.SingleOrDefault();
             error = replicaReport?.Error;
             status = report.Outcome switch
@@ -138,6 +140,12 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         if (!await leases.CompleteAsync(lease, status, replicaReport, error, CancellationToken.None).ConfigureAwait(false))
         {
             log.Warning("Replica {Flow}/{Replica} finished, but epoch {Epoch} is stale: its result is dropped", assignment.Flow, assignment.Replica, lease.Epoch);
+            return;
+        }
+
+        if (error is not null)
+        {
+            log.Error("Replica {Flow}/{Replica} {Status:l}: {Error:l}", assignment.Flow, assignment.Replica, status, error);
             return;
         }
 

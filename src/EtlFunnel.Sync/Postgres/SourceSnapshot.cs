@@ -36,7 +36,7 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
     /// wait for the run instead of emptying the heap it reads.
     /// </summary>
     public static Task<SourceSnapshot> OpenAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct) =>
-        OpenCoreAsync(connectionString, tables, lockTimeout, null, ct);
+        OpenCoreAsync(connectionString, tables, lockTimeout, null, null, ct);
 
     /// <summary>
     /// A coordinator that imports a snapshot exported elsewhere (CDC: the one <c>CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT</c>
@@ -45,9 +45,17 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
     /// through the stream anyway.
     /// </summary>
     public static Task<SourceSnapshot> ImportAsync(string connectionString, string snapshotId, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, CancellationToken ct) =>
-        OpenCoreAsync(connectionString, tables, lockTimeout, snapshotId, ct);
+        OpenCoreAsync(connectionString, tables, lockTimeout, snapshotId, null, ct);
 
-    private static async Task<SourceSnapshot> OpenCoreAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, string? importedSnapshot, CancellationToken ct)
+    /// <summary>
+    /// A coordinator that imports the snapshot another process's coordinator exported and keeps open (a cluster run's planner,
+    /// <see cref="ExportedSnapshots"/>); settings and locks as <see cref="ImportAsync"/>. When the snapshot cannot be imported
+    /// (its exporting session ended), here or in a reader session opened later, the run fails with <paramref name="whenGone"/>.
+    /// </summary>
+    public static Task<SourceSnapshot> ImportExportedAsync(string connectionString, string snapshotId, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, string whenGone, CancellationToken ct) =>
+        OpenCoreAsync(connectionString, tables, lockTimeout, snapshotId, whenGone, ct);
+
+    private static async Task<SourceSnapshot> OpenCoreAsync(string connectionString, IReadOnlyCollection<string> tables, TimeSpan lockTimeout, string? importedSnapshot, string? whenGone, CancellationToken ct)
     {
         var conn = new NpgsqlConnection(connectionString);
         try
@@ -58,7 +66,14 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
             {
                 // SET TRANSACTION SNAPSHOT must be the transaction's first statement.
                 await using var import = new NpgsqlCommand($"SET TRANSACTION SNAPSHOT {Sql.Literal(importedSnapshot)}", conn, tx);
-                await import.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    await import.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
+                catch (PostgresException ex) when (whenGone is not null && IsSnapshotGone(ex))
+                {
+                    throw new SyncConfigurationException(whenGone, ex);
+                }
             }
 
             await using (var pin = new NpgsqlCommand(SessionSettings(conn) + $"; SET LOCAL lock_timeout = {LockTimeoutMs(lockTimeout)}", conn, tx))
@@ -99,6 +114,7 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
                 },
                 LockTimeout = lockTimeout,
                 _tables = tables,
+                _whenGone = whenGone,
             };
         }
         catch
@@ -151,6 +167,12 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
     public TimeSpan LockTimeout { get; private init; }
 
     private IReadOnlyCollection<string> _tables = [];
+
+    private string? _whenGone;
+
+    /// <summary>The server's answer to <c>SET TRANSACTION SNAPSHOT</c> of an id no open transaction exports (any more).</summary>
+    private static bool IsSnapshotGone(PostgresException ex) =>
+        ex.SqlState == PostgresErrorCodes.InvalidParameterValue && ex.MessageText.Contains("snapshot", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// The settings every coordinator and replica session pins (as pg_dump does), so database- or role-level
@@ -250,7 +272,14 @@ internal sealed partial class SourceSnapshot : IAsyncDisposable
                 // Read as they are, the writer turns each invalid byte into U+FFFD (JsonRowWriter).
                 (IsSqlAscii(connection) ? "; SET LOCAL client_encoding = 'SQL_ASCII'" : ""), connection))
             {
-                await begin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    await begin.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
+                catch (PostgresException ex) when (_whenGone is not null && IsSnapshotGone(ex))
+                {
+                    throw new SyncConfigurationException(_whenGone, ex);
+                }
             }
 
             foreach (var table in _tables)

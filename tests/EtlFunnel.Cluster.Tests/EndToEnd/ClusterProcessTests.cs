@@ -142,6 +142,74 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Two_workers_read_one_point_in_time_while_a_writer_inserts_and_updates_rows_during_the_run()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        // Slow bulk calls keep the run going while the writer commits, and the replicas start one after another (1 core each).
+        es.Faults.DelayBulkCalls(TimeSpan.FromMilliseconds(100));
+        const int rows = 20_000;
+        const int replicas = 6;
+        var setup = await CreateAsync(es, rows, replicas);
+        using var w1 = StartWorker(setup, "w1");
+        using var w2 = StartWorker(setup, "w2");
+        await w1.WaitForLineAsync(JoinedLine(), Guard);
+        await w2.WaitForLineAsync(JoinedLine(), Guard);
+
+        // The expected set is the table as it is now: EXCLUSIVE mode holds every writer off (readers and the planner's
+        // ACCESS SHARE lock pass) until the planner has exported the run's snapshot, so that snapshot holds exactly this.
+        await using var gate = new NpgsqlConnection(setup.SourceConnectionString);
+        await gate.OpenAsync();
+        await using var gateTx = await gate.BeginTransactionAsync();
+        await using (var lockCmd = new NpgsqlCommand("LOCK TABLE shop.items IN EXCLUSIVE MODE", gate, gateTx))
+        {
+            await lockCmd.ExecuteNonQueryAsync();
+        }
+
+        using var stopWriting = new CancellationTokenSource();
+        var writes = 0;
+        var writer = Task.Run(async () =>
+        {
+            // New rows at the end of the heap and new versions of old rows (they move to the end too), committed one by one
+            // for as long as the run lasts: a replica taking its own snapshot would index some of them.
+            await using var conn = new NpgsqlConnection(setup.SourceConnectionString);
+            await conn.OpenAsync();
+            for (var i = 1; !stopWriting.IsCancellationRequested; i++)
+            {
+                await using var batch = new NpgsqlBatch(conn)
+                {
+                    BatchCommands =
+                    {
+                        new NpgsqlBatchCommand("INSERT INTO shop.items VALUES ($1, 'new')") { Parameters = { new() { Value = rows + i } } },
+                        new NpgsqlBatchCommand("UPDATE shop.items SET name = 'changed' WHERE id = $1") { Parameters = { new() { Value = (i * 7919 % rows) + 1 } } },
+                        new NpgsqlBatchCommand("DELETE FROM shop.items WHERE id = $1") { Parameters = { new() { Value = (i * 104_729 % rows) + 1 } } },
+                    },
+                };
+                await batch.ExecuteNonQueryAsync();
+                Interlocked.Increment(ref writes);
+                await Task.Delay(10);
+            }
+        });
+
+        using var run = StartRun(setup);
+        await run.WaitForLineAsync(SnapshotLine(), Guard);
+        await gateTx.CommitAsync();
+        var exit = await run.WaitForExitAsync(Guard);
+        await stopWriting.CancelAsync();
+        await writer;
+        var context = $"run:\n{run.Output}\nw1:\n{w1.Output}\nw2:\n{w2.Output}";
+        output.WriteLine(context);
+        exit.Should().Be(0, context);
+        writes.Should().BeGreaterThan(0, "the writer committed during the run");
+        (await LeasesAsync(setup.StateConnectionString)).Select(l => l.Owner.Split(' ')[0]).Distinct().Should().HaveCount(2, "both workers ran replicas\n" + context);
+
+        // The index is the table as of the snapshot: the same ids, once each, none of the rows inserted during the run, every
+        // document at its version before the run (no 'changed'), none of the rows deleted during the run missing.
+        var docs = es.Documents("shop_items");
+        docs.Keys.Select(id => int.Parse(id, CultureInfo.InvariantCulture)).Order().Should().Equal(Enumerable.Range(1, rows), context);
+        docs.Should().OnlyContain(d => d.Value.Contains($"\"item {d.Key}\"", StringComparison.Ordinal), "no document holds a row version written after the snapshot");
+    }
+
+    [Fact]
     public async Task A_worker_with_different_hooks_refuses_the_replicas_and_the_run_says_why()
     {
         await using var es = await ElasticsearchTestServer.StartAsync();
@@ -239,6 +307,9 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
 
     [GeneratedRegex(@"Running replica shop")]
     private static partial Regex RunningLine();
+
+    [GeneratedRegex(@"snapshot \S+ of \S+ exported")]
+    private static partial Regex SnapshotLine();
 
     [GeneratedRegex(@"stopped renewing the lease")]
     private static partial Regex FailoverLine();
