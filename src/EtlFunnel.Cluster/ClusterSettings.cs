@@ -9,6 +9,12 @@ namespace EtlFunnel.Cluster;
 /// </summary>
 internal sealed record ClusterSettings(string ConnectionString)
 {
+    /// <summary>Where the cluster was named, for error messages: <c>--cluster</c>, or <c>flows.yaml(3,10): cluster:</c>.</summary>
+    public string ConfiguredAt { get; init; } = "--cluster";
+
+    /// <summary>The server and where it was named (<c>--cluster host:5432/db</c>), as error messages start.</summary>
+    public string Described => $"{ConfiguredAt} {Server}";
+
     /// <summary>The Orleans cluster id (and the key of its membership rows); workers and callers of one cluster share it.</summary>
     public string ClusterId { get; init; } = "etlfunnel";
 

@@ -48,8 +48,16 @@ internal sealed class RunSettings : PlanInputSettings
     public string? Cluster { get; init; }
 
     [CommandOption("--cluster-id <ID>")]
-    [Description("With --cluster: which cluster in that database (default etlfunnel, or ETLFUNNEL_CLUSTER_ID).")]
+    [Description("With --cluster (or cluster: in the config): which cluster in that database (default: the config's cluster id, else ETLFUNNEL_CLUSTER_ID, else etlfunnel).")]
     public string? ClusterId { get; init; }
+
+    [CommandOption("--local")]
+    [Description("Run on this machine even when the config names a cluster (cluster:).")]
+    public bool Local { get; init; }
+
+    public override ValidationResult Validate() =>
+        Local && Cluster is not null ? ValidationResult.Error("--local and --cluster contradict each other: pass one of them")
+        : base.Validate();
 }
 
 /// <summary><c>etlfunnel run</c>: the plan of <c>etlfunnel plan</c>, executed by the sync engine, with progress and a report.</summary>
@@ -80,11 +88,17 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
     private async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
     {
+        var (clusterSettings, clusterError) = await ClusterRunExecution.ResolveAsync(_context, settings, cancellationToken).ConfigureAwait(false);
+        if (clusterError is { } usage)
+        {
+            return usage;
+        }
+
         IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>? cluster = null;
-        if (settings.Cluster is not null)
+        if (clusterSettings is not null)
         {
             // The hooks see the cluster's members (OrchestratorProps.ClusterMachines); the plan is still made here.
-            (cluster, var clusterExit) = await ClusterRunExecution.MembersAsync(_context, settings, cancellationToken).ConfigureAwait(false);
+            (cluster, var clusterExit) = await ClusterRunExecution.MembersAsync(_context, clusterSettings, cancellationToken).ConfigureAwait(false);
             if (cluster is null)
             {
                 return clusterExit;
@@ -152,7 +166,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return ExitCodes.Failure;
         }
 
-        if ((settings.Cluster is not null || mode == RunMode.Cdc) && transformers.Count > 0)
+        if ((clusterSettings is not null || mode == RunMode.Cdc) && transformers.Count > 0)
         {
             // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index.
             var applied = work.Plan.AllPipelines()
@@ -162,15 +176,15 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             {
                 await _context.Err.WriteLineAsync(
                     $"error: transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
-                    $"but {(settings.Cluster is not null ? "cluster runs (--cluster)" : "CDC runs")} do not run transformers yet; run without {(settings.Cluster is not null ? "--cluster" : "--mode cdc")}, " +
+                    $"but {(clusterSettings is not null ? "cluster runs" : "CDC runs")} do not run transformers yet; run without {(clusterSettings is not null ? (settings.Cluster is not null ? "--cluster" : "the cluster (--local)") : "--mode cdc")}, " +
                     "or narrow the transformer's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
                 return ExitCodes.Usage;
             }
         }
 
-        if (settings.Cluster is not null)
+        if (clusterSettings is not null)
         {
-            return await ClusterRunExecution.RunAsync(_context, settings, work, job, state, mode, cancellationToken).ConfigureAwait(false);
+            return await ClusterRunExecution.RunAsync(_context, clusterSettings, settings, work, job, state, mode, cancellationToken).ConfigureAwait(false);
         }
 
         if (mode == RunMode.Cdc)

@@ -191,6 +191,12 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                 RunStream = (run, ct) => RunStreamAsync(config, stateRoot, host, run, ct),
                 StreamShape = (model, flow) => StreamShape(config, (ExecutionPlan)model!, flow),
             };
+            if (config.Cluster is { } cluster)
+            {
+                log.Warning("{Location:l}: cluster: is used by 'etlfunnel run' and 'etlfunnel worker'; watch runs its flows on this machine (watch on a cluster is not built yet)",
+                    cluster.Location.ToString());
+            }
+
             foreach (var flow in config.Flows.Where(f => f.Cdc is not null && f.Interval is not null))
             {
                 log.Warning("Flow {Flow} has mode: cdc, so it streams continuously; its interval: ({Location}) is ignored", flow.Name, (flow.IntervalLocation ?? flow.Location).ToString());

@@ -76,8 +76,7 @@ internal sealed class WorkerSettings : CommonSettings
     public double? ProbeTimeout { get; init; }
 
     public override ValidationResult Validate() =>
-        string.IsNullOrWhiteSpace(Cluster) ? ValidationResult.Error("--cluster <CONN> is required, e.g. --cluster postgres://etl@db:5432/etlstate")
-        : string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required (the flows this worker may run)")
+        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required (the flows this worker may run)")
         : ValidationResult.Success();
 }
 
@@ -88,12 +87,6 @@ internal sealed class WorkerCommand(CliContext context) : AsyncCommand<WorkerSet
     {
         using var signal = ShutdownSignal.Register(context.LoggerFactory);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
-        if (ClusterCommandLine.Settings(settings.Cluster!, settings.ClusterId, settings.LeaseTtl, settings.ProbeTimeout, context.Environment) is not { } cluster)
-        {
-            await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
-            return ExitCodes.Usage;
-        }
-
         EtlConfig config;
         try
         {
@@ -102,6 +95,28 @@ internal sealed class WorkerCommand(CliContext context) : AsyncCommand<WorkerSet
         catch (ConfigException ex)
         {
             await context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        // --cluster wins over 'cluster:' in the config; one of them names the cluster.
+        ClusterSettings? cluster;
+        if (settings.Cluster is not null)
+        {
+            cluster = ClusterCommandLine.Settings(settings.Cluster, settings.ClusterId, settings.LeaseTtl, settings.ProbeTimeout, context.Environment);
+            if (cluster is null)
+            {
+                await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
+        }
+        else if (config.Cluster is { } configured)
+        {
+            cluster = ClusterCommandLine.FromConfig(configured, settings.ClusterId, settings.LeaseTtl, settings.ProbeTimeout, context.Environment);
+        }
+        else
+        {
+            await context.Err.WriteLineAsync(
+                $"error: no cluster named: pass --cluster <CONN> (e.g. --cluster postgres://etl@db:5432/etlstate) or add 'cluster: postgres://…' to {settings.Config} (docs/cluster.md)").ConfigureAwait(false);
             return ExitCodes.Usage;
         }
 
@@ -198,7 +213,26 @@ internal static class ClusterCommandLine
             return null;
         }
 
-        var settings = new ClusterSettings(connectionString) { ClusterId = clusterId ?? environment("ETLFUNNEL_CLUSTER_ID") ?? "etlfunnel" };
+        return Complete(new ClusterSettings(connectionString) { ClusterId = clusterId ?? environment("ETLFUNNEL_CLUSTER_ID") ?? "etlfunnel" }, leaseTtl, probeTimeout, environment);
+    }
+
+    /// <summary>
+    /// The cluster of <c>cluster:</c> in flows.yaml (its connection string already resolved and checked by the config loader);
+    /// <c>--cluster-id</c> wins over its <c>id:</c>, which wins over <c>ETLFUNNEL_CLUSTER_ID</c>.
+    /// </summary>
+    public static ClusterSettings FromConfig(ClusterConfig config, string? clusterId, double? leaseTtl, double? probeTimeout, Func<string, string?> environment) =>
+        Complete(
+            new ClusterSettings(config.ConnectionString)
+            {
+                ClusterId = clusterId ?? config.ClusterId ?? environment("ETLFUNNEL_CLUSTER_ID") ?? "etlfunnel",
+                ConfiguredAt = $"{config.Location}: cluster:",
+            },
+            leaseTtl,
+            probeTimeout,
+            environment);
+
+    private static ClusterSettings Complete(ClusterSettings settings, double? leaseTtl, double? probeTimeout, Func<string, string?> environment)
+    {
         // The same lease length on callers and workers: the caller re-places a replica dispatched this long ago that never started.
         if (leaseTtl is null && double.TryParse(environment("ETLFUNNEL_CLUSTER_LEASE_TTL"), NumberStyles.Float, CultureInfo.InvariantCulture, out var fromEnvironment) && fromEnvironment > 0)
         {

@@ -13,15 +13,53 @@ namespace EtlFunnel.Cli.Running;
 /// <summary><c>run --cluster</c>: the plan made here, its pipeline replicas run by the cluster's workers, the usual summary printed here.</summary>
 internal static class ClusterRunExecution
 {
-    /// <summary>The cluster's live members for the hooks (waits for a first one); prints the error and returns the exit code on failure.</summary>
-    public static async Task<(IReadOnlyList<MachineInfo>? Machines, int ExitCode)> MembersAsync(CliContext context, RunSettings settings, CancellationToken cancellationToken)
+    /// <summary>
+    /// The cluster this run goes to: <c>--cluster</c>, else <c>cluster:</c> in the config (unless <c>--local</c>), else none (a run
+    /// on this machine). A bad <c>--cluster</c> value prints the error and returns its exit code; a config that does not load is
+    /// left to the planner, which reports it with its line.
+    /// </summary>
+    public static async Task<(ClusterSettings? Cluster, int? ExitCode)> ResolveAsync(CliContext context, RunSettings settings, CancellationToken cancellationToken)
     {
-        if (ClusterCommandLine.Settings(settings.Cluster!, settings.ClusterId, null, null, context.Environment) is not { } cluster)
+        if (settings.Cluster is not null)
         {
-            await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
-            return (null, ExitCodes.Usage);
+            if (ClusterCommandLine.Settings(settings.Cluster, settings.ClusterId, null, null, context.Environment) is not { } fromOption)
+            {
+                await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+                return (null, ExitCodes.Usage);
+            }
+
+            return (fromOption, null);
         }
 
+        if (settings.Local || settings.Config is null)
+        {
+            return (null, null);
+        }
+
+        EtlFunnel.Orchestration.Config.EtlConfig config;
+        try
+        {
+            config = await EtlFunnel.Orchestration.Config.ConfigLoader.LoadAsync(settings.Config, context.Environment, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is EtlFunnel.Orchestration.Config.ConfigException or IOException or UnauthorizedAccessException)
+        {
+            return (null, null);
+        }
+
+        if (config.Cluster is not { } configured)
+        {
+            return (null, null);
+        }
+
+        var cluster = ClusterCommandLine.FromConfig(configured, settings.ClusterId, null, null, context.Environment);
+        context.Log.Information("Running on cluster {Cluster} in {Server} ({Location:l}: cluster:); pass --local to run on this machine instead",
+            cluster.ClusterId, cluster.Server, configured.Location.ToString());
+        return (cluster, null);
+    }
+
+    /// <summary>The cluster's live members for the hooks (waits for a first one); prints the error and returns the exit code on failure.</summary>
+    public static async Task<(IReadOnlyList<MachineInfo>? Machines, int ExitCode)> MembersAsync(CliContext context, ClusterSettings cluster, CancellationToken cancellationToken)
+    {
         try
         {
             var members = await ClusterRun.MembersAsync(cluster, context.Log, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
@@ -34,17 +72,11 @@ internal static class ClusterRunExecution
         }
     }
 
-    public static async Task<int> RunAsync(CliContext context, RunSettings settings, PlannedWork work, SyncJob job, StateLocation state, RunMode mode, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CliContext context, ClusterSettings cluster, RunSettings settings, PlannedWork work, SyncJob job, StateLocation state, RunMode mode, CancellationToken cancellationToken)
     {
         if (mode == RunMode.Cdc)
         {
-            await context.Err.WriteLineAsync("error: --cluster runs full and incremental syncs; CDC flows run with 'etlfunnel run --mode cdc' or 'watch' on one machine (docs/cluster.md)").ConfigureAwait(false);
-            return ExitCodes.Usage;
-        }
-
-        if (ClusterCommandLine.Settings(settings.Cluster!, settings.ClusterId, null, null, context.Environment) is not { } cluster)
-        {
-            await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+            await context.Err.WriteLineAsync($"error: cluster runs ({cluster.ConfiguredAt}) do full and incremental syncs; CDC flows run with 'etlfunnel run --mode cdc{(settings.Cluster is null ? " --local" : "")}' or 'watch' on one machine (docs/cluster.md)").ConfigureAwait(false);
             return ExitCodes.Usage;
         }
 

@@ -55,7 +55,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
     public async Task<ClusterRunResult> RunAsync(ClusterRunRequest request, CancellationToken cancellationToken)
     {
         await using var dataSource = ClusterData.Open(settings);
-        await ClusterSchema.EnsureAsync(dataSource, settings.Server, cancellationToken).ConfigureAwait(false);
+        await ClusterSchema.EnsureAsync(dataSource, settings.Described, cancellationToken).ConfigureAwait(false);
         var leases = new LeaseStore(dataSource);
         var members = new MemberRegistry(dataSource, settings.ClusterId);
         var replicas = request.Plan.AllPipelines().ToDictionary(
@@ -246,7 +246,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
     public static async Task<IReadOnlyList<Member>> MembersAsync(ClusterSettings settings, Serilog.ILogger log, TimeSpan wait, CancellationToken ct)
     {
         await using var dataSource = ClusterData.Open(settings);
-        await ClusterSchema.EnsureAsync(dataSource, settings.Server, ct).ConfigureAwait(false);
+        await ClusterSchema.EnsureAsync(dataSource, settings.Described, ct).ConfigureAwait(false);
         return await new ClusterRun(settings, log, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
             .WaitForMembersAsync(new MemberRegistry(dataSource, settings.ClusterId), wait, ct).ConfigureAwait(false);
     }
@@ -266,7 +266,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
             if (TimeProvider.System.GetUtcNow() >= until)
             {
                 throw new ClusterException(
-                    $"--cluster {settings.Server}: no worker of cluster '{settings.ClusterId}' is running (waited {wait.TotalSeconds:0} s). Start one with " +
+                    $"{settings.Described}: no worker of cluster '{settings.ClusterId}' is running (waited {wait.TotalSeconds:0} s). Start one with " +
                     $"'etlfunnel worker --cluster <the same database> --config <flows.yaml>' (docs/cluster.md), then run again.");
             }
 

@@ -45,12 +45,12 @@ internal static class ClusterSchema
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
             throw new ClusterException(
-                $"--cluster {server}: not allowed to create the cluster tables ({ex.MessageText}). Run the DDL of docs/cluster.md (\"What is stored where\") once as a privileged user, " +
+                $"{server}: not allowed to create the cluster tables ({ex.MessageText}). Run the DDL of docs/cluster.md (\"What is stored where\") once as a privileged user, " +
                 $"or grant CREATE on the database to this user.", ex);
         }
         catch (NpgsqlException ex) when (ex is not PostgresException)
         {
-            throw new ClusterException($"--cluster {server}: cannot reach the cluster's state database ({ex.Message}). Start that PostgreSQL server or fix the connection, then start again.", ex);
+            throw new ClusterException($"{server}: cannot reach the cluster's state database ({ex.Message}). Start that PostgreSQL server or fix the connection, then start again.", ex);
         }
     }
 }

@@ -19,7 +19,7 @@ internal static class WorkerHost
     public static async Task<IHost> BuildAsync(WorkerOptions options, ILoggerFactory loggerFactory, Serilog.ILogger log, CancellationToken cancellationToken)
     {
         var dataSource = ClusterData.Open(options.Settings);
-        await ClusterSchema.EnsureAsync(dataSource, options.Settings.Server, cancellationToken).ConfigureAwait(false);
+        await ClusterSchema.EnsureAsync(dataSource, options.Settings.Described, cancellationToken).ConfigureAwait(false);
         var siloPort = options.SiloPort == 0 ? FreePort(options.AdvertisedAddress) : options.SiloPort;
         var gatewayPort = options.GatewayPort == 0 ? FreePort(options.AdvertisedAddress) : options.GatewayPort;
 

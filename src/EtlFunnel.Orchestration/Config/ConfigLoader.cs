@@ -31,7 +31,7 @@ public static partial class ConfigLoader
     {
         var yaml = new YamlReader(displayFile, environment);
         var root = yaml.LoadRoot(text) ?? throw new ConfigException(displayFile, "the config file is empty; it needs at least a 'flows:' list");
-        var top = yaml.Mapping(root, "the config file", "hooks", "state", "limits", "interval", "flows");
+        var top = yaml.Mapping(root, "the config file", "hooks", "state", "cluster", "limits", "interval", "flows");
 
         if (!top.TryGetValue("flows", out var flowsNode))
         {
@@ -79,6 +79,7 @@ public static partial class ConfigLoader
             HooksEnvironment = hooksEnvironment,
             StateDirectory = Resolve(baseDirectory, stateDirectory ?? DefaultStateDirectory),
             StateTable = stateTable,
+            Cluster = top.TryGetValue("cluster", out var cluster) ? ParseCluster(yaml, cluster.Value) : null,
             Limits = limits,
             Interval = top.TryGetValue("interval", out var interval) ? yaml.NonEmptyString(interval.Value, "interval") : null,
             IntervalLocation = top.TryGetValue("interval", out var intervalAt) ? yaml.At(intervalAt.Value) : null,
@@ -191,6 +192,49 @@ public static partial class ConfigLoader
             Scope = m.TryGetValue("scope", out var scope) ? yaml.NonEmptyString(scope.Value, "state.scope") : StateTableConfig.DefaultScope,
             Location = yaml.At(node),
         });
+    }
+
+    /// <summary><c>cluster:</c> is a <c>postgres://</c> URL or connection string, or <c>{postgres: …, id: …}</c>.</summary>
+    private static ClusterConfig ParseCluster(YamlReader yaml, YamlNode node)
+    {
+        const string Forms = "write 'cluster: postgres://user:${PASSWORD}@host:5432/etlstate' or 'cluster: {postgres: \"Host=...;Database=...\", id: etlfunnel}' (docs/cluster.md)";
+        YamlNode at = node;
+        string? id = null;
+        if (node is YamlMappingNode)
+        {
+            var m = yaml.Mapping(node, "cluster", "postgres", "id");
+            if (!m.TryGetValue("postgres", out var pg))
+            {
+                throw new ConfigException(yaml.At(node), $"'cluster:' needs 'postgres:', the cluster's state database; {Forms}");
+            }
+
+            at = pg.Value;
+            if (m.TryGetValue("id", out var idNode))
+            {
+                id = yaml.NonEmptyString(idNode.Value, "cluster.id");
+                if (!NamePattern().IsMatch(id))
+                {
+                    throw new ConfigException(yaml.At(idNode.Value), $"cluster.id '{id}' may only contain letters, digits, '_' and '-'");
+                }
+            }
+        }
+        else if (node is not YamlScalarNode)
+        {
+            throw new ConfigException(yaml.At(node), $"'cluster:' must be a URL, a connection string or a mapping; {Forms}");
+        }
+
+        var what = at == node ? "cluster" : "cluster.postgres";
+        var connectionString = yaml.NonEmptyString(at, what);
+        if (PostgresUrl.IsUrl(connectionString))
+        {
+            connectionString = UrlConnectionString(yaml, at, connectionString, what);
+        }
+        else
+        {
+            ValidateConnectionString(yaml, at, connectionString, what);
+        }
+
+        return new ClusterConfig { ConnectionString = connectionString, ClusterId = id, Location = yaml.At(node) };
     }
 
     private static string UrlConnectionString(YamlReader yaml, YamlNode node, string url, string what)

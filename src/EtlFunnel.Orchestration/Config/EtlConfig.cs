@@ -23,6 +23,12 @@ public sealed record EtlConfig
     /// <summary>The checkpoint table when <c>state:</c> names a PostgreSQL database, else <c>null</c> (checkpoints in <see cref="StateDirectory"/>).</summary>
     public StateTableConfig? StateTable { get; init; }
 
+    /// <summary>
+    /// The cluster of <c>cluster:</c> (<c>run</c> hands the plan's replicas to its workers, as with <c>--cluster</c>), or
+    /// <c>null</c>: runs stay on this machine.
+    /// </summary>
+    public ClusterConfig? Cluster { get; init; }
+
     /// <summary>Replica caps from <c>limits:</c>.</summary>
     public PlanLimits Limits { get; init; } = new();
 
@@ -212,4 +218,20 @@ public sealed record StateTableConfig
 
     /// <summary>Describes the table without credentials.</summary>
     public override string ToString() => $"table {Table} (scope '{Scope}') at {Location}";
+}
+
+/// <summary>
+/// <c>cluster:</c> in flows.yaml: the cluster's state database (a <c>postgres://</c> URL or an Npgsql connection string,
+/// <c>${VAR}</c>s resolved) and optionally its id, the same as <c>--cluster</c> and <c>--cluster-id</c>.
+/// </summary>
+public sealed record ClusterConfig
+{
+    /// <summary>Npgsql connection string of the cluster's state database (may contain a password: never print it).</summary>
+    public required string ConnectionString { get; init; }
+
+    /// <summary>The cluster id of <c>cluster: {id: …}</c>, or <c>null</c> (<c>ETLFUNNEL_CLUSTER_ID</c>, else <c>etlfunnel</c>).</summary>
+    public string? ClusterId { get; init; }
+
+    /// <summary>Where <c>cluster:</c> is written, for error messages.</summary>
+    public required ConfigLocation Location { get; init; }
 }

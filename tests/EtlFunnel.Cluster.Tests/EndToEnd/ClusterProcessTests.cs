@@ -228,6 +228,40 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
         es.Exists("shop_items").Should().BeFalse("nothing ran");
     }
 
+    [Fact]
+    public async Task A_cluster_named_in_flows_yaml_is_used_by_worker_and_run_without_cluster_flags_and_local_runs_here()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var setup = await CreateAsync(es, 200, 2);
+        // cluster: with its own id, which wins over ETLFUNNEL_CLUSTER_ID in the processes' environment.
+        var id = "yaml-" + Guid.NewGuid().ToString("n")[..8];
+        await File.WriteAllTextAsync(setup.Config, $"cluster: {{postgres: \"{setup.StateConnectionString}\", id: {id}}}\n" + await File.ReadAllTextAsync(setup.Config));
+        using var worker = EtlfunnelProcess.Start("w", setup.Environment,
+            "worker", "--config", setup.Config, "--hooks", setup.Hooks, "--name", "w", "--cores", "1", "--lease-ttl", "3", "--probe-timeout", "2");
+        await worker.WaitForLineAsync(JoinedLine(), Guard);
+
+        using (var run = EtlfunnelProcess.Start("run", setup.Environment, "run", "--config", setup.Config, "--hooks", setup.Hooks))
+        {
+            var exit = await run.WaitForExitAsync(Guard);
+            var context = $"run:\n{run.Output}\nworker:\n{worker.Output}";
+            exit.Should().Be(0, context);
+            run.Output.Should().Contain($"Running on cluster {id}").And.Contain("flows.yaml(1,10): cluster:").And.Contain("Cluster: 1 members", context);
+            worker.Logged(RunningLine()).Should().BeTrue(context);
+            es.Documents("shop_items").Should().HaveCount(200, context);
+        }
+
+        var ranOnWorker = Regex.Matches(worker.Output, RunningLine().ToString()).Count;
+        using (var local = EtlfunnelProcess.Start("local", setup.Environment, "run", "--config", setup.Config, "--hooks", setup.Hooks, "--local"))
+        {
+            var exit = await local.WaitForExitAsync(Guard);
+            var context = $"local:\n{local.Output}\nworker:\n{worker.Output}";
+            exit.Should().Be(0, context);
+            local.Output.Should().NotContain("Running on cluster").And.NotContain("Cluster: ", context);
+            Regex.Matches(worker.Output, RunningLine().ToString()).Count.Should().Be(ranOnWorker, "--local runs on this machine\n" + context);
+            es.Documents("shop_items").Should().HaveCount(200, context);
+        }
+    }
+
     private const string ClusterHook = """
         using System.Collections.Generic;
         using System.Linq;
