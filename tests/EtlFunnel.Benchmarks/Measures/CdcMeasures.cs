@@ -84,6 +84,14 @@ internal static class CdcMeasures
                 $"{Fmt.Rate(toFiles.Changes / toFiles.Seconds).Replace("rows", "changes", StringComparison.Ordinal)} ({Fmt.Sec(toFiles.Seconds)})",
                 Fmt.X(toEs.Changes / toEs.Seconds / (toFiles.Changes / toFiles.Seconds)), "— (info)", null));
 
+            var quiet = TimeSpan.FromSeconds(ctx.Smoke ? 20 : 600);
+            var retention = await QuietRetentionAsync(ctx, cs, files, quiet);
+            slots.Add("bench_cdc_idle");
+            table.Add(new ResultRow(
+                $"cdc: WAL retained by the flow's slot over a {quiet.TotalMinutes:0.#}-minute quiet period of its tables while another database on the server writes {Fmt.Mb(retention.OtherWal)} of WAL (streaming, default heartbeats every 10 s), max / at the end, vs an idle slot created at the same time",
+                $"{Fmt.Mb(retention.OursMax)} / {Fmt.Mb(retention.OursEnd)}", Fmt.Mb(retention.IdleEnd), Fmt.X(retention.OursEnd / Math.Max(1, retention.IdleEnd)),
+                "bounded (≤ 64 MB at the end)", retention.OursEnd <= 64 * 1024 * 1024));
+
             var rate = ctx.Smoke ? 1000 : 5000;
             var (p50, p99, samples) = await LagAsync(cs, es, elastic, rate, TimeSpan.FromSeconds(ctx.Smoke ? 5 : 20));
             table.Add(new ResultRow($"cdc: commit → visible in the Elasticsearch test server at a steady {Fmt.N(rate)} changes/s (a transaction of {Fmt.N(rate / 100)} rows every 10 ms; {Fmt.N(samples)} transactions) p50 / p99",
@@ -158,6 +166,76 @@ internal static class CdcMeasures
         watch.Stop();
         Log.Info($"cdc: PostgreSQL decoded {Fmt.N(messages)} pgoutput messages in {watch.Elapsed.TotalSeconds:F2} s");
         return watch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// The slot-hygiene claim of the heartbeats: a flow whose tables do not change keeps its slot moving while other databases on
+    /// the same server write WAL (the case that fills disks: WAL is server-wide, a slot retains all of it). The flow streams with
+    /// the product's defaults; a second slot on the same database, never read, is the baseline. Sampled every few seconds.
+    /// </summary>
+    private static async Task<(double OursMax, double OursEnd, double IdleEnd, double OtherWal)> QuietRetentionAsync(BenchContext ctx, string cs, SyncJob job, TimeSpan quiet)
+    {
+        var slot = job.Flows[0].Cdc!.Slot;
+        await PostgresServer.ExecuteAsync(cs, "SELECT pg_create_logical_replication_slot('bench_cdc_idle', 'pgoutput')");
+        var other = await ctx.CreateDatabaseAsync("bench_cdc_other");
+        await PostgresServer.ExecuteAsync(other, "CREATE TABLE churn (id int PRIMARY KEY, payload text NOT NULL); INSERT INTO churn SELECT g, md5(g::text) FROM generate_series(1, 2000) g;");
+        using var stop = new CancellationTokenSource();
+        var streaming = new CdcEngine().RunAsync(job, new CdcRunOptions(), cancellationToken: stop.Token);
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var writer = new NpgsqlConnection(other);
+        await writer.OpenAsync();
+
+        async Task<(double Ours, double Idle, string Lsn)> SampleAsync()
+        {
+            await using var cmd = new NpgsqlCommand(
+                "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) FILTER (WHERE slot_name = $1), -1)::float8, " +
+                "coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) FILTER (WHERE slot_name = 'bench_cdc_idle'), -1)::float8, " +
+                "pg_current_wal_lsn()::text FROM pg_replication_slots", conn);
+            cmd.Parameters.AddWithValue(slot);
+            await using var r = await cmd.ExecuteReaderAsync();
+            await r.ReadAsync();
+            return (r.GetDouble(0), r.GetDouble(1), r.GetString(2));
+        }
+
+        var start = await SampleAsync();
+        var clock = Stopwatch.StartNew();
+        var next = TimeSpan.Zero;
+        var oursMax = 0.0;
+        (double Ours, double Idle, string Lsn) last = start;
+        while (clock.Elapsed < quiet)
+        {
+            // About 1 MB of WAL a second elsewhere on the server; the flow's own tables stay untouched.
+            await using (var churn = new NpgsqlCommand("UPDATE churn SET payload = md5(payload || clock_timestamp()::text)", writer))
+            {
+                await churn.ExecuteNonQueryAsync();
+            }
+
+            if (clock.Elapsed >= next)
+            {
+                last = await SampleAsync();
+                oursMax = Math.Max(oursMax, last.Ours);
+                next += TimeSpan.FromSeconds(ctx.Smoke ? 2 : 10);
+            }
+
+            await Task.Delay(100);
+        }
+
+        last = await SampleAsync();
+        oursMax = Math.Max(oursMax, last.Ours);
+        await stop.CancelAsync();
+        var report = await streaming;
+        if (report.Outcome is not (SyncOutcome.Succeeded or SyncOutcome.Cancelled))
+        {
+            throw new InvalidOperationException($"CDC stream during the quiet period failed: {report.Error}");
+        }
+
+        await using (var written = new NpgsqlCommand($"SELECT pg_wal_lsn_diff('{last.Lsn}', '{start.Lsn}')::float8", conn))
+        {
+            var otherWal = (double)(await written.ExecuteScalarAsync())!;
+            Log.Info($"cdc: quiet {quiet.TotalSeconds:F0} s, {Fmt.Mb(otherWal)} of WAL written elsewhere: flow slot retains {Fmt.Mb(last.Ours)} (max {Fmt.Mb(oursMax)}), idle slot {Fmt.Mb(last.Idle)}");
+            return (oursMax, last.Ours, last.Idle, otherWal);
+        }
     }
 
     private static async Task<(double P50, double P99, int Samples)> LagAsync(string cs, ElasticsearchTestServer es, SyncJob job, int rate, TimeSpan duration)
