@@ -121,7 +121,7 @@ internal static class Planning
 
     /// <summary>The whole path of <c>plan</c> and <c>run</c>: config, machine, hooks folder, discovery, hooks, validated plan. Errors are printed; the plan is null then.</summary>
     public static async Task<(PlannedWork? Work, int ExitCode)> PlanFromCommandLineAsync(
-        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken, IReadOnlyList<MachineInfo>? clusterMachines = null,
+        CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken, Task<IReadOnlyList<MachineInfo>?>? clusterMachines = null,
         bool keepHooksWithTransformers = false)
     {
         var (inputs, exitCode) = await LoadInputsAsync(context, configPath, machinePath, cancellationToken).ConfigureAwait(false);
@@ -129,8 +129,6 @@ internal static class Planning
         {
             return (null, exitCode);
         }
-
-        inputs = inputs with { ClusterMachines = clusterMachines ?? [] };
 
         // Hook errors are still reported first: discovery's outcome is only looked at once the hooks loaded.
         var discovery = StartDiscovery(inputs, cancellationToken);
@@ -147,6 +145,19 @@ internal static class Planning
         var keep = false;
         try
         {
+            // The cluster's members (run --cluster) were looked up while the tables were discovered and the hooks loaded; the
+            // hooks need them from here on. Null: the lookup failed and said why.
+            if (clusterMachines is not null)
+            {
+                if (await clusterMachines.ConfigureAwait(false) is not { } machines)
+                {
+                    await AbandonAsync(discovery).ConfigureAwait(false);
+                    return (null, ExitCodes.Failure);
+                }
+
+                inputs = inputs with { ClusterMachines = machines };
+            }
+
             var plan = await PlanDiscoveredAsync(context, inputs, hooks.Hooks, discovery, cancellationToken).ConfigureAwait(false);
             StartupTrace.Mark("planned");
             keep = keepHooksWithTransformers && hooks.Transformers.Count > 0;

@@ -68,6 +68,10 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
     public RunCommand(CliContext context) => _context = context;
 
     /// <summary>The dead-letter folder that goes with a state folder: its sibling <c>dead-letter</c>.</summary>
+    private static async Task<IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>?> MachinesOf(
+        Task<(IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>? Machines, EtlFunnel.Cluster.Running.ClusterRun? Run, int ExitCode)> members) =>
+        (await members.ConfigureAwait(false)).Machines;
+
     public static string DeadLetterDirectoryFor(string stateDirectory) =>
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(stateDirectory).TrimEnd(Path.DirectorySeparatorChar)) ?? ".", "dead-letter");
 
@@ -94,20 +98,33 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return usage;
         }
 
-        IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>? cluster = null;
-        if (clusterSettings is not null)
+        // The cluster's members (the hooks see them as OrchestratorProps.ClusterMachines; the plan is still made here) are looked
+        // up while the tables are discovered and the hooks load, and the run's Orleans client connects meanwhile.
+        using var membersStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var members = clusterSettings is null ? null : Task.Run(() => ClusterRunExecution.MembersAsync(_context, clusterSettings, membersStop.Token), membersStop.Token);
+
+        // Transformers run in the hook worker during the sync, so a run with any keeps the hooks loaded until it ends.
+        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken,
+            members is null ? null : MachinesOf(members), keepHooksWithTransformers: true).ConfigureAwait(false);
+        EtlFunnel.Cluster.Running.ClusterRun? clusterRun = null;
+        if (members is not null)
         {
-            // The hooks see the cluster's members (OrchestratorProps.ClusterMachines); the plan is still made here.
-            (cluster, var clusterExit) = await ClusterRunExecution.MembersAsync(_context, clusterSettings, cancellationToken).ConfigureAwait(false);
-            if (cluster is null)
+            if (work is null)
             {
-                return clusterExit;
+                // Planning failed first (a config or hook error): stop waiting for workers.
+                await membersStop.CancelAsync().ConfigureAwait(false);
+            }
+
+            try
+            {
+                clusterRun = (await members.ConfigureAwait(false)).Run;
+            }
+            catch (OperationCanceledException) when (membersStop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
             }
         }
 
-        // Transformers run in the hook worker during the sync, so a run with any keeps the hooks loaded until it ends.
-        var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken, cluster,
-            keepHooksWithTransformers: true).ConfigureAwait(false);
+        await using var connection = clusterRun;
         if (work is null)
         {
             return exitCode;
@@ -184,7 +201,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
         if (clusterSettings is not null)
         {
-            return await ClusterRunExecution.RunAsync(_context, clusterSettings, settings, work, job, state, mode, cancellationToken).ConfigureAwait(false);
+            return await ClusterRunExecution.RunAsync(_context, clusterRun!, clusterSettings, settings, work, job, state, mode, cancellationToken).ConfigureAwait(false);
         }
 
         if (mode == RunMode.Cdc)

@@ -57,22 +57,27 @@ internal static class ClusterRunExecution
         return (cluster, null);
     }
 
-    /// <summary>The cluster's live members for the hooks (waits for a first one); prints the error and returns the exit code on failure.</summary>
-    public static async Task<(IReadOnlyList<MachineInfo>? Machines, int ExitCode)> MembersAsync(CliContext context, ClusterSettings cluster, CancellationToken cancellationToken)
+    /// <summary>
+    /// The cluster's live members for the hooks (waits for a first one), and the run that will hand the plan to them, already
+    /// connecting its Orleans client while the caller plans (dispose it); prints the error and returns the exit code on failure.
+    /// </summary>
+    public static async Task<(IReadOnlyList<MachineInfo>? Machines, ClusterRun? Run, int ExitCode)> MembersAsync(CliContext context, ClusterSettings cluster, CancellationToken cancellationToken)
     {
         try
         {
             var members = await ClusterRun.MembersAsync(cluster, context.Log, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
-            return ([.. members.Select(m => m.Machine)], ExitCodes.Ok);
+            var run = new ClusterRun(cluster, context.Log, context.LoggerFactory);
+            run.StartConnecting(cancellationToken);
+            return ([.. members.Select(m => m.Machine)], run, ExitCodes.Ok);
         }
         catch (ClusterException ex)
         {
             await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
-            return (null, ExitCodes.Failure);
+            return (null, null, ExitCodes.Failure);
         }
     }
 
-    public static async Task<int> RunAsync(CliContext context, ClusterSettings cluster, RunSettings settings, PlannedWork work, SyncJob job, StateLocation state, RunMode mode, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CliContext context, ClusterRun run, ClusterSettings cluster, RunSettings settings, PlannedWork work, SyncJob job, StateLocation state, RunMode mode, CancellationToken cancellationToken)
     {
         if (mode == RunMode.Cdc)
         {
@@ -95,7 +100,7 @@ internal static class ClusterRunExecution
         ClusterRunResult result;
         try
         {
-            result = await new ClusterRun(cluster, context.Log, context.LoggerFactory).RunAsync(request, cancellationToken).ConfigureAwait(false);
+            result = await run.RunAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (ClusterException ex)
         {

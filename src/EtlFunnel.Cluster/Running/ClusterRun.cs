@@ -50,10 +50,43 @@ internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<s
 /// replicas on live members (most free cores, labels), re-places those whose owner stopped renewing (a dead worker; the
 /// new grain resumes from the replica's checkpoints) and ends when every replica has an outcome.
 /// </summary>
-internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, ILoggerFactory loggerFactory)
+internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
+    private Task<IHost>? _connecting;
+    private bool _connectionTaken;
+
+    /// <summary>
+    /// Starts connecting the Orleans client now, so that the caller overlaps it with planning (about a second on this machine);
+    /// <see cref="RunAsync"/> takes that connection. <see cref="DisposeAsync"/> stops it if no run took it.
+    /// </summary>
+    public void StartConnecting(CancellationToken cancellationToken) => _connecting ??= ConnectAsync(cancellationToken);
+
+    /// <summary>Stops a connection started by <see cref="StartConnecting"/> that no run took (planning failed, say).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_connecting is not { } connecting || _connectionTaken)
+        {
+            return;
+        }
+
+        _connectionTaken = true;
+        try
+        {
+            using var host = await connecting.ConfigureAwait(false);
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // An early connection nobody used: its failure has nothing left to affect.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            log.Debug(ex, "The cluster client connected ahead of the run could not be stopped cleanly");
+        }
+    }
+
     public async Task<ClusterRunResult> RunAsync(ClusterRunRequest request, CancellationToken cancellationToken)
     {
+        // Connecting overlaps the snapshot export and the lease rows below (and planning, when the caller started it).
+        StartConnecting(cancellationToken);
         await using var dataSource = ClusterData.Open(settings);
         await ClusterSchema.EnsureAsync(dataSource, settings.Described, cancellationToken).ConfigureAwait(false);
         var leases = new LeaseStore(dataSource);
@@ -80,7 +113,8 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
             log.Warning("Worker {Host} ({Silo}) runs hooks {Theirs}, the plan was made with {Ours}: it will refuse this run's replicas", m.Machine.HostName, m.Silo, m.HooksHash, request.HooksHash);
         }
 
-        using var client = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        _connectionTaken = true;
+        using var client = await _connecting!.ConfigureAwait(false);
         var grains = client.Services.GetRequiredService<IGrainFactory>();
 
         var planJson = PlanJson.Serialize(request.Plan);

@@ -1,4 +1,5 @@
 using EtlFunnel.Cli.Tests.Support;
+using EtlFunnel.Testing.Postgres;
 
 namespace EtlFunnel.Cli.Tests.Commands;
 
@@ -33,6 +34,20 @@ public sealed class ClusterConfigCliTests
 
         result.ExitCode.Should().NotBe(0);
         (result.Err + result.Out).Should().Contain("--local and --cluster contradict each other");
+    }
+
+    [Fact]
+    public async Task A_config_error_of_a_cluster_run_is_reported_at_once_instead_of_after_waiting_for_workers()
+    {
+        // A reachable cluster database without workers: the member lookup (which runs beside planning) would wait 60 s and then
+        // say "no worker"; the planning error stops it instead.
+        var state = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("cluster_noworkers");
+        var config = CliRunner.WriteConfig(Flows.Replace("pipelines:", "pipelinez:", StringComparison.Ordinal));
+
+        var result = await CliRunner.RunAsync(["run", "--config", config, "--cluster", state]);
+
+        result.ExitCode.Should().Be(2, result.Err);
+        result.Err.Should().Contain("pipelinez").And.NotContain("no worker of cluster");
     }
 
     [Fact]
