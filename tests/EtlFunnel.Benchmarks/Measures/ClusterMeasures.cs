@@ -132,7 +132,7 @@ internal static class ClusterMeasures
         var failover = killed.Elapsed.TotalSeconds;
         await run.WaitForExitAsync(TimeSpan.FromSeconds(300));
         table.Add(new ResultRow(
-            "cluster: `kill -9` of a worker → its replica running again on the survivor (default lease TTL 10 s, caller polls every 1 s)",
+            "cluster: `kill -9` of a worker → its replica running again on the survivor (default lease TTL 10 s, caller polls every 100 ms)",
             Fmt.Sec(failover), "—", "—", "≤ 20 s", failover <= 20));
         w2.Terminate();
     }
