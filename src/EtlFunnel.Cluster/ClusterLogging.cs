@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace EtlFunnel.Cluster;
 
-/// <summary>Orleans logs into the command's log (Serilog), warnings and above only: its information level prints every option at start.</summary>
+/// <summary>Orleans logs into the command's logger factory, warnings and above only: its information level prints every option at start.</summary>
 internal static class ClusterLogging
 {
     public static void Configure(ILoggingBuilder logging, ILoggerFactory target)

@@ -167,7 +167,7 @@ internal sealed class WorkerCommand(CliContext context) : AsyncCommand<WorkerSet
         IHost host;
         try
         {
-            host = await WorkerHost.BuildAsync(options, context.LoggerFactory, context.Log, stop.Token).ConfigureAwait(false);
+            host = await WorkerHost.BuildAsync(options, context.LoggerFactory, stop.Token).ConfigureAwait(false);
         }
         catch (ClusterException ex)
         {

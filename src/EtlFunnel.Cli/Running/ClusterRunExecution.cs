@@ -65,8 +65,8 @@ internal static class ClusterRunExecution
     {
         try
         {
-            var members = await ClusterRun.MembersAsync(cluster, context.Log, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
-            var run = new ClusterRun(cluster, context.Log, context.LoggerFactory);
+            var members = await ClusterRun.MembersAsync(cluster, context.LoggerFactory, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            var run = new ClusterRun(cluster, context.LoggerFactory);
             run.StartConnecting(cancellationToken);
             return ([.. members.Select(m => m.Machine)], run, ExitCodes.Ok);
         }

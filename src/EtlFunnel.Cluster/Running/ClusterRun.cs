@@ -50,8 +50,9 @@ internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<s
 /// replicas on live members (most free cores, labels), re-places those whose owner stopped renewing (a dead worker; the
 /// new grain resumes from the replica's checkpoints) and ends when every replica has an outcome.
 /// </summary>
-internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, ILoggerFactory loggerFactory) : IAsyncDisposable
+internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
+    private readonly ILogger _log = loggerFactory.CreateLogger("EtlFunnel.Cluster.Run");
     private Task<IHost>? _connecting;
     private bool _connectionTaken;
 
@@ -79,7 +80,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            log.Debug(ex, "The cluster client connected ahead of the run could not be stopped cleanly");
+            _log.LogDebug(ex, "The cluster client connected ahead of the run could not be stopped cleanly");
         }
     }
 
@@ -102,7 +103,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
         var handoffs = request.Job.Flows.ToDictionary(f => f.Name, snapshots.For, StringComparer.Ordinal);
         foreach (var (source, id) in snapshots.SnapshotIds)
         {
-            log.Information("Run {RunId}: snapshot {Snapshot:l} of {Source:l} exported; every replica reads in it", request.RunId, id, source);
+            _log.LogInformation("Run {RunId}: snapshot {Snapshot:l} of {Source:l} exported; every replica reads in it", request.RunId, id, source);
         }
 
         await leases.CreateAsync(request.RunId, request.Plan.AllPipelines().Select(p => (p.Flow.Name, p.Pipeline.Name)), cancellationToken).ConfigureAwait(false);
@@ -110,7 +111,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
         var live = await WaitForMembersAsync(members, request.WaitForWorkers, cancellationToken).ConfigureAwait(false);
         foreach (var m in live.Where(m => m.HooksHash != request.HooksHash))
         {
-            log.Warning("Worker {Host} ({Silo}) runs hooks {Theirs}, the plan was made with {Ours}: it will refuse this run's replicas", m.Machine.HostName, m.Silo, m.HooksHash, request.HooksHash);
+            _log.LogWarning("Worker {Host} ({Silo}) runs hooks {Theirs}, the plan was made with {Ours}: it will refuse this run's replicas", m.Machine.HostName, m.Silo, m.HooksHash, request.HooksHash);
         }
 
         _connectionTaken = true;
@@ -134,7 +135,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
                 live = [.. (await members.LiveAsync(settings.MemberTtl, cancellationToken).ConfigureAwait(false)).Where(m => !refusals.ContainsKey(m.Silo))];
                 foreach (var m in live.Where(m => seenMembers.Add(m.Silo)))
                 {
-                    log.Information("Cluster member {Host} ({Silo}): {Cores} cores, region {Region}", m.Machine.HostName, m.Silo, m.Machine.LogicalCores, m.Machine.Region ?? "-");
+                    _log.LogInformation("Cluster member {Host} ({Silo}): {Cores} cores, region {Region}", m.Machine.HostName, m.Silo, m.Machine.LogicalCores, m.Machine.Region ?? "-");
                 }
 
                 var now = time.GetUtcNow();
@@ -186,7 +187,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
 
                     if (orphaned && failedOver.Add((row.Key, row.Epoch)))
                     {
-                        log.Warning("Replica {Flow}/{Replica}: its owner {Owner} stopped renewing the lease (epoch {Epoch}); placing it on {Host} ({Silo}), it resumes from its checkpoint",
+                        _log.LogWarning("Replica {Flow}/{Replica}: its owner {Owner} stopped renewing the lease (epoch {Epoch}); placing it on {Host} ({Silo}), it resumes from its checkpoint",
                             row.Flow, row.Replica, row.Owner?.Split(' ')[0], row.Epoch, member.Machine.HostName, member.Silo);
                     }
 
@@ -212,11 +213,11 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
                     {
                         if (t.IsFaulted)
                         {
-                            log.Debug("Start of {Lease} on {Silo} failed ({Error}); it is placed again", row.Key, silo, t.Exception?.GetBaseException().Message);
+                            _log.LogDebug("Start of {Lease} on {Silo} failed ({Error}); it is placed again", row.Key, silo, t.Exception?.GetBaseException().Message);
                         }
                         else if (t.Result.Outcome == StartOutcome.Refused && refusals.TryAdd(silo, t.Result.Message))
                         {
-                            log.Warning("Worker {Silo} refused replicas: {Reason:l}", silo, t.Result.Message);
+                            _log.LogWarning("Worker {Silo} refused replicas: {Reason:l}", silo, t.Result.Message);
                         }
                     }, TaskScheduler.Default);
                 }
@@ -224,7 +225,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
                 if (now - lastLog >= TimeSpan.FromSeconds(5))
                 {
                     lastLog = now;
-                    log.Information("Cluster: {Done}/{Total} replicas done, {Running} running on {Members} members",
+                    _log.LogInformation("Cluster: {Done}/{Total} replicas done, {Running} running on {Members} members",
                         rows.Count - open.Count, rows.Count, open.Count(r => r.Status == "running"), live.Count);
                 }
 
@@ -277,11 +278,11 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
     }
 
     /// <summary>The live members of the cluster (waiting up to <paramref name="wait"/> for a first one), for the hooks to plan with.</summary>
-    public static async Task<IReadOnlyList<Member>> MembersAsync(ClusterSettings settings, Serilog.ILogger log, TimeSpan wait, CancellationToken ct)
+    public static async Task<IReadOnlyList<Member>> MembersAsync(ClusterSettings settings, ILoggerFactory loggerFactory, TimeSpan wait, CancellationToken ct)
     {
         await using var dataSource = ClusterData.Open(settings);
         await ClusterSchema.EnsureAsync(dataSource, settings.Described, ct).ConfigureAwait(false);
-        return await new ClusterRun(settings, log, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
+        return await new ClusterRun(settings, loggerFactory)
             .WaitForMembersAsync(new MemberRegistry(dataSource, settings.ClusterId), wait, ct).ConfigureAwait(false);
     }
 
@@ -307,7 +308,7 @@ internal sealed class ClusterRun(ClusterSettings settings, Serilog.ILogger log, 
             if (!said)
             {
                 said = true;
-                log.Information("Waiting for a worker of cluster {Cluster} in {Server}", settings.ClusterId, settings.Server);
+                _log.LogInformation("Waiting for a worker of cluster {Cluster} in {Server}", settings.ClusterId, settings.Server);
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);

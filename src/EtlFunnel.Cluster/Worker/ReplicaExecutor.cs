@@ -14,7 +14,7 @@ namespace EtlFunnel.Cluster.Worker;
 /// with checkpoints fenced by the lease's epoch, renews the lease while it runs and writes the outcome. Runs live outside
 /// the grain scheduler (a grain call only starts them).
 /// </summary>
-internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, Serilog.ILogger log, ILoggerFactory loggerFactory) : IAsyncDisposable
+internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, ILogger log, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, Task> _runs = new(StringComparer.Ordinal);
@@ -33,7 +33,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         {
             var message = $"worker {options.Machine.HostName} runs hooks {options.HooksHash} from {options.HooksDirectory ?? "(no hooks folder)"}, but the plan was made with hooks " +
                 $"{assignment.HooksHash}: deploy the same hooks folder to every worker (or restart this worker with --hooks pointing at it)";
-            log.Warning("Refused replica {Flow}/{Replica}: {Reason:l}", assignment.Flow, assignment.Replica, message);
+            log.LogWarning("Refused replica {Flow}/{Replica}: {Reason:l}", assignment.Flow, assignment.Replica, message);
             return (new StartResult(StartOutcome.Refused, message), null);
         }
 
@@ -44,7 +44,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         }
         catch (Exception ex) when (ex is ConfigException or InvalidOperationException)
         {
-            log.Warning("Refused replica {Flow}/{Replica}: {Reason:l}", assignment.Flow, assignment.Replica, ex.Message);
+            log.LogWarning("Refused replica {Flow}/{Replica}: {Reason:l}", assignment.Flow, assignment.Replica, ex.Message);
             return (new StartResult(StartOutcome.Refused, $"worker {options.Machine.HostName}: {ex.Message}"), null);
         }
 
@@ -77,7 +77,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
                     if (!await leases.RenewAsync(lease, options.Settings.LeaseTtl, cts.Token).ConfigureAwait(false))
                     {
                         lost = true;
-                        log.Warning("Lost the lease of {Lease} (epoch {Epoch}): another worker owns it now; stopping this replica", lease.Key, lease.Epoch);
+                        log.LogWarning("Lost the lease of {Lease} (epoch {Epoch}): another worker owns it now; stopping this replica", lease.Key, lease.Epoch);
                         await cts.CancelAsync().ConfigureAwait(false);
                     }
                 }
@@ -88,7 +88,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
                 catch (Exception ex)
                 {
                     // The database is unreachable: keep trying until the lease would have lapsed anyway.
-                    log.Warning(ex, "Could not renew the lease of {Lease}", lease.Key);
+                    log.LogWarning(ex, "Could not renew the lease of {Lease}", lease.Key);
                 }
             }
         });
@@ -96,7 +96,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         string status;
         ReplicaReport? replicaReport = null;
         string? error = null;
-        log.Information("Running replica {Flow:l}/{Replica:l} (lease {Lease}, epoch {Epoch})", assignment.Flow, assignment.Replica, lease.Key, lease.Epoch);
+        log.LogInformation("Running replica {Flow:l}/{Replica:l} (lease {Lease}, epoch {Epoch})", assignment.Flow, assignment.Replica, lease.Key, lease.Epoch);
         try
         {
             // The run's one snapshot, held open by the planner: never a snapshot of this worker's own.
@@ -125,7 +125,7 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         await renew.ConfigureAwait(false);
         if (lost || error?.Contains("epoch", StringComparison.Ordinal) == true && error.Contains("stale", StringComparison.Ordinal))
         {
-            log.Warning("Replica {Flow}/{Replica}: epoch {Epoch} is stale, its result is dropped (the new owner resumes from the last checkpoint)", assignment.Flow, assignment.Replica, lease.Epoch);
+            log.LogWarning("Replica {Flow}/{Replica}: epoch {Epoch} is stale, its result is dropped (the new owner resumes from the last checkpoint)", assignment.Flow, assignment.Replica, lease.Epoch);
             return;
         }
 
@@ -133,23 +133,23 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
         {
             // Stopping: give the lease back so the caller places the replica elsewhere at once (it resumes from its checkpoint).
             await leases.ReleaseAsync(lease, CancellationToken.None).ConfigureAwait(false);
-            log.Information("Released replica {Flow}/{Replica} (worker stopping); checkpoints saved", assignment.Flow, assignment.Replica);
+            log.LogInformation("Released replica {Flow}/{Replica} (worker stopping); checkpoints saved", assignment.Flow, assignment.Replica);
             return;
         }
 
         if (!await leases.CompleteAsync(lease, status, replicaReport, error, CancellationToken.None).ConfigureAwait(false))
         {
-            log.Warning("Replica {Flow}/{Replica} finished, but epoch {Epoch} is stale: its result is dropped", assignment.Flow, assignment.Replica, lease.Epoch);
+            log.LogWarning("Replica {Flow}/{Replica} finished, but epoch {Epoch} is stale: its result is dropped", assignment.Flow, assignment.Replica, lease.Epoch);
             return;
         }
 
         if (error is not null)
         {
-            log.Error("Replica {Flow}/{Replica} {Status:l}: {Error:l}", assignment.Flow, assignment.Replica, status, error);
+            log.LogError("Replica {Flow}/{Replica} {Status:l}: {Error:l}", assignment.Flow, assignment.Replica, status, error);
             return;
         }
 
-        log.Information("Replica {Flow}/{Replica} {Status:l}: {Rows} rows read, {Docs} documents indexed", assignment.Flow, assignment.Replica, status,
+        log.LogInformation("Replica {Flow}/{Replica} {Status:l}: {Rows} rows read, {Docs} documents indexed", assignment.Flow, assignment.Replica, status,
             replicaReport?.RowsRead ?? 0, replicaReport?.DocsIndexed ?? 0);
     }
 

@@ -16,7 +16,7 @@ namespace EtlFunnel.Cluster.Worker;
 /// <summary>Builds the worker: an Orleans silo with ADO.NET membership on the state database, the replica executor and the member heartbeat.</summary>
 internal static class WorkerHost
 {
-    public static async Task<IHost> BuildAsync(WorkerOptions options, ILoggerFactory loggerFactory, Serilog.ILogger log, CancellationToken cancellationToken)
+    public static async Task<IHost> BuildAsync(WorkerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var dataSource = ClusterData.Open(options.Settings);
         await ClusterSchema.EnsureAsync(dataSource, options.Settings.Described, cancellationToken).ConfigureAwait(false);
@@ -27,7 +27,8 @@ internal static class WorkerHost
         ClusterLogging.Configure(builder.Logging, loggerFactory);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(dataSource);
-        builder.Services.AddSingleton(log);
+        // The worker's own lines go straight to the command's logger factory (its levels, -v included), not through the host's filters.
+        builder.Services.AddSingleton(loggerFactory.CreateLogger("EtlFunnel.Cluster.Worker"));
         builder.Services.AddSingleton(new LeaseStore(dataSource));
         builder.Services.AddSingleton(new MemberRegistry(dataSource, options.Settings.ClusterId));
         builder.Services.AddSingleton<ReplicaExecutor>();
@@ -60,13 +61,13 @@ internal static class WorkerHost
 }
 
 /// <summary>Announces the worker once its silo is up, refreshes the announcement, and on stop drains its replicas and leaves.</summary>
-internal sealed class MemberService(WorkerOptions options, MemberRegistry members, ReplicaExecutor executor, ILocalSiloDetails silo, Serilog.ILogger log) : BackgroundService
+internal sealed class MemberService(WorkerOptions options, MemberRegistry members, ReplicaExecutor executor, ILocalSiloDetails silo, ILogger log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var address = silo.SiloAddress.ToParsableString();
         await members.AnnounceAsync(new Member(address, options.Machine, options.HooksHash), stoppingToken).ConfigureAwait(false);
-        log.Information("Worker {Silo} joined cluster {Cluster} in {Server}: {Cores} cores, {Memory:0.#} GiB, region {Region}, labels {Labels}, silo port {SiloPort}, gateway port {GatewayPort}, hooks {Hooks}",
+        log.LogInformation("Worker {Silo} joined cluster {Cluster} in {Server}: {Cores} cores, {Memory:0.#} GiB, region {Region}, labels {Labels}, silo port {SiloPort}, gateway port {GatewayPort}, hooks {Hooks}",
             address, options.Settings.ClusterId, options.Settings.Server, options.Machine.LogicalCores, options.Machine.TotalMemoryBytes / (double)(1L << 30),
             options.Machine.Region ?? "-", string.Join(",", options.Machine.Labels.Select(l => $"{l.Key}={l.Value}")), silo.SiloAddress.Endpoint.Port, silo.GatewayAddress?.Endpoint.Port, options.HooksHash);
         var every = options.Settings.MemberTtl / 3;
@@ -86,7 +87,7 @@ internal sealed class MemberService(WorkerOptions options, MemberRegistry member
             }
             catch (NpgsqlException ex)
             {
-                log.Warning("Could not refresh this worker's announcement in {Server} ({Error}); retrying", options.Settings.Server, ex.Message);
+                log.LogWarning("Could not refresh this worker's announcement in {Server} ({Error}); retrying", options.Settings.Server, ex.Message);
             }
         }
     }
@@ -100,10 +101,10 @@ internal sealed class MemberService(WorkerOptions options, MemberRegistry member
         }
         catch (NpgsqlException ex)
         {
-            log.Warning("Could not mark this worker as left ({Error}); the caller stops placing on it once its announcement is stale", ex.Message);
+            log.LogWarning("Could not mark this worker as left ({Error}); the caller stops placing on it once its announcement is stale", ex.Message);
         }
 
-        log.Information("Worker {Silo} stopping: {Running} replicas checkpoint and go back to the cluster", address, executor.Running);
+        log.LogInformation("Worker {Silo} stopping: {Running} replicas checkpoint and go back to the cluster", address, executor.Running);
         await executor.StopAsync().ConfigureAwait(false);
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
     }
