@@ -20,28 +20,10 @@ public sealed class WatchCdcProcessTests
     [Fact]
     public async Task Watch_streams_a_cdc_flow_restarts_it_with_the_new_lane_count_on_a_hook_edit_and_stops_with_the_slot_inactive()
     {
-        var server = await PostgresServer.GetAsync();
-        var cs = await server.CreateDatabaseAsync("watch_cdc");
-        await PostgresServer.ExecuteAsync(cs, "CREATE TABLE orders(id int PRIMARY KEY, total numeric NOT NULL, note text); INSERT INTO orders SELECT g, g, 'n' || g FROM generate_series(1, 50) g;");
-        var slot = "watch_" + Guid.NewGuid().ToString("N")[..16];
         await using var es = await ElasticsearchTestServer.StartAsync();
-        var root = Directory.CreateTempSubdirectory("etlfunnel-watch-cdc-").FullName;
-        var hooks = Directory.CreateDirectory(Path.Combine(root, "hooks")).FullName;
+        var (cs, slot, hooks, config) = await CreateAsync("watch_cdc", 50, es);
         var hook = Path.Combine(hooks, "flow-scale.csx");
         await File.WriteAllTextAsync(hook, WatchProcessTests.FlowHook(2));
-        var config = Path.Combine(root, "flows.yaml");
-        await File.WriteAllTextAsync(config, $$"""
-            state: {{Path.Combine(root, "state")}}
-            flows:
-              - name: orders
-                mode: cdc
-                slot: {{slot}}
-                source: {postgres: "{{cs}}"}
-                destination: {elasticsearch: "{{es.Uri}}"}
-                pipelines:
-                  - table: orders
-                    index: {{Index}}
-            """);
 
         using var watch = WatchProcess.Start(config, hooks);
         try
@@ -96,41 +78,20 @@ public sealed class WatchCdcProcessTests
         finally
         {
             watch.KillIfRunning();
-            await using var conn = new NpgsqlConnection(cs);
-            await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand("SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = current_database() AND NOT active", conn);
-            await cmd.ExecuteScalarAsync();
+            await DropInactiveSlotsAsync(cs);
         }
     }
 
     [Fact]
     public async Task A_cdc_flow_a_transformer_applies_to_does_not_stream_untransformed_documents_and_starts_once_the_transformer_leaves_it_out()
     {
-        var server = await PostgresServer.GetAsync();
-        var cs = await server.CreateDatabaseAsync("watch_cdc_tx");
-        await PostgresServer.ExecuteAsync(cs, "CREATE TABLE orders(id int PRIMARY KEY, total numeric NOT NULL, note text); INSERT INTO orders SELECT g, g, 'n' || g FROM generate_series(1, 20) g;");
-        var slot = "watch_" + Guid.NewGuid().ToString("N")[..16];
         await using var es = await ElasticsearchTestServer.StartAsync();
-        var root = Directory.CreateTempSubdirectory("etlfunnel-watch-cdc-tx-").FullName;
-        var hooks = Directory.CreateDirectory(Path.Combine(root, "hooks")).FullName;
+        var (cs, _, hooks, config) = await CreateAsync("watch_cdc_tx", 20, es);
         var transformer = Path.Combine(hooks, "orders.csx");
         await File.WriteAllTextAsync(transformer, """
             string AppliesTo => "orders/public.orders";
 
             void Transform(RowView row, DocumentWriter doc) => doc.Set("transformed", true);
-            """);
-        var config = Path.Combine(root, "flows.yaml");
-        await File.WriteAllTextAsync(config, $$"""
-            state: {{Path.Combine(root, "state")}}
-            flows:
-              - name: orders
-                mode: cdc
-                slot: {{slot}}
-                source: {postgres: "{{cs}}"}
-                destination: {elasticsearch: "{{es.Uri}}"}
-                pipelines:
-                  - table: orders
-                    index: {{Index}}
             """);
 
         using var watch = WatchProcess.Start(config, hooks);
@@ -150,11 +111,41 @@ public sealed class WatchCdcProcessTests
         finally
         {
             watch.KillIfRunning();
-            await using var conn = new NpgsqlConnection(cs);
-            await conn.OpenAsync();
-            await using var cmd = new NpgsqlCommand("SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = current_database() AND NOT active", conn);
-            await cmd.ExecuteScalarAsync();
+            await DropInactiveSlotsAsync(cs);
         }
+    }
+
+    /// <summary>A database with <c>orders</c> (<paramref name="rows"/> rows), an empty hooks folder and a flows.yaml of one <c>mode: cdc</c> flow into <see cref="Index"/>.</summary>
+    private static async Task<(string Cs, string Slot, string Hooks, string Config)> CreateAsync(string database, int rows, ElasticsearchTestServer es)
+    {
+        var cs = await (await PostgresServer.GetAsync()).CreateDatabaseAsync(database);
+        await PostgresServer.ExecuteAsync(cs, $"CREATE TABLE orders(id int PRIMARY KEY, total numeric NOT NULL, note text); INSERT INTO orders SELECT g, g, 'n' || g FROM generate_series(1, {rows}) g;");
+        var slot = "watch_" + Guid.NewGuid().ToString("N")[..16];
+        var root = Directory.CreateTempSubdirectory("etlfunnel-watch-cdc-").FullName;
+        var hooks = Directory.CreateDirectory(Path.Combine(root, "hooks")).FullName;
+        var config = Path.Combine(root, "flows.yaml");
+        await File.WriteAllTextAsync(config, $$"""
+            state: {{Path.Combine(root, "state")}}
+            flows:
+              - name: orders
+                mode: cdc
+                slot: {{slot}}
+                source: {postgres: "{{cs}}"}
+                destination: {elasticsearch: "{{es.Uri}}"}
+                pipelines:
+                  - table: orders
+                    index: {{Index}}
+            """);
+        return (cs, slot, hooks, config);
+    }
+
+    /// <summary>Tests leave no slot behind: the stream released its slot when the process stopped (or was killed).</summary>
+    private static async Task DropInactiveSlotsAsync(string cs)
+    {
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = current_database() AND NOT active", conn);
+        await cmd.ExecuteScalarAsync();
     }
 
     private static Regex MetricLine(string name) => new($@"^{name}\{{[^}}\n]*flow=""orders""[^}}\n]*\}} (\S+)", RegexOptions.Multiline);
