@@ -186,7 +186,7 @@ internal sealed class WorkerCommand(CliContext context) : AsyncCommand<WorkerSet
                 {
                     status = await WorkerStatusServer.StartAsync(settings.StatusAllowRemote ? IPAddress.Any : IPAddress.Loopback, statusPort, cluster,
                         host.Services.GetRequiredService<ReplicaExecutor>(), host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString(), stop.Token).ConfigureAwait(false);
-                    context.Log.Information("Worker status on {Url} (/metrics, /livez, /)", status.BoundUrl);
+                    context.Log.Information("Worker status on {Url:l} (/metrics, /livez, /)", status.BoundUrl.ToString());
                 }
                 catch (IOException ex)
                 {
