@@ -27,6 +27,8 @@ internal static class PrometheusExport
             .AddView("dotnet.timer.count", "dotnet.timers")
             .AddView("process.thread.count", "process.threads")
             .AddView("process.unix.file_descriptor.count", "process.unix.file_descriptors")
+            // Npgsql's pool gauge, present once a process holds a pool (the cluster worker always does).
+            .AddView("db.client.connection.count", "db.client.connections")
             .AddRuntimeInstrumentation()
             .AddProcessInstrumentation()
             // Every scrape reads the state as it is now.

@@ -1,12 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using EtlFunnel.Cli.Running;
 using EtlFunnel.Cli.Tests.Support;
 using EtlFunnel.Cluster;
 using EtlFunnel.Cluster.Leases;
 using EtlFunnel.Cluster.Members;
 using EtlFunnel.Cluster.Worker;
 using EtlFunnel.Execution.Models;
+using EtlFunnel.Service.Tests.Support;
 using EtlFunnel.Testing.Postgres;
 
 namespace EtlFunnel.Cli.Tests.Commands;
@@ -100,6 +102,58 @@ public sealed class ClusterStatusCliTests
         result.Out.Should().Contain("w1").And.Contain("w2").And.Contain("w3").And.Contain("not seen").And.Contain("disk=ssd");
         result.Out.Should().Contain("shop/items_2").And.NotContain("elsewhere");
     }
+
+    [Fact]
+    public async Task The_worker_endpoint_serves_the_cluster_on_metrics_and_the_page_and_promtool_accepts_it()
+    {
+        var clusterId = "c" + Guid.NewGuid().ToString("n")[..8];
+        var state = await ClusterAsync(clusterId);
+        var settings = new ClusterSettings(state) { ClusterId = clusterId, MemberTtl = Ttl };
+        await using var dataSource = ClusterData.Open(settings);
+        await using var executor = new ReplicaExecutor(new WorkerOptions
+        {
+            Settings = settings,
+            ConfigPath = "flows.yaml",
+            HooksHash = "sha256:x",
+            Machine = new MachineInfo { HostName = "w2", LogicalCores = 2, TotalMemoryBytes = 8L << 30 },
+            WorkDirectory = Path.GetTempPath(),
+            Environment = _ => null,
+        }, new LeaseStore(dataSource), Serilog.Core.Logger.None, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        await using var server = await WorkerStatusServer.StartAsync(IPAddress.Loopback, 0, settings, executor, "127.0.0.1:1002@1", CancellationToken.None);
+        using var http = new HttpClient { BaseAddress = server.BoundUrl, Timeout = TimeSpan.FromSeconds(30) };
+
+        // The first reading of the state database lands within a second of the start.
+        string text;
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        do
+        {
+            await Task.Delay(100);
+            text = await http.GetStringAsync("/metrics");
+        }
+        while (Sample(text, "etlfunnel_cluster_status_up") != "1" && DateTime.UtcNow < until);
+
+        Sample(text, "etlfunnel_cluster_members").Should().Be("2", text);
+        Sample(text, "etlfunnel_cluster_failovers_total").Should().Be("1", text);
+        Sample(text, "etlfunnel_cluster_replicas_running").Should().Be("0", text);
+        Sample(text, "etlfunnel_cluster_replicas", "w1").Should().Be("1", text);
+        Sample(text, "etlfunnel_cluster_replicas", "w2").Should().Be("2", text);
+        Sample(text, "etlfunnel_cluster_replicas", "w3").Should().BeNull("a member not seen and owning nothing has no series");
+        text.Should().Contain("process_", "the runtime and process metrics of watch's endpoint are there too");
+        var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
+        exitCode.Should().Be(0, $"promtool check metrics must accept the worker's /metrics:\n{output}\n{text}");
+
+        (await http.GetStringAsync("/livez")).Should().Contain("alive");
+        var page = await http.GetStringAsync("/");
+        page.Should().StartWith("<!DOCTYPE html>").And.NotContain("<script");
+        page.Should().Contain("<tr class=\"here\"><td>w2</td>").And.Contain("<td>w1</td>").And.Contain("not seen").And.Contain("<td>shop/items_2</td>")
+            .And.Contain("2 members alive, 3 replicas running, 1 failovers");
+    }
+
+    /// <summary>The value of a sample of <paramref name="name"/> (with member label <paramref name="member"/>), null when absent.</summary>
+    private static string? Sample(string exposition, string name, string? member = null) => exposition.Split('\n')
+        .Where(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal))
+        .Where(l => member is null || l.Contains($"member=\"{member}\"", StringComparison.Ordinal))
+        .Select(l => l[(l.LastIndexOf(' ') + 1)..]).FirstOrDefault();
 
     [Fact]
     public async Task A_database_without_cluster_tables_says_to_point_cluster_at_the_workers_database()
