@@ -94,6 +94,14 @@ internal static class CliApp
             config.AddCommand<WorkerCommand>("worker")
                 .WithDescription("Join a cluster (Orleans, membership in PostgreSQL) and run the pipeline replicas 'run --cluster' hands it (docs/cluster.md).")
                 .WithExample("worker", "--cluster", "postgres://etl@db:5432/etlstate", "--config", "flows.yaml", "--region", "EU", "--label", "disk=ssd");
+            config.AddBranch("cluster", cluster =>
+            {
+                cluster.SetDescription("Look at a cluster of workers (docs/cluster.md).");
+                cluster.AddCommand<ClusterStatusCommand>("status")
+                    .WithDescription("The cluster's members (cores, memory, region, labels, last heartbeat), the replicas each owns now and the failovers, from its state database.")
+                    .WithExample("cluster", "status", "--cluster", "postgres://etl@db:5432/etlstate")
+                    .WithExample("cluster", "status", "--cluster", "postgres://etl@db:5432/etlstate", "--format", "json");
+            });
             config.AddBranch("slots", slots =>
             {
                 slots.SetDescription("The CDC flows' logical replication slots.");

@@ -96,22 +96,8 @@ internal sealed class StatusServer : IAsyncDisposable
         });
         builder.Services.AddRoutingCore();
         var metrics = new ServiceMetrics(state);
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(ServiceMetrics.MeterName, "Npgsql")
-            // Only this server's meter: another service state in the same process (tests) has a meter of the same name.
-            .AddView(i => i.Meter.Name == ServiceMetrics.MeterName && !ReferenceEquals(i.Meter, metrics.Meter) ? MetricStreamConfiguration.Drop : null)
-            .AddView("etlfunnel_run_duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400] })
-            // OpenTelemetry's semantic-convention "*.count" gauges read as histogram parts to Prometheus (promtool's lint): plural names instead.
-            .AddView("dotnet.assembly.count", "dotnet.assemblies")
-            .AddView("dotnet.process.cpu.count", "dotnet.process.cpus")
-            .AddView("dotnet.thread_pool.thread.count", "dotnet.thread_pool.threads")
-            .AddView("dotnet.timer.count", "dotnet.timers")
-            .AddView("process.thread.count", "process.threads")
-            .AddView("process.unix.file_descriptor.count", "process.unix.file_descriptors")
-            .AddRuntimeInstrumentation()
-            .AddProcessInstrumentation()
-            // Every scrape reads the state as it is now.
-            .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddEtlfunnelMetrics(metrics.Meter, views => views
+            .AddView("etlfunnel_run_duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400] })));
         var app = builder.Build();
         Map(app, state);
         try

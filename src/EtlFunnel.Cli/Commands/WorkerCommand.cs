@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Globalization;
 using System.Net;
 using EtlFunnel.Cli.Hosting;
+using EtlFunnel.Cli.Running;
 using EtlFunnel.Cluster;
 using EtlFunnel.Cluster.Worker;
 using EtlFunnel.Execution.Models;
@@ -9,7 +10,9 @@ using EtlFunnel.Orchestration.Config;
 using EtlFunnel.Orchestration.Machines;
 using EtlFunnel.Runtime.Hooks;
 using EtlFunnel.Service;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Orleans.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -75,8 +78,17 @@ internal sealed class WorkerSettings : CommonSettings
     [Description("Orleans membership probe timeout (default: Orleans' own).")]
     public double? ProbeTimeout { get; init; }
 
+    [CommandOption("--status-port <PORT>")]
+    [Description("Serve /metrics (cluster members, replicas per member, failovers, runtime), /livez and a status page / on 127.0.0.1:PORT (0: a free port, logged); off by default.")]
+    public int? StatusPort { get; init; }
+
+    [CommandOption("--status-allow-remote")]
+    [Description("Serve --status-port on every address (0.0.0.0) instead of loopback. The endpoints have no authentication: firewall them or put an authenticating proxy in front.")]
+    public bool StatusAllowRemote { get; init; }
+
     public override ValidationResult Validate() =>
-        string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required (the flows this worker may run)")
+        StatusPort is < 0 or > 65535 ? ValidationResult.Error($"--status-port {StatusPort}: not a port (0-65535; 0 picks a free one)")
+        : string.IsNullOrWhiteSpace(Config) ? ValidationResult.Error("--config <FILE> is required (the flows this worker may run)")
         : ValidationResult.Success();
 }
 
@@ -182,12 +194,34 @@ internal sealed class WorkerCommand(CliContext context) : AsyncCommand<WorkerSet
         using (host)
         {
             await host.StartAsync(stop.Token).ConfigureAwait(false);
+            WorkerStatusServer? status = null;
+            if (settings.StatusPort is { } statusPort)
+            {
+                try
+                {
+                    status = await WorkerStatusServer.StartAsync(settings.StatusAllowRemote ? IPAddress.Any : IPAddress.Loopback, statusPort, cluster,
+                        host.Services.GetRequiredService<ReplicaExecutor>(), host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString(), stop.Token).ConfigureAwait(false);
+                    context.Log.Information("Worker status on {Url:l} (/metrics, /livez, /)", status.BoundUrl.ToString());
+                }
+                catch (IOException ex)
+                {
+                    await context.Err.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                    await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                    return ExitCodes.Usage;
+                }
+            }
+
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
+            }
+
+            if (status is not null)
+            {
+                await status.DisposeAsync().ConfigureAwait(false);
             }
 
             await host.StopAsync(CancellationToken.None).ConfigureAwait(false);

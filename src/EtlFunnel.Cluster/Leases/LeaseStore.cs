@@ -50,7 +50,7 @@ internal sealed class LeaseStore(NpgsqlDataSource dataSource)
     public async Task<Lease?> TryAcquireAsync(string key, string owner, TimeSpan ttl, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand(
-            "UPDATE etlfunnel_cluster.leases SET epoch = epoch + 1, owner = $2, expires_at = now() + $3, status = 'running', updated_at = now(), " +
+            "UPDATE etlfunnel_cluster.leases SET epoch = epoch + 1, owner = $2, expires_at = now() + $3, status = 'running', updated_at = now(), taken_at = now(), " +
             "takeovers = takeovers + CASE WHEN owner IS NOT NULL THEN 1 ELSE 0 END " +
             "WHERE lease_key = $1 AND status IN ('pending', 'running') AND (owner IS NULL OR expires_at < now()) RETURNING epoch");
         cmd.Parameters.AddWithValue(key);

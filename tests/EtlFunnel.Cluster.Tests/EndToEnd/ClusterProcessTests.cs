@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using EtlFunnel.Cluster.Status;
 using EtlFunnel.Cluster.Tests.Support;
+using EtlFunnel.Cluster.Worker;
 using EtlFunnel.Testing.Elasticsearch;
 using EtlFunnel.Testing.Postgres;
 using Npgsql;
@@ -77,9 +79,9 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
         return new Setup(root, config, hooks, state, source, environment);
     }
 
-    private static EtlfunnelProcess StartWorker(Setup setup, string name, string? hooks = null) => EtlfunnelProcess.Start(name, setup.Environment,
-        "worker", "--cluster", setup.StateConnectionString, "--config", setup.Config, "--hooks", hooks ?? setup.Hooks, "--name", name, "--cores", "1",
-        "--lease-ttl", "3", "--probe-timeout", "2");
+    private static EtlfunnelProcess StartWorker(Setup setup, string name, string? hooks = null, params string[] extra) => EtlfunnelProcess.Start(name, setup.Environment,
+        ["worker", "--cluster", setup.StateConnectionString, "--config", setup.Config, "--hooks", hooks ?? setup.Hooks, "--name", name, "--cores", "1",
+        "--lease-ttl", "3", "--probe-timeout", "2", .. extra]);
 
     private static EtlfunnelProcess StartRun(Setup setup) => EtlfunnelProcess.Start("run", setup.Environment,
         "run", "--config", setup.Config, "--hooks", setup.Hooks, "--cluster", setup.StateConnectionString);
@@ -92,7 +94,8 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
         es.Faults.DelayBulkCalls(TimeSpan.FromMilliseconds(250));
         var setup = await CreateAsync(es, Rows, Replicas);
         using var w1 = StartWorker(setup, "w1");
-        using var w2 = StartWorker(setup, "w2");
+        // w2 serves /metrics, /livez and / (cluster observability, docs/cluster.md "Watching the cluster").
+        using var w2 = StartWorker(setup, "w2", null, "--status-port", "0");
         using var w3 = StartWorker(setup, "w3");
         EtlfunnelProcess? w4 = null;
         var joined = JoinedLine();
@@ -103,11 +106,29 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
                 await w.WaitForLineAsync(joined, Guard);
             }
 
+            await w2.WaitForLineAsync(StatusLine(), Guard);
+            using var http = new HttpClient { BaseAddress = new Uri(StatusLine().Match(w2.Output).Groups[1].Value), Timeout = TimeSpan.FromSeconds(30) };
+            (await http.GetAsync("/livez")).StatusCode.Should().Be(System.Net.HttpStatusCode.OK);
+            var before = await MetricsWhenAsync(http, m => m.GetValueOrDefault("etlfunnel_cluster_members") == 3);
+            before["etlfunnel_cluster_failovers_total"].Should().Be(0, "nothing failed over yet");
+
             using var run = StartRun(setup);
             var running = RunningLine();
             await w1.WaitForLineAsync(running, Guard);
             await w2.WaitForLineAsync(running, Guard);
             await w3.WaitForLineAsync(running, Guard);
+
+            // cluster status (what the command and the page read) shows the three members each owning a replica, once all three
+            // have one at the same moment (replicas keep being placed until the run ends).
+            var settings = new ClusterSettings(setup.StateConnectionString) { ClusterId = setup.Environment["ETLFUNNEL_CLUSTER_ID"], MemberTtl = TimeSpan.FromSeconds(3) };
+            var midRun = await StatusWhenAsync(settings, s => s.Members.Count(m => m.Alive) == 3 && s.ReplicasPerMember.Values.All(n => n == 1));
+            midRun.Members.Select(m => m.Name).Should().BeEquivalentTo(["w1", "w2", "w3"]);
+            midRun.Replicas.Should().OnlyContain(r => r.Flow == "shop" && r.Epoch >= 1 && r.Since != null);
+            midRun.Failovers.Should().Be(0);
+            var duringRun = await MetricsWhenAsync(http, m => m.GetValueOrDefault("etlfunnel_cluster_replicas_running") == 1
+                && m.Where(kv => kv.Key.StartsWith("etlfunnel_cluster_replicas{", StringComparison.Ordinal)).Sum(kv => kv.Value) >= 1);
+            duringRun.Keys.Where(k => k.StartsWith("etlfunnel_cluster_replicas{", StringComparison.Ordinal)).Should().BeEquivalentTo(
+                ["etlfunnel_cluster_replicas{member=\"w1\"}", "etlfunnel_cluster_replicas{member=\"w2\"}", "etlfunnel_cluster_replicas{member=\"w3\"}"], "one series per live member");
 
             // kill -9 of a worker in the middle of its replica: no shutdown code, its lease simply stops being renewed.
             w1.KillHard();
@@ -134,6 +155,29 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
             leases.Sum(l => l.Takeovers).Should().BeGreaterThanOrEqualTo(1, context);
             leases.Select(l => l.Owner.Split(' ')[0]).Distinct().Count().Should().BeGreaterThanOrEqualTo(2, context);
             run.Output.Should().MatchRegex(@"takeovers: [1-9]");
+
+            // The failover is counted in cluster status and on the surviving workers' /metrics, which promtool accepts.
+            var after = await StatusWhenAsync(settings, s => s.Replicas.Count == 0 && !s.Members.Single(m => m.Name == "w1").Alive && s.AliveMembers == 3);
+            after.Failovers.Should().Be(leases.Sum(l => l.Takeovers), context);
+            after.Failovers.Should().BeGreaterThanOrEqualTo(1, context);
+            after.FailedOver.Should().OnlyContain(f => f.Status == "succeeded" && f.Silo != null, context);
+            after.Members.Where(m => m.Alive).Select(m => m.Name).Should().BeEquivalentTo(["w2", "w3", "w4"], context);
+            var final = await MetricsWhenAsync(http, m => m.GetValueOrDefault("etlfunnel_cluster_failovers_total") >= 1 && m.GetValueOrDefault("etlfunnel_cluster_members") == 3
+                && m.GetValueOrDefault("etlfunnel_cluster_replicas_running", -1) == 0);
+            final["etlfunnel_cluster_failovers_total"].Should().Be(after.Failovers);
+            final.Where(kv => kv.Key.StartsWith("etlfunnel_cluster_replicas{", StringComparison.Ordinal)).Should().OnlyContain(kv => kv.Value == 0, "the run is over");
+            final.Keys.Should().Contain("etlfunnel_cluster_replicas{member=\"w4\"}");
+            final.Keys.Should().Contain(k => k.StartsWith("process_", StringComparison.Ordinal) || k.StartsWith("dotnet_", StringComparison.Ordinal), "the runtime metrics of watch's endpoint are there too");
+            var text = await http.GetStringAsync("/metrics");
+            var (promtool, promtoolOutput) = await Promtool.CheckMetricsAsync(text);
+            promtool.Should().Be(0, $"promtool check metrics must accept the worker's /metrics:\n{promtoolOutput}\n{text}");
+            var page = await http.GetStringAsync("/");
+            page.Should().StartWith("<!DOCTYPE html>").And.Contain("<td>w4</td>").And.Contain("failovers").And.NotContain("<script");
+
+            // The command prints the same.
+            using var status = EtlfunnelProcess.Start("status", setup.Environment, "cluster", "status", "--cluster", setup.StateConnectionString);
+            (await status.WaitForExitAsync(Guard)).Should().Be(0, status.Output);
+            status.Output.Should().Contain("of 4 members alive").And.Contain("not seen").And.Contain($"{after.Failovers} failovers");
         }
         finally
         {
@@ -335,6 +379,69 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
 
         return rows;
     }
+
+    private static async Task<ClusterStatusReport> StatusWhenAsync(ClusterSettings settings, Func<ClusterStatusReport, bool> done)
+    {
+        await using var dataSource = ClusterData.Open(settings);
+        var until = DateTime.UtcNow + Guard;
+        while (true)
+        {
+            var report = await ClusterStatusReader.ReadAsync(dataSource, settings, CancellationToken.None);
+            if (done(report))
+            {
+                return report;
+            }
+
+            if (DateTime.UtcNow > until)
+            {
+                throw new TimeoutException("cluster status never got there: " + System.Text.Json.JsonSerializer.Serialize(report));
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>The worker's /metrics as name{labels} → value (the flow of scrapes, until <paramref name="done"/>).</summary>
+    private static async Task<Dictionary<string, double>> MetricsWhenAsync(HttpClient http, Func<Dictionary<string, double>, bool> done)
+    {
+        var until = DateTime.UtcNow + Guard;
+        while (true)
+        {
+            var text = await http.GetStringAsync("/metrics");
+            var samples = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var line in text.Split('\n'))
+            {
+                // Keyed by name, or name{member="…"} for the per-member series (the exporter's otel_scope_* labels left out).
+                if (SampleLine().Match(line) is { Success: true } m)
+                {
+                    var member = MemberLabel().Match(m.Groups["labels"].Value);
+                    samples[m.Groups["name"].Value + (member.Success ? $"{{member=\"{member.Groups[1].Value}\"}}" : "")] =
+                        double.Parse(m.Groups["value"].Value, NumberStyles.Float, CultureInfo.InvariantCulture);
+                }
+            }
+
+            if (done(samples))
+            {
+                return samples;
+            }
+
+            if (DateTime.UtcNow > until)
+            {
+                throw new TimeoutException("/metrics never got there:\n" + text);
+            }
+
+            await Task.Delay(200);
+        }
+    }
+
+    [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?<labels>\{[^}]*\})? (?<value>\S+)")]
+    private static partial Regex SampleLine();
+
+    [GeneratedRegex(@"[{,]member=""([^""]*)""")]
+    private static partial Regex MemberLabel();
+
+    [GeneratedRegex(@"Worker status on ""?(http://[^""\s]+/)")]
+    private static partial Regex StatusLine();
 
     [GeneratedRegex(@"Worker \S+ joined cluster")]
     private static partial Regex JoinedLine();
