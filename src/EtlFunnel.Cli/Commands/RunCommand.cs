@@ -152,7 +152,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return ExitCodes.Failure;
         }
 
-        if ((settings.Cluster is not null || mode == RunMode.Cdc) && transformers.Count > 0)
+        if (settings.Cluster is not null && transformers.Count > 0)
         {
             // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index.
             var applied = work.Plan.AllPipelines()
@@ -162,7 +162,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             {
                 await _context.Err.WriteLineAsync(
                     $"error: transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
-                    $"but {(settings.Cluster is not null ? "cluster runs (--cluster)" : "CDC runs")} do not run transformers yet; run without {(settings.Cluster is not null ? "--cluster" : "--mode cdc")}, " +
+                    "but cluster runs (--cluster) do not run transformers yet; run without --cluster, " +
                     "or narrow the transformer's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
                 return ExitCodes.Usage;
             }
