@@ -149,9 +149,11 @@ public sealed class WatchCdcProcessTests
 
             // A hot edit of the transformer applies to the next batches of changes; the stream keeps its position (no new snapshot).
             await File.WriteAllTextAsync(transformer, Script(2));
+            // Until the reload lands, a change is still written by version 1: change row 4, wait for it to be applied, look at its version.
             await Eventually(async () =>
             {
                 await PostgresServer.ExecuteAsync(cs, "UPDATE orders SET total = total + 1 WHERE id = 4");
+                await Eventually(() => IndexEqualsTableAsync(es, cs), "the update of row 4 applied", watch);
                 return await IndexEqualsTableAsync(es, cs, (id, doc) => Transformed(doc) == (id == "4" ? 2 : 1));
             }, "a change after the edit written by version 2", watch);
             Regex.Matches(watch.Output, "taking the snapshot|taking a new snapshot").Should().HaveCount(1, "the edit did not restart the stream from a new snapshot");
