@@ -27,7 +27,11 @@ public abstract class DocumentWriter
     /// <summary>True when the document has a top-level field called <paramref name="name"/>.</summary>
     public abstract bool Has(string name);
 
-    /// <summary>Renames a top-level field, keeping its place; throws when it does not exist or the new name is taken.</summary>
+    /// <summary>
+    /// Renames a top-level field, keeping its place; throws when it does not exist or the new name is taken. For a CDC delete
+    /// (<see cref="RowOperation.Delete"/>), whose row carries only the key columns unless the table has REPLICA IDENTITY FULL,
+    /// a field that is not there is left alone instead, so a transformer written for upserts also handles deletes.
+    /// </summary>
     public abstract void Rename(string name, string newName);
 
     /// <summary>Removes a top-level field; nothing happens when it does not exist.</summary>
@@ -51,6 +55,9 @@ public abstract class DocumentWriter
     /// <summary>Sets a field to a JSON value given as text (checked: invalid JSON throws).</summary>
     public abstract void SetRawJson(string name, string json);
 
-    /// <summary>Moves the named top-level fields into an object field <paramref name="objectName"/> (created at the first moved field's place, or extended when it exists).</summary>
+    /// <summary>
+    /// Moves the named top-level fields into an object field <paramref name="objectName"/> (created at the first moved field's
+    /// place, or extended when it exists). For a CDC delete, fields the row does not carry are skipped (see <see cref="Rename"/>).
+    /// </summary>
     public abstract void Nest(string objectName, params string[] fields);
 }

@@ -97,6 +97,28 @@ public sealed class TransformerTests
     }
 
     [Fact]
+    public async Task A_transformer_written_for_upserts_renames_and_nests_nothing_on_a_delete_and_still_rekeys_and_routes_it()
+    {
+        using var hooks = new TempHooks();
+        hooks.Write("shape.csx", """
+            void Transform(RowView row, DocumentWriter doc)
+            {
+                doc.Id = "p-" + row.Id;
+                doc.Index = "products_" + (row.GetInt64("id") % 2);
+                doc.Rename("name", "title");
+                doc.Nest("money", "price_cents");
+            }
+            """);
+        await using var host = await LoadAsync(hooks);
+        var rows = new List<SourceDocument> { new("9", RowOperation.Delete, Encoding.UTF8.GetBytes("""{"id":9}""")) };
+
+        var result = await host.Transformers.Single().TransformAsync(Products, rows, TimeSpan.FromSeconds(5));
+
+        result.Single().Should().Match<TransformedDocument>(d => d.Outcome == TransformOutcome.Written && d.Operation == RowOperation.Delete
+            && d.Id == "p-9" && d.Index == "products_1" && d.Json == null && d.Error == null);
+    }
+
+    [Fact]
     public async Task A_throw_on_one_row_fails_that_row_at_the_scripts_line_and_column_and_the_others_go_on()
     {
         using var hooks = new TempHooks();

@@ -183,7 +183,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return ExitCodes.Failure;
         }
 
-        if ((clusterSettings is not null || mode == RunMode.Cdc) && transformers.Count > 0)
+        if (clusterSettings is not null && transformers.Count > 0)
         {
             // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index.
             var applied = work.Plan.AllPipelines()
@@ -193,7 +193,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             {
                 await _context.Err.WriteLineAsync(
                     $"error: transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
-                    $"but {(clusterSettings is not null ? "cluster runs" : "CDC runs")} do not run transformers yet; run without {(clusterSettings is not null ? (settings.Cluster is not null ? "--cluster" : "the cluster (--local)") : "--mode cdc")}, " +
+                    $"but cluster runs do not run transformers yet; run without {(settings.Cluster is not null ? "--cluster" : "the cluster (--local)")}, " +
                     "or narrow the transformer's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
                 return ExitCodes.Usage;
             }

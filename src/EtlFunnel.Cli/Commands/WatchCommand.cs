@@ -312,25 +312,16 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
     private async Task<FlowRunResult> RunStreamAsync(EtlConfig config, StateLocation stateRoot, HookHost? host, CdcStreamContext run, CancellationToken cancellationToken)
     {
         var plan = (ExecutionPlan)run.Plan.Model!;
-        // As 'run --mode cdc': change events do not go through transformers yet, and writing untransformed documents where the
-        // hooks ask for transformed ones would mix two shapes in one index. The stream fails (and is retried with backoff, so
-        // narrowing the transformer's AppliesTo starts it without a restart).
+        // The folder's transformers as loaded when the stream starts apply to its snapshot and its changes; an edit while it
+        // streams applies from the next batch of changes (each batch looks its transformer up again), a broken edit keeps the last good version.
         IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> transformers = host is null ? [] : BatchTransformers.From(host);
-        var applied = plan.AllPipelines()
-            .Where(x => x.Flow.Parent == run.Flow && transformers.Any(t => t.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
-            .Select(x => x.Pipeline.Table.ToString()).Distinct(StringComparer.Ordinal).ToList();
-        if (applied.Count > 0)
-        {
-            return FlowRunResult.Failed(
-                $"transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")} of CDC flow " +
-                $"'{run.Flow}', but CDC streams do not run transformers yet; narrow the transformer's AppliesTo so it leaves these tables out, " +
-                "or sync the flow as a snapshot (without mode: cdc) (see docs/data-hooks.md)");
-        }
+        var counts = transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null;
 
         EtlFunnel.Sync.Cdc.CdcReport report;
         try
         {
             var job = CdcJob(config, plan, run.Flow, stateRoot);
+            job = job with { Options = job.Options with { Transformers = transformers, TransformerCounts = counts } };
             var options = new EtlFunnel.Sync.Cdc.CdcRunOptions
             {
                 OnStatus = s => run.Report(new StreamProgress(
@@ -359,6 +350,11 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             SyncOutcome.Cancelled => RunOutcome.Cancelled,
             _ => RunOutcome.Failed,
         };
+        foreach (var (version, documents) in (counts?.Snapshot() ?? new Dictionary<string, long>()).OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            _context.Log.Information("Flow {Flow}: transformer {Transformer:l} wrote {Documents} documents", run.Flow, version, documents);
+        }
+
         var docs = report.ChangesApplied + (report.Snapshot?.DocsIndexed ?? 0);
         return new FlowRunResult(outcome, report.ChangesApplied + (report.Snapshot?.RowsRead ?? 0), docs, report.DeadLettered + (report.Snapshot?.DeadLettered ?? 0),
             report.Snapshot?.Retries ?? 0, outcome == RunOutcome.Failed ? report.Error ?? "the CDC stream failed" : null, json);

@@ -28,6 +28,12 @@ internal static class CdcRun
         var snapshot = report.Snapshot is { } s ? string.Create(CultureInfo.InvariantCulture, $"snapshot {s.DocsIndexed:N0} document(s) in {s.Duration.TotalSeconds:0.0} s; ") : "";
         context.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"CDC {report.Outcome}: {snapshot}{report.ChangesApplied:N0} change(s) applied ({report.VersionConflicts:N0} version conflicts), {report.DeadLettered:N0} dead-lettered; acknowledged up to {report.ConfirmedLsn ?? "-"} in {report.Duration.TotalSeconds:0.0} s"));
+        // Snapshot documents and streamed changes together, per transformer version (a hot edit during the run shows as two lines).
+        foreach (var (version, documents) in (job.Options.TransformerCounts?.Snapshot() ?? new Dictionary<string, long>()).OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            context.Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Transformer {version}: {documents:N0} documents"));
+        }
+
         await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         switch (report.Outcome)
         {

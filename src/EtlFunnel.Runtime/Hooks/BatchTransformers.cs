@@ -31,7 +31,7 @@ public static class BatchTransformers
         public async Task<IReadOnlyList<TransformedRow>> TransformAsync(string flow, string schema, string table, IReadOnlyList<BatchRow> rows, TimeSpan budget, CancellationToken ct)
         {
             var transformer = Current() ?? throw new InvalidOperationException($"transformer '{name}' was removed from the hooks folder during the run");
-            var input = rows.Select(r => new SourceDocument(r.Id, EtlFunnel.Execution.Models.RowOperation.Upsert, r.Json.ToArray())).ToList();
+            var input = rows.Select(r => new SourceDocument(r.Id, r.Deleted ? EtlFunnel.Execution.Models.RowOperation.Delete : EtlFunnel.Execution.Models.RowOperation.Upsert, r.Json.ToArray())).ToList();
             var output = await transformer.TransformAsync(new TransformTarget(flow, schema, table), input, budget, ct).ConfigureAwait(false);
             Volatile.Write(ref lastVersion, transformer.VersionKey);
             return output.Select(d => d.Outcome switch

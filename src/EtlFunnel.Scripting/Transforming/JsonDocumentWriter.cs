@@ -9,7 +9,9 @@ namespace EtlFunnel.Scripting.Transforming;
 /// <summary>
 /// A <see cref="DocumentWriter"/> that starts as the row's own document and records the edits as a list of fields
 /// (a column of the row, a value set by the hook, or an object of nested fields); <see cref="WriteTo"/> writes the
-/// result, copying column values' bytes as they are. One instance serves a whole batch.
+/// result, copying column values' bytes as they are. One instance serves a whole batch. For a delete (no document is
+/// written; the row holds the key columns) renaming or nesting a field it lacks does nothing, so a transformer written for
+/// upserts still routes and re-keys the delete.
 /// </summary>
 internal sealed class JsonDocumentWriter : DocumentWriter
 {
@@ -54,6 +56,12 @@ internal sealed class JsonDocumentWriter : DocumentWriter
         var at = Find(name);
         if (at < 0)
         {
+            // A delete writes no document and its row holds only the key columns: edits written for upserts must not fail it.
+            if (row.Operation == RowOperation.Delete)
+            {
+                return;
+            }
+
             throw new ArgumentException($"the document has no field '{name}' to rename", nameof(name));
         }
 
@@ -115,6 +123,11 @@ internal sealed class JsonDocumentWriter : DocumentWriter
         foreach (var name in fields)
         {
             var at = Find(name);
+            if (at < 0 && row.Operation == RowOperation.Delete)
+            {
+                continue;
+            }
+
             if (at < 0 || at == target)
             {
                 throw new ArgumentException($"the document has no field '{name}' to nest into '{objectName}'", nameof(fields));

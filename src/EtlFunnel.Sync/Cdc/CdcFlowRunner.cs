@@ -30,6 +30,8 @@ internal sealed class CdcFlowRunner
     private readonly IProgress<SyncProgress>? _progress;
     private readonly string _where;
     private readonly List<CdcTable> _tables = [];
+    // The transformers that apply to each table (AppliesTo as loaded when the stream starts); tables without any are absent.
+    private readonly Dictionary<CdcTable, IReadOnlyList<Transforming.IBatchTransformer>> _transformers = [];
     // Written by the stream loop, read by the status monitor: both under the queue's lock.
     private readonly Queue<(NpgsqlLogSequenceNumber Lsn, long[] Counts, DateTime? Committed)> _pendingAcks = new();
     private DateTime? _receiving;
@@ -54,6 +56,9 @@ internal sealed class CdcFlowRunner
     }
 
     private SyncFlow First => _flows[0];
+
+    // The flow name transformers match and see, as the snapshot's replicas give it.
+    private string TransformFlow => First.ConfiguredFlow ?? First.Name;
 
     public async Task<CdcReport> RunAsync(CancellationToken ct)
     {
@@ -182,6 +187,13 @@ internal sealed class CdcFlowRunner
         var sinks = lanes.Select((_, i) => client is not null
             ? (IChangeSink)new ElasticsearchChangeSink(client, deadLetters, _options, First.Name, $"cdc-{i}")
             : new FilesChangeSink(((FilesDestination)First.Destination).Directory, First.Name, i)).ToArray();
+        if (_transformers.Count > 0)
+        {
+            // Transformers run in the lanes, on each batch of changes (one call per table and transformer), after the lane is chosen
+            // by the source row's own id: every change of a row stays in its lane's order whatever _id the transformer gives it.
+            sinks = [.. sinks.Select((sink, i) => (IChangeSink)new TransformingChangeSink(sink, _transformers, deadLetters, TransformFlow, $"cdc-{i}", _options.TransformBudget, _options.TransformerCounts))];
+        }
+
         // Lanes keep writing after a stop request until their queues are empty; only a failure cancels them.
         using var laneFailure = new CancellationTokenSource();
         var laneTasks = lanes.Select((lane, i) => Task.Run(async () =>
@@ -239,7 +251,7 @@ internal sealed class CdcFlowRunner
                             var values = await ChangeDecoder.ReadAsync(insert.NewRow, rel.Columns.Length, stop.Token).ConfigureAwait(false);
                             if (rel.Table is { } table)
                             {
-                                await UpsertAsync(decoder, lanes, rel, table, values, null, null, version, stop.Token).ConfigureAwait(false);
+                                await UpsertAsync(decoder, lanes, rel, table, values, null, null, false, version, stop.Token).ConfigureAwait(false);
                             }
 
                             break;
@@ -253,6 +265,7 @@ internal sealed class CdcFlowRunner
                             }
 
                             // The old key (index identity) or old row (REPLICA IDENTITY FULL) comes first and must be read first.
+                            var keyOnly = update is IndexUpdateMessage;
                             TupleValues? old = update switch
                             {
                                 IndexUpdateMessage keyed => await ChangeDecoder.ReadAsync(keyed.Key, rel.Columns.Length, stop.Token).ConfigureAwait(false),
@@ -263,7 +276,7 @@ internal sealed class CdcFlowRunner
                             if (rel.Table is { } table)
                             {
                                 var oldId = old is { } o ? ChangeDecoder.Id(rel, o.Texts) : null;
-                                await UpsertAsync(decoder, lanes, rel, table, values, old, oldId, version, stop.Token).ConfigureAwait(false);
+                                await UpsertAsync(decoder, lanes, rel, table, values, old, oldId, keyOnly, version, stop.Token).ConfigureAwait(false);
                             }
 
                             break;
@@ -286,7 +299,8 @@ internal sealed class CdcFlowRunner
                             if (rel.Table is { } table)
                             {
                                 var id = ChangeDecoder.Id(rel, values.Texts);
-                                await lanes[ApplyLane.For(table.Index, id, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, id, version, null), stop.Token).ConfigureAwait(false);
+                                var row = await DeletedRowAsync(decoder, rel, table, values, delete is KeyDeleteMessage, stop.Token).ConfigureAwait(false);
+                                await lanes[ApplyLane.For(table.Index, id, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, id, version, null, table, row), stop.Token).ConfigureAwait(false);
                             }
 
                             break;
@@ -417,13 +431,15 @@ internal sealed class CdcFlowRunner
         return result;
     }
 
-    private async Task UpsertAsync(ChangeDecoder decoder, ApplyLane[] lanes, RelationState rel, CdcTable table, TupleValues values, TupleValues? old, string? oldId, long version, CancellationToken ct)
+    private async Task UpsertAsync(ChangeDecoder decoder, ApplyLane[] lanes, RelationState rel, CdcTable table, TupleValues values, TupleValues? old, string? oldId, bool oldKeyOnly,
+        long version, CancellationToken ct)
     {
         var id = ChangeDecoder.Id(rel, values.Texts);
         if (oldId is not null && oldId != id)
         {
-            // The key changed: the document under the old id goes, the row lives on under its new id.
-            await lanes[ApplyLane.For(table.Index, oldId, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, oldId, version, null), ct).ConfigureAwait(false);
+            // The key changed: the document under the old id goes (a transformer sees it as a delete of the old key), the row lives on under its new id.
+            var row = await DeletedRowAsync(decoder, rel, table, old!.Value, oldKeyOnly, ct).ConfigureAwait(false);
+            await lanes[ApplyLane.For(table.Index, oldId, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, oldId, version, null, table, row), ct).ConfigureAwait(false);
         }
 
         if (values.AnyUnchanged && !await decoder.FillUnchangedAsync(rel, values, old, ct).ConfigureAwait(false))
@@ -433,8 +449,13 @@ internal sealed class CdcFlowRunner
         }
 
         var source = await decoder.RenderAsync(rel, values.Texts, ct).ConfigureAwait(false);
-        await lanes[ApplyLane.For(table.Index, id, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, id, version, source), ct).ConfigureAwait(false);
+        await lanes[ApplyLane.For(table.Index, id, lanes.Length)].EnqueueAsync(new ChangeItem(table.Index, id, version, source, table), ct).ConfigureAwait(false);
     }
+
+    // What a delete carried, as the row view of a transformer that applies to its table (null when none does): the key columns
+    // (default replica identity), or the whole old row (REPLICA IDENTITY FULL).
+    private async Task<byte[]?> DeletedRowAsync(ChangeDecoder decoder, RelationState rel, CdcTable table, TupleValues values, bool keyOnly, CancellationToken ct) =>
+        _transformers.ContainsKey(table) ? await decoder.RenderAsync(rel, values.Texts, ct, presentOnly: keyOnly).ConfigureAwait(false) : null;
 
     private async Task TruncateAsync(ChangeDecoder decoder, ApplyLane[] lanes, TruncateMessage truncate, ElasticsearchClient? client, DeadLetterWriter deadLetters, long version, Task[] laneTasks, CancellationToken ct)
     {
@@ -722,7 +743,13 @@ internal sealed class CdcFlowRunner
                 throw new SyncConfigurationException($"{_where}: table {qualified} has no primary key, so documents would have no stable _id. Add a primary key, or set the pipeline's key columns.");
             }
 
-            _tables.Add(new CdcTable(pipeline.Schema, pipeline.Table, pipeline.IndexName, keys));
+            var table = new CdcTable(pipeline.Schema, pipeline.Table, pipeline.IndexName, keys);
+            _tables.Add(table);
+            var applying = _options.Transformers.Where(t => t.AppliesTo(TransformFlow, table.Schema, table.Table)).ToList();
+            if (applying.Count > 0)
+            {
+                _transformers[table] = applying;
+            }
         }
     }
 

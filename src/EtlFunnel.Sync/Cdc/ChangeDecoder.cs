@@ -180,8 +180,11 @@ internal sealed class ChangeDecoder : IAsyncDisposable
         return true;
     }
 
-    /// <summary>The JSON document of a full row, byte for byte what the snapshot path writes for it.</summary>
-    public async Task<byte[]> RenderAsync(RelationState relation, string?[] texts, CancellationToken ct)
+    /// <summary>
+    /// The JSON document of a full row, byte for byte what the snapshot path writes for it. With <paramref name="presentOnly"/>
+    /// (a replica-identity key tuple, whose other columns are not sent) only the columns that have a value are written.
+    /// </summary>
+    public async Task<byte[]> RenderAsync(RelationState relation, string?[] texts, CancellationToken ct, bool presentOnly = false)
     {
         _buffer.ResetWrittenCount();
         _writer.Reset(_buffer);
@@ -189,6 +192,11 @@ internal sealed class ChangeDecoder : IAsyncDisposable
         var cols = relation.Columns;
         for (var i = 0; i < cols.Length; i++)
         {
+            if (presentOnly && texts[i] is null)
+            {
+                continue;
+            }
+
             _writer.WritePropertyName(cols[i].Name);
             if (texts[i] is not { } text)
             {

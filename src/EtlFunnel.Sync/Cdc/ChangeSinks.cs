@@ -9,8 +9,12 @@ using EtlFunnel.Sync.Postgres;
 
 namespace EtlFunnel.Sync.Cdc;
 
-/// <summary>One row change for the destination: index the source (or delete when null) under external version <see cref="Version"/> (the commit LSN).</summary>
-internal readonly record struct ChangeItem(string Index, string Id, long Version, byte[]? Source);
+/// <summary>
+/// One row change for the destination: index the source (or delete when null) under external version <see cref="Version"/> (the commit LSN).
+/// <see cref="Table"/> is the source table; <see cref="Row"/>, for a delete of a table transformers apply to, is what the delete carried
+/// (the key columns, or the old row under REPLICA IDENTITY FULL) as the transformer's row view.
+/// </summary>
+internal readonly record struct ChangeItem(string Index, string Id, long Version, byte[]? Source, CdcTable? Table = null, byte[]? Row = null);
 
 /// <summary>What the destination confirmed for a batch of changes.</summary>
 internal readonly record struct ChangeOutcome(long Applied, long Conflicts, long DeadLettered, long Retries);

@@ -2,10 +2,17 @@ using System.Collections.Concurrent;
 
 namespace EtlFunnel.Sync.Transforming;
 
-/// <summary>One row of a batch as a transformer receives it: the engine's document id and JSON source.</summary>
-public readonly record struct BatchRow(string Id, ReadOnlyMemory<byte> Json);
+/// <summary>
+/// One row of a batch as a transformer receives it: the engine's document id and JSON source. <see cref="Deleted"/> marks a CDC
+/// delete (the transformer sees <c>RowOperation.Delete</c>): <see cref="Json"/> then holds what the delete carried (the key
+/// columns, or the whole old row under REPLICA IDENTITY FULL).
+/// </summary>
+public readonly record struct BatchRow(string Id, ReadOnlyMemory<byte> Json, bool Deleted = false);
 
-/// <summary>What a transformer made of one row (<see cref="Json"/> is empty unless <see cref="Written"/>).</summary>
+/// <summary>
+/// What a transformer made of one row (<see cref="Json"/> is empty unless <see cref="Written"/>; it is always empty for a
+/// delete, which <see cref="Written"/> sends to <see cref="Id"/> in <see cref="Index"/>).
+/// </summary>
 public sealed record TransformedRow(bool Written, string Id, string? Index, ReadOnlyMemory<byte> Json, string? Error);
 
 /// <summary>

@@ -65,16 +65,65 @@ public sealed class TransformerRunCliTests
     }
 
     [Fact]
-    public async Task A_cdc_run_refuses_a_transformer_that_names_its_tables_instead_of_writing_untransformed_documents()
+    public async Task A_cdc_run_until_caught_up_transforms_the_snapshot_and_the_streamed_inserts_updates_and_deletes()
     {
         var (config, root) = await SetUpAsync("transform_cdc", "cdc");
+        var hooks = Path.Combine(root, "hooks");
+        try
+        {
+            var first = await CliRunner.RunAsync(["run", "--config", config, "--hooks", hooks, "--mode", "cdc", "--until-caught-up"]);
+            first.ExitCode.Should().Be(0, first.Out + first.Err);
+            first.Out.Should().MatchRegex(@"Transformer items\.csx@\S+: 40 documents", "the snapshot went through the transformer");
 
-        var run = await CliRunner.RunAsync(["run", "--config", config, "--hooks", Path.Combine(root, "hooks"), "--until-caught-up"]);
+            await PostgresServer.ExecuteAsync(Source(config), """
+                INSERT INTO items VALUES (41, 'item 41', 'pw');
+                UPDATE items SET v = 'changed' WHERE id = 2;
+                DELETE FROM items WHERE id = 3;
+                """);
+            var second = await CliRunner.RunAsync(["run", "--config", config, "--hooks", hooks, "--mode", "cdc", "--until-caught-up"]);
 
-        run.ExitCode.Should().Be(2, run.Out + run.Err);
-        run.Err.Should().Contain("transformers (items.csx) apply to shop/").And.Contain("CDC runs do not run transformers yet");
-        Directory.Exists(Path.Combine(root, "out")).Should().BeFalse("nothing is written when the run is refused");
+            second.ExitCode.Should().Be(0, second.Out + second.Err);
+            second.Out.Should().Contain("3 change(s) applied").And.MatchRegex(@"Transformer items\.csx@\S+: 3 documents", "an insert, an update and a delete");
+            var items = VersionedDocuments(Path.Combine(root, "out", "public_items"));
+            items.Keys.Should().HaveCount(40).And.Contain("41").And.NotContain("3");
+            items.Values.Select(d => d.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToArray())
+                .Should().AllSatisfy(names => names.Should().Equal("double_id", "id", "label"));
+            items["2"].GetProperty("label").GetString().Should().Be("changed");
+            items["41"].GetProperty("double_id").GetInt32().Should().Be(82);
+            VersionedDocuments(Path.Combine(root, "out", "public_other")).Values.Should().HaveCount(5).And.OnlyContain(d => d.GetProperty("v").GetString() == "other");
+        }
+        finally
+        {
+            await PostgresServer.ExecuteAsync(Source(config), "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE database = current_database() AND NOT active");
+        }
     }
+
+    private static string Source(string config) =>
+        System.Text.RegularExpressions.Regex.Match(File.ReadAllText(config), "postgres: \"([^\"]+)\"").Groups[1].Value;
+
+    // The live documents of an index folder of versioned actions (snapshot and CDC lane files), as Elasticsearch would apply them.
+    private static Dictionary<string, JsonElement> VersionedDocuments(string directory)
+    {
+        var store = new Dictionary<string, (long Version, JsonElement? Source)>(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(directory, "*.ndjson"))
+        {
+            var lines = File.ReadAllLines(file);
+            for (var i = 0; i < lines.Length; i++)
+            {
+                var (name, meta) = JsonDocument.Parse(lines[i]).RootElement.EnumerateObject().Select(p => (p.Name, p.Value)).Single();
+                JsonElement? source = name == "index" ? JsonDocument.Parse(lines[++i]).RootElement : null;
+                var id = meta.GetProperty("_id").GetString()!;
+                var version = meta.GetProperty("version").GetInt64();
+                if (!store.TryGetValue(id, out var stored) || version >= stored.Version)
+                {
+                    store[id] = (version, source);
+                }
+            }
+        }
+
+        return store.Where(d => d.Value.Source is not null).ToDictionary(d => d.Key, d => d.Value.Source!.Value, StringComparer.Ordinal);
+    }
+
     [Fact]
     public async Task Hooks_test_shows_before_and_after_of_real_rows_and_writes_nothing()
     {

@@ -10,7 +10,8 @@ namespace EtlFunnel.Cli.Tests.Commands;
 /// <summary>
 /// <c>etlfunnel watch</c> with a <c>mode: cdc</c> flow as a real process: real PostgreSQL (wal_level logical), the Elasticsearch
 /// test server, a real hook host watching a folder. The flow streams continuously; a hook edit that changes its replicas restarts
-/// the stream with the new lane count from its checkpoint; SIGTERM drains, acknowledges and leaves the slot inactive.
+/// the stream with the new lane count from its checkpoint; SIGTERM drains, acknowledges and leaves the slot inactive. Transformers
+/// apply to the snapshot and the streamed changes, and a hot edit to the next batch.
 /// </summary>
 public sealed class WatchCdcProcessTests
 {
@@ -83,30 +84,44 @@ public sealed class WatchCdcProcessTests
     }
 
     [Fact]
-    public async Task A_cdc_flow_a_transformer_applies_to_does_not_stream_untransformed_documents_and_starts_once_the_transformer_leaves_it_out()
+    public async Task A_cdc_flow_a_transformer_applies_to_streams_transformed_documents_and_a_hot_edit_applies_to_the_next_changes()
     {
         await using var es = await ElasticsearchTestServer.StartAsync();
         var (cs, _, hooks, config) = await CreateAsync("watch_cdc_tx", 20, es);
         var transformer = Path.Combine(hooks, "orders.csx");
-        await File.WriteAllTextAsync(transformer, """
+        static string Script(int version) => $$"""
             string AppliesTo => "orders/public.orders";
 
-            void Transform(RowView row, DocumentWriter doc) => doc.Set("transformed", true);
-            """);
+            void Transform(RowView row, DocumentWriter doc) => doc.Set("transformed", {{version}});
+            """;
+        await File.WriteAllTextAsync(transformer, Script(1));
 
         using var watch = WatchProcess.Start(config, hooks);
         try
         {
-            await watch.WaitForLineAsync(new Regex(@"transformers \(orders\.csx\S*\) apply to public\.orders of CDC flow 'orders', but CDC streams do not run transformers yet"), Guard);
-            es.Exists(Index).Should().BeFalse("nothing is written untransformed");
+            // The snapshot goes through the transformer, then inserts, updates and deletes streamed while it runs.
+            await Eventually(() => IndexEqualsTableAsync(es, cs, (_, doc) => Transformed(doc) == 1), "the snapshot of 20 transformed rows in the index", watch);
+            await PostgresServer.ExecuteAsync(cs, """
+                INSERT INTO orders SELECT g, g, 'new' FROM generate_series(21, 25) g;
+                UPDATE orders SET note = 'updated' WHERE id IN (2, 3);
+                DELETE FROM orders WHERE id = 1;
+                """);
+            await Eventually(() => IndexEqualsTableAsync(es, cs, (_, doc) => Transformed(doc) == 1), "streamed changes transformed", watch);
 
-            // The stream is retried with backoff: once the transformer no longer applies, it starts without a restart of the service.
-            File.Delete(transformer);
-            await watch.WaitForLineAsync(new Regex(@"streaming slot \S+ \(publication \S+\) from \S+ with \d+ apply lane\(s\)"), Guard);
-            await Eventually(() => IndexEqualsTableAsync(es, cs), "the snapshot of 20 rows in the index", watch);
+            // A hot edit of the transformer applies to the next batches of changes; the stream keeps its position (no new snapshot).
+            await File.WriteAllTextAsync(transformer, Script(2));
+            // Until the reload lands, a change is still written by version 1: change row 4, wait for it to be applied, look at its version.
+            await Eventually(async () =>
+            {
+                await PostgresServer.ExecuteAsync(cs, "UPDATE orders SET total = total + 1 WHERE id = 4");
+                await Eventually(() => IndexEqualsTableAsync(es, cs), "the update of row 4 applied", watch);
+                return await IndexEqualsTableAsync(es, cs, (id, doc) => Transformed(doc) == (id == "4" ? 2 : 1));
+            }, "a change after the edit written by version 2", watch);
+            Regex.Matches(watch.Output, "taking the snapshot|taking a new snapshot").Should().HaveCount(1, "the edit did not restart the stream from a new snapshot");
 
             watch.Terminate();
             (await watch.WaitForExitAsync(Guard)).Should().Be(0, watch.Output);
+            watch.Output.Should().NotContain("do not run transformers");
         }
         finally
         {
@@ -148,12 +163,14 @@ public sealed class WatchCdcProcessTests
         await cmd.ExecuteScalarAsync();
     }
 
+    private static int? Transformed(JsonElement doc) => doc.TryGetProperty("transformed", out var v) ? v.GetInt32() : null;
+
     private static Regex MetricLine(string name) => new($@"^{name}\{{[^}}\n]*flow=""orders""[^}}\n]*\}} (\S+)", RegexOptions.Multiline);
 
     private static Regex LanesLine(int lanes) => new($@"streaming slot \S+ \(publication \S+\) from \S+ with {lanes} apply lane\(s\)");
 
     /// <summary>The index holds exactly the table's rows, each document with the row's total and note.</summary>
-    private static async Task<bool> IndexEqualsTableAsync(ElasticsearchTestServer es, string cs)
+    private static async Task<bool> IndexEqualsTableAsync(ElasticsearchTestServer es, string cs, Func<string, JsonElement, bool>? also = null)
     {
         if (!es.Exists(Index))
         {
@@ -186,7 +203,7 @@ public sealed class WatchCdcProcessTests
             }
 
             using var doc = JsonDocument.Parse(source);
-            if (doc.RootElement.GetProperty("total").GetDecimal() != total || doc.RootElement.GetProperty("note").GetString() != note)
+            if (doc.RootElement.GetProperty("total").GetDecimal() != total || doc.RootElement.GetProperty("note").GetString() != note || (also is not null && !also(id, doc.RootElement)))
             {
                 return false;
             }
