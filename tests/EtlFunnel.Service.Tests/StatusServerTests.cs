@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using EtlFunnel.Service;
 using EtlFunnel.Service.Tests.Support;
+using EtlFunnel.Testing.Prometheus;
 
 namespace EtlFunnel.Service.Tests;
 

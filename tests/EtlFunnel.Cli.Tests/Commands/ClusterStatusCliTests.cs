@@ -8,7 +8,7 @@ using EtlFunnel.Cluster.Leases;
 using EtlFunnel.Cluster.Members;
 using EtlFunnel.Cluster.Worker;
 using EtlFunnel.Execution.Models;
-using EtlFunnel.Service.Tests.Support;
+using EtlFunnel.Testing.Prometheus;
 using EtlFunnel.Testing.Postgres;
 
 namespace EtlFunnel.Cli.Tests.Commands;

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using EtlFunnel.Cluster.Status;
 using EtlFunnel.Cluster.Tests.Support;
 using EtlFunnel.Cluster.Worker;
+using EtlFunnel.Testing.Prometheus;
 using EtlFunnel.Testing.Elasticsearch;
 using EtlFunnel.Testing.Postgres;
 using Npgsql;

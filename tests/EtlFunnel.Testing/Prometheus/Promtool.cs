@@ -1,12 +1,13 @@
 using System.Diagnostics;
 
-namespace EtlFunnel.Service.Tests.Support;
+namespace EtlFunnel.Testing.Prometheus;
 
 /// <summary>Prometheus's own linter, <c>promtool check metrics</c> (Debian package <c>prometheus</c>); a missing promtool fails the test.</summary>
-internal static class Promtool
+public static class Promtool
 {
     private static readonly string[] Candidates = ["/usr/bin/promtool", "/usr/local/bin/promtool"];
 
+    /// <summary>Runs <c>promtool check metrics</c> on an exposition (stdin); its exit code and what it printed.</summary>
     public static async Task<(int ExitCode, string Output)> CheckMetricsAsync(string exposition)
     {
         var promtool = Environment.GetEnvironmentVariable("ETLFUNNEL_PROMTOOL") ?? Candidates.FirstOrDefault(File.Exists)
