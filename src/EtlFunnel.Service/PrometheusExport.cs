@@ -1,4 +1,8 @@
 using System.Diagnostics.Metrics;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
 
 namespace EtlFunnel.Service;
@@ -10,6 +14,24 @@ namespace EtlFunnel.Service;
 /// </summary>
 internal static class PrometheusExport
 {
+    /// <summary>
+    /// The web host every status endpoint starts from: Kestrel alone on <paramref name="address"/>:<paramref name="port"/>,
+    /// no server header, routing. The empty builder reads no appsettings/ASPNETCORE_* variables and adds no logging providers:
+    /// the process's own log stays the only log, and nothing can rebind the port.
+    /// </summary>
+    public static WebApplicationBuilder StatusEndpointBuilder(IPAddress address, int port)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(address, port);
+        });
+        builder.Services.AddRoutingCore();
+        return builder;
+    }
+
     /// <summary>
     /// Adds <paramref name="own"/> (only that instance: other meters of the same name in the process are dropped), then
     /// <paramref name="views"/> of the caller's own instruments, runtime, process and the exporter.

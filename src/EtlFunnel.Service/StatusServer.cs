@@ -85,16 +85,7 @@ internal sealed class StatusServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(state);
         var (address, port) = ParseUrl(statusUrl, allowNonLoopback);
 
-        // The empty builder reads no appsettings/ASPNETCORE_* variables and adds no logging providers:
-        // the service's own Serilog output stays the only log, and nothing can rebind the port.
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Listen(address, port);
-        });
-        builder.Services.AddRoutingCore();
+        var builder = PrometheusExport.StatusEndpointBuilder(address, port);
         var metrics = new ServiceMetrics(state);
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddEtlfunnelMetrics(metrics.Meter, views => views
             .AddView("etlfunnel_run_duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400] })));

@@ -69,14 +69,7 @@ internal sealed class WorkerStatusServer : IAsyncDisposable
         meter.CreateObservableGauge("etlfunnel_cluster_status_up", () => Last().Report is null ? 0 : 1,
             description: "1 when the last reading of the cluster's state database succeeded, 0 when it failed (the other cluster series then hold their last values).");
 
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Listen(address, port);
-        });
-        builder.Services.AddRoutingCore();
+        var builder = PrometheusExport.StatusEndpointBuilder(address, port);
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddEtlfunnelMetrics(meter));
         var app = builder.Build();
         app.MapGet("/livez", ctx => Send(ctx, 200, "application/json; charset=utf-8", "{\"status\":\"alive\"}"));
