@@ -497,6 +497,8 @@ internal sealed class CdcFlowRunner
             var body = string.Create(CultureInfo.InvariantCulture, $"{{\"query\":{{\"match_all\":{{}}}},\"_source\":false,\"from\":{skip},\"size\":1000}}");
             var response = await client.Transport.RequestAsync<StringResponse>(
                 new EndpointPath(Elastic.Transport.HttpMethod.POST, $"/{Uri.EscapeDataString(index)}/_search"), PostData.String(body), null, null, ct).ConfigureAwait(false);
+            // The transport reports a cancelled request as a response without a status: a stop, not a failed listing.
+            ct.ThrowIfCancellationRequested();
             if (response.ApiCallDetails.HttpStatusCode != 200)
             {
                 throw new InvalidOperationException($"Listing the documents of index '{index}' to apply a TRUNCATE failed with HTTP {response.ApiCallDetails.HttpStatusCode}: " +

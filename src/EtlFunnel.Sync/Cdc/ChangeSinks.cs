@@ -152,6 +152,8 @@ internal sealed class ElasticsearchChangeSink(ElasticsearchClient client, DeadLe
     {
         using var response = await client.Transport.RequestAsync<ElasticsearchStreamResponse>(
             BulkPath, PostData.ReadOnlyMemory(_body.WrittenMemory), null, BulkConfiguration, ct).ConfigureAwait(false);
+        // A cancelled request comes back without a status: stop, rather than count it as a retry.
+        ct.ThrowIfCancellationRequested();
         var status = response.ApiCallDetails.HttpStatusCode;
         if (status != 200 || response.Body is null)
         {

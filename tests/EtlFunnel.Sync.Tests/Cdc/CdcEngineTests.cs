@@ -165,6 +165,40 @@ public sealed class CdcEngineTests
     }
 
     [Fact]
+    public async Task Stopping_while_a_truncate_lists_the_index_is_a_cancel_and_the_next_run_applies_the_truncate()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdctrstop", "CREATE TABLE ts(id int PRIMARY KEY, v text); INSERT INTO ts SELECT g, 'v' || g FROM generate_series(1, 20) g;");
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        try
+        {
+            var job = CdcTestKit.Job(bed, "ts", 1, new ElasticsearchDestination(es.Uri), "ts", CdcTruncatePolicy.DeleteAll);
+            using var cts = new CancellationTokenSource();
+            var run = new CdcEngine().RunAsync(job, new CdcRunOptions { HeartbeatInterval = TimeSpan.FromMilliseconds(100) }, cancellationToken: cts.Token);
+            await WaitForAsync(() => es.IndexNames.Contains("ts") && es.Documents("ts").Count == 20);
+
+            // The TRUNCATE's listing of the index hangs in a slow _search; stopping then is a stop, not a failed listing.
+            es.Faults.DelaySearchCalls(TimeSpan.FromMinutes(2));
+            await bed.ExecuteAsync("TRUNCATE ts; INSERT INTO ts VALUES (7, 'after');");
+            await WaitForAsync(() => es.Faults.DelayedSearches > 0);
+            await cts.CancelAsync();
+            var stopped = await run;
+
+            stopped.Outcome.Should().Be(SyncOutcome.Cancelled, stopped.Error);
+            es.Documents("ts").Should().HaveCount(20, "the TRUNCATE was not applied (nor acknowledged) before the stop");
+
+            es.Faults.Clear();
+            var rerun = await new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+            rerun.Outcome.Should().Be(SyncOutcome.Succeeded, rerun.Error);
+            es.Documents("ts").Keys.Should().BeEquivalentTo(["7"], "the rerun receives the TRUNCATE again and applies it before the later insert");
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    [Fact]
     public async Task Added_and_dropped_columns_show_in_the_next_documents_without_a_restart()
     {
         await using var bed = await SyncTestBed.CreateAsync("cdcddl", "CREATE TABLE dd(id int PRIMARY KEY, a text, gone int); INSERT INTO dd VALUES (1, 'x', 1);");

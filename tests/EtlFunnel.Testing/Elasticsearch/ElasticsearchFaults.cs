@@ -175,6 +175,27 @@ public sealed class ElasticsearchFaults
 
     internal TimeSpan BulkDelay { get; private set; }
 
+    /// <summary>Answers every <c>_search</c> call only after <paramref name="delay"/> (e.g. to stop a client while it lists an index). Zero turns it off.</summary>
+    public ElasticsearchFaults DelaySearchCalls(TimeSpan delay)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        lock (_gate)
+        {
+            SearchDelay = delay;
+        }
+
+        return this;
+    }
+
+    internal TimeSpan SearchDelay { get; private set; }
+
+    /// <summary>How many <c>_search</c> calls were held by <see cref="DelaySearchCalls"/> so far (counted when the hold starts).</summary>
+    public int DelayedSearches => Volatile.Read(ref _delayedSearches);
+
+    private int _delayedSearches;
+
+    internal void CountDelayedSearch() => Interlocked.Increment(ref _delayedSearches);
+
     /// <summary>Stops injecting every fault (the counters keep their values).</summary>
     public void Clear()
     {
@@ -185,6 +206,7 @@ public sealed class ElasticsearchFaults
             _failNextItemsCount = 0;
             _dropNextCount = 0;
             BulkDelay = TimeSpan.Zero;
+            SearchDelay = TimeSpan.Zero;
             _rejectedIds = new HashSet<string>(StringComparer.Ordinal);
             _rejectWhere = null;
             _random = new Random(_seed);

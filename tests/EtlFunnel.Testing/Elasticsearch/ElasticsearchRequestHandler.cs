@@ -452,6 +452,12 @@ internal sealed partial class ElasticsearchRequestHandler(
     private async Task SearchAsync(HttpContext context, string index, IQueryCollection query)
     {
         var started = Stopwatch.GetTimestamp();
+        if (faults.SearchDelay > TimeSpan.Zero)
+        {
+            faults.CountDelayedSearch();
+            await Task.Delay(faults.SearchDelay, context.RequestAborted).ConfigureAwait(false);
+        }
+
         var body = await ReadJsonObjectAsync(context).ConfigureAwait(false) ?? [];
         var filter = QueryFilter.Parse(body["query"]);
         var from = IntParameter(body["from"], query["from"], 0);
