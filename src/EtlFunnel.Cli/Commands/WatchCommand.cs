@@ -189,7 +189,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                 RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, host, run, ct),
                 CdcFlows = [.. config.Flows.Where(f => f.Cdc is not null).Select(f => f.Name)],
                 RunStream = (run, ct) => RunStreamAsync(config, stateRoot, host, run, ct),
-                StreamShape = (model, flow) => StreamShape(config, (ExecutionPlan)model!, flow),
+                StreamShape = (model, flow) => StreamShape(config, (ExecutionPlan)model!, flow, host),
             };
             if (config.Cluster is { } cluster)
             {
@@ -296,7 +296,10 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             DeadLetterDirectory = stateRoot is null ? "." : RunCommand.DeadLetterDirectoryFor(stateRoot.Directory),
         }, _context.Environment, f => f == flow);
 
-    private string? StreamShape(EtlConfig config, ExecutionPlan plan, string flow)
+    // What a CDC stream runs with: its lanes, its tables and which transformers apply to each table. A reload that changes any of
+    // them (a new transformer file, an edited AppliesTo) restarts the stream from its checkpoint; an edit of a transformer's body
+    // alone does not (it applies from the next batch of changes).
+    private string? StreamShape(EtlConfig config, ExecutionPlan plan, string flow, HookHost? host)
     {
         var job = CdcJob(config, plan, flow, null);
         if (job.Flows.Count == 0)
@@ -304,7 +307,14 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             return null;
         }
 
-        var tables = job.Flows.SelectMany(f => f.Pipelines).Select(p => $"{p.Schema}.{p.Table}").Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        var transformers = host is null ? [] : BatchTransformers.From(host);
+        var tables = job.Flows
+            .SelectMany(f => f.Pipelines.Select(p =>
+            {
+                var applying = transformers.Where(t => t.AppliesTo(f.ConfiguredFlow ?? f.Name, p.Schema, p.Table)).Select(t => t.Name).ToList();
+                return $"{p.Schema}.{p.Table}{(applying.Count == 0 ? "" : " (" + string.Join(" → ", applying) + ")")}";
+            }))
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
         return $"{EtlFunnel.Sync.Cdc.CdcEngine.LaneCount(job.Flows)} lane(s); {string.Join(", ", tables)}";
     }
 

@@ -130,6 +130,43 @@ public sealed class WatchCdcProcessTests
         }
     }
 
+    [Fact]
+    public async Task A_transformer_added_while_a_cdc_flow_streams_restarts_the_stream_from_its_checkpoint_and_applies_to_the_next_changes()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var (cs, _, hooks, config) = await CreateAsync("watch_cdc_txadd", 10, es);
+
+        using var watch = WatchProcess.Start(config, hooks);
+        try
+        {
+            await Eventually(() => IndexEqualsTableAsync(es, cs, (_, doc) => Transformed(doc) is null), "the untransformed snapshot of 10 rows", watch);
+
+            // A new file whose AppliesTo names the stream's table changes what the stream runs with: it restarts from its
+            // checkpoint (no new snapshot), and changes from then on go through the transformer.
+            await File.WriteAllTextAsync(Path.Combine(hooks, "orders.csx"), """
+                string AppliesTo => "orders/public.orders";
+
+                void Transform(RowView row, DocumentWriter doc) => doc.Set("transformed", 1);
+                """);
+            await Eventually(async () =>
+            {
+                await PostgresServer.ExecuteAsync(cs, "UPDATE orders SET total = total + 1 WHERE id = 4");
+                await Eventually(() => IndexEqualsTableAsync(es, cs), "the update of row 4 applied", watch);
+                return await IndexEqualsTableAsync(es, cs, (id, doc) => Transformed(doc) == (id == "4" ? 1 : null));
+            }, "a change after the new transformer written through it", watch);
+            watch.Output.Should().Contain("orders.csx)", "the restart names the transformer in the stream's new shape");
+            Regex.Matches(watch.Output, "taking the snapshot|taking a new snapshot").Should().HaveCount(1, "the restart resumed from the slot, without a new snapshot");
+
+            watch.Terminate();
+            (await watch.WaitForExitAsync(Guard)).Should().Be(0, watch.Output);
+        }
+        finally
+        {
+            watch.KillIfRunning();
+            await DropInactiveSlotsAsync(cs);
+        }
+    }
+
     /// <summary>A database with <c>orders</c> (<paramref name="rows"/> rows), an empty hooks folder and a flows.yaml of one <c>mode: cdc</c> flow into <see cref="Index"/>.</summary>
     private static async Task<(string Cs, string Slot, string Hooks, string Config)> CreateAsync(string database, int rows, ElasticsearchTestServer es)
     {
