@@ -113,6 +113,50 @@ public sealed class CdcTransformerTests
     }
 
     [Fact]
+    public async Task A_transformer_past_its_budget_on_streamed_changes_fails_the_run_without_acknowledging_them_and_a_fixed_edit_applies_them()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("cdcxbudget", Items);
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        var (host, folder) = await HooksAsync("""
+            void Transform(RowView row, DocumentWriter doc)
+            {
+                while (row.Operation == RowOperation.Upsert && row.GetString("name") == "spin") { }
+                doc.Set("v", 1);
+            }
+            """);
+        await using var _ = host;
+        try
+        {
+            var counts = new TransformerCounts();
+            var job = WithTransformers(CdcTestKit.Job(bed, "items", 1, new ElasticsearchDestination(es.Uri), "items"), host, counts);
+            job = job with { Options = job.Options with { TransformBudget = TimeSpan.FromMilliseconds(300) } };
+            (await new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp)).Outcome.Should().Be(SyncOutcome.Succeeded);
+
+            await bed.ExecuteAsync("INSERT INTO items VALUES (21, 'spin', 's'); INSERT INTO items VALUES (22, 'n22', 's');");
+            var stuck = await new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+            stuck.Outcome.Should().Be(SyncOutcome.Failed);
+            stuck.Error.Should().Contain("budget");
+            es.Documents("items").Keys.Should().NotContain(["21", "22"], "nothing of the batch the transformer ran out of time on is written");
+
+            await File.WriteAllTextAsync(Path.Combine(folder, "items.csx"), "void Transform(RowView row, DocumentWriter doc) => doc.Set(\"v\", 2);");
+            (await host.ReloadAsync()).Succeeded.Should().BeTrue();
+            var fixedRun = await new CdcEngine().RunAsync(job, CdcTestKit.UntilCaughtUp);
+
+            fixedRun.Outcome.Should().Be(SyncOutcome.Succeeded, fixedRun.Error);
+            fixedRun.ChangesApplied.Should().Be(2, "the slot was not acknowledged past the failed batch, so both inserts stream again");
+            var docs = es.Documents("items");
+            docs.Should().HaveCount(22);
+            JsonDocument.Parse(docs["21"]).RootElement.GetProperty("v").GetInt32().Should().Be(2);
+            JsonDocument.Parse(docs["22"]).RootElement.GetProperty("v").GetInt32().Should().Be(2);
+        }
+        finally
+        {
+            await CdcTestKit.DropSlotsAsync(bed);
+        }
+    }
+
+    [Fact]
     public async Task A_broken_edit_keeps_the_last_good_version_for_streamed_changes_and_a_fixed_edit_applies_to_the_next_batch()
     {
         await using var bed = await SyncTestBed.CreateAsync("cdcxreload", Items);
