@@ -65,6 +65,41 @@ public sealed class TransformerSyncTests
     }
 
     [Fact]
+    public async Task Transformers_that_edit_no_document_write_the_same_sources_byte_for_byte_as_no_transformer_and_a_rekey_is_applied()
+    {
+        const string Text = """
+            CREATE TABLE products (id bigint PRIMARY KEY, name text, tags text[], meta jsonb);
+            INSERT INTO products SELECT g, E'caf\u00e9 "' || g || E'" \\ \u2615', ARRAY['a', 'b"' || g], jsonb_build_object('k', g, 'é', g % 2 = 0) FROM generate_series(1, 300) g;
+            """;
+        await using var plain = await SyncTestBed.CreateAsync("xsame0", Text);
+        (await new SyncEngine().RunAsync(plain.Job("products", 1, 2, plain.Options(blocksPerChunk: 1)))).Outcome.Should().Be(SyncOutcome.Succeeded);
+        var expected = plain.ReadOutput().ToDictionary(d => d.Id, d => (d.Index, d.Source.GetRawText()));
+
+        await using var bed = await SyncTestBed.CreateAsync("xsame1", Text);
+        var folder = Path.Combine(Path.GetTempPath(), "etlfunnel-xform-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        await File.WriteAllTextAsync(Path.Combine(folder, "a-identity.csx"), "void Transform(RowView row, DocumentWriter doc) { }");
+        await File.WriteAllTextAsync(Path.Combine(folder, "b-rekey.csx"), "void Transform(RowView row, DocumentWriter doc) { if (row.GetInt64(\"id\") % 3 == 0) doc.Id = \"k\" + row.Id; }");
+        await using var host = await HookHost.LoadAsync(new HookHostOptions { HooksDirectory = folder, CacheDirectory = folder + "-cache" });
+        host.Diagnostics.Where(d => d.Severity == "error").Should().BeEmpty();
+        var counts = new TransformerCounts();
+        var options = bed.Options(blocksPerChunk: 1) with { Transformers = BatchTransformers.From(host), TransformerCounts = counts };
+
+        (await new SyncEngine().RunAsync(bed.Job("products", 1, 2, options))).Outcome.Should().Be(SyncOutcome.Succeeded);
+
+        var docs = bed.ReadOutput();
+        docs.Should().HaveCount(300);
+        foreach (var (index, id, source) in docs)
+        {
+            var original = id.StartsWith('k') ? id[1..] : id;
+            (long.Parse(original, System.Globalization.CultureInfo.InvariantCulture) % 3 == 0).Should().Be(id.StartsWith('k'), id);
+            (index, source.GetRawText()).Should().Be(expected[original], $"document {id} was not edited");
+        }
+
+        counts.Snapshot().Values.Should().Equal(300, 300);
+    }
+
+    [Fact]
     public async Task A_transformer_past_its_batch_budget_fails_the_run_and_writes_nothing()
     {
         await using var bed = await SyncTestBed.CreateAsync("xslow", Table);

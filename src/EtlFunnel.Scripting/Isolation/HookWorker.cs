@@ -281,17 +281,15 @@ internal sealed class HookWorker
             }
             else
             {
-                var rows = message.Rows!.Select(r => new Transforming.SourceDocument(r.Id, (RowOperation)r.Op, System.Text.Encoding.UTF8.GetBytes(r.Json))).ToList();
+                var rows = Transforming.TransformRequest.Read(message.Body);
                 var t = message.Target!;
                 try
                 {
-                    var results = await transformer.TransformAsync(new Transforming.TransformTarget(t.Flow, t.Schema, t.Table), rows, TimeSpan.FromMilliseconds(message.BudgetMs ?? 1000), cts.Token).ConfigureAwait(false);
-                    reply = new WorkerMessage
-                    {
-                        Type = "transformed",
-                        Id = message.Id,
-                        Documents = results.Select(d => new DocDto((int)d.Outcome, d.Id, (int)d.Operation, d.Index, d.Json is null ? null : System.Text.Encoding.UTF8.GetString(d.Json), d.Error)).ToList(),
-                    };
+                    using var results = await transformer.RunBatchAsync(new Transforming.TransformTarget(t.Flow, t.Schema, t.Table), rows, TimeSpan.FromMilliseconds(message.BudgetMs ?? 1000), cts.Token).ConfigureAwait(false);
+
+                    // Sent here, while the pooled reply buffer is still ours.
+                    await SendAsync(new WorkerMessage { Type = "transformed", Id = message.Id, Body = results.Body }).ConfigureAwait(false);
+                    return;
                 }
                 catch (Transforming.TransformTimeoutException ex)
                 {

@@ -212,6 +212,31 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
     internal async Task<IReadOnlyList<Transforming.TransformedDocument>> TransformAsync(RemoteTransformer transformer, Transforming.TransformTarget target,
         IReadOnlyList<Transforming.SourceDocument> rows, TimeSpan budget, CancellationToken cancellationToken)
     {
+        using var request = new Transforming.TransformRequest(rows.Sum(r => r.Json.Length + (r.Id.Length * 3) + 9));
+        foreach (var row in rows)
+        {
+            request.Add(row.Id, row.Operation, row.Json);
+        }
+
+        var reply = await TransformFramesAsync(transformer, target, request, budget, cancellationToken).ConfigureAwait(false);
+        var results = new Transforming.TransformedDocument[rows.Count];
+        for (var i = 0; i < results.Length; i++)
+        {
+            var row = rows[i];
+            var outcome = reply.Outcome(i);
+            var json = outcome == Transforming.TransformOutcome.Written && row.Operation == RowOperation.Upsert
+                ? reply.IsUnchanged(i) ? row.Json : reply.Json(i).ToArray()
+                : null;
+            results[i] = new Transforming.TransformedDocument(outcome, reply.NewId(i) ?? row.Id, row.Operation, reply.Index(i), json, reply.Error(i));
+        }
+
+        return results;
+    }
+
+    /// <summary>One batch to the worker and back in the binary form: one round trip, no object per row on the wire.</summary>
+    internal async Task<Transforming.TransformReply> TransformFramesAsync(RemoteTransformer transformer, Transforming.TransformTarget target,
+        Transforming.TransformRequest request, TimeSpan budget, CancellationToken cancellationToken)
+    {
         cancellationToken.ThrowIfCancellationRequested();
         var worker = await EnsureStartedAsync(cancellationToken).ConfigureAwait(false);
         var message = new WorkerMessage
@@ -220,7 +245,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
             Hook = transformer.Key,
             Target = new TargetDto(target.Flow, target.Schema, target.Table),
             BudgetMs = budget.TotalMilliseconds,
-            Rows = rows.Select(r => new RowDto(r.Id, (int)r.Operation, System.Text.Encoding.UTF8.GetString(r.Json))).ToList(),
+            Body = request.Body,
         };
         WorkerMessage reply;
         try
@@ -245,8 +270,15 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
             throw new Transforming.TransformTimeoutException(f.Message);
         }
 
-        return reply.Documents!.Select(d => new Transforming.TransformedDocument((Transforming.TransformOutcome)d.Outcome, d.Id, (RowOperation)d.Op, d.Index,
-            d.Json is null ? null : System.Text.Encoding.UTF8.GetBytes(d.Json), d.Error)).ToList();
+        try
+        {
+            return Transforming.TransformReply.Read(reply.Body, request.Count);
+        }
+        catch (InvalidDataException ex)
+        {
+            await worker.KillAsync($"it broke the protocol ({ex.Message})").ConfigureAwait(false);
+            throw new Transforming.TransformTimeoutException($"{transformer.SourcePath}: transformer '{transformer.Name}': the worker's answer was malformed ({ex.Message}): worker killed; the batch was not written or acknowledged.");
+        }
     }
 
     /// <summary>A failure reply: a cancelled call throws; a fatal one (the hook left the worker unusable) kills the worker, restarted on the next call.</summary>
@@ -479,7 +511,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
 }
 
 /// <summary>A transformer that lives in the worker: one round trip per batch.</summary>
-internal sealed class RemoteTransformer(WorkerHooks owner, string key, string name, string sourcePath, string appliesTo, string version) : Transforming.IDataTransformer
+internal sealed class RemoteTransformer(WorkerHooks owner, string key, string name, string sourcePath, string appliesTo, string version) : Transforming.IDataTransformer, Transforming.IFrameTransformer
 {
     private readonly string[] patterns = appliesTo.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
@@ -497,6 +529,9 @@ internal sealed class RemoteTransformer(WorkerHooks owner, string key, string na
 
     public Task<IReadOnlyList<Transforming.TransformedDocument>> TransformAsync(Transforming.TransformTarget target, IReadOnlyList<Transforming.SourceDocument> rows, TimeSpan budget, CancellationToken cancellationToken = default)
         => owner.TransformAsync(this, target, rows, budget, cancellationToken);
+
+    public Task<Transforming.TransformReply> TransformFramesAsync(Transforming.TransformTarget target, Transforming.TransformRequest request, TimeSpan budget, CancellationToken cancellationToken)
+        => owner.TransformFramesAsync(this, target, request, budget, cancellationToken);
 }
 
 /// <summary>A hook that lives in the worker; invoking it is one round trip (plus the engine questions it asks).</summary>

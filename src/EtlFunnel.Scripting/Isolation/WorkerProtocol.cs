@@ -6,11 +6,17 @@ namespace EtlFunnel.Scripting.Isolation;
 
 /// <summary>
 /// The host ↔ worker protocol: frames of a 4-byte little-endian length and a UTF-8 JSON <see cref="WorkerMessage"/>,
-/// over the worker's stdin (host → worker) and a private copy of its stdout (worker → host). Version 1.
+/// over the worker's stdin (host → worker) and a private copy of its stdout (worker → host). A message with a binary
+/// <see cref="WorkerMessage.Body"/> (the rows of a transform and its answer, see <c>Transforming/TransformFrames.cs</c>) is
+/// the frame <c>length, 0x01, JSON length, JSON, body</c>: a JSON frame starts with <c>{</c>, so the two cannot be confused.
+/// Version 2 (1 sent the rows as JSON strings inside the JSON).
 /// </summary>
 internal static class WorkerProtocol
 {
-    public const int Version = 1;
+    public const int Version = 2;
+
+    // First byte of a frame with a binary body after its JSON.
+    private const byte BodyMarker = 1;
 
     /// <summary>Largest frame either side accepts; a worker sending more is killed as broken.</summary>
     public const int MaxFrameBytes = 64 << 20;
@@ -18,13 +24,38 @@ internal static class WorkerProtocol
     public static async Task WriteAsync(Stream stream, WorkerMessage message, SemaphoreSlim gate, CancellationToken cancellationToken)
     {
         var payload = JsonSerializer.SerializeToUtf8Bytes(message, WorkerJson.Default.WorkerMessage);
-        var frame = new byte[4 + payload.Length];
-        BinaryPrimitives.WriteInt32LittleEndian(frame, payload.Length);
-        payload.CopyTo(frame, 4);
+        var body = message.Body;
+        byte[] frame;
+        if (body.IsEmpty)
+        {
+            frame = new byte[4 + payload.Length];
+            BinaryPrimitives.WriteInt32LittleEndian(frame, payload.Length);
+            payload.CopyTo(frame, 4);
+        }
+        else
+        {
+            var length = 1 + 4 + payload.Length + body.Length;
+            if (length > MaxFrameBytes)
+            {
+                throw new InvalidDataException($"a {message.Type} message of {length} bytes is larger than the protocol's {MaxFrameBytes} bytes; use smaller batches");
+            }
+
+            frame = new byte[4 + 1 + 4 + payload.Length];
+            BinaryPrimitives.WriteInt32LittleEndian(frame, length);
+            frame[4] = BodyMarker;
+            BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(5), payload.Length);
+            payload.CopyTo(frame, 9);
+        }
+
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await stream.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
+            if (!body.IsEmpty)
+            {
+                await stream.WriteAsync(body, cancellationToken).ConfigureAwait(false);
+            }
+
             await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -57,8 +88,22 @@ internal static class WorkerProtocol
 
         var payload = new byte[length];
         await stream.ReadExactlyAsync(payload, cancellationToken).ConfigureAwait(false);
-        return JsonSerializer.Deserialize(payload, WorkerJson.Default.WorkerMessage)
+        if (payload[0] != BodyMarker)
+        {
+            return JsonSerializer.Deserialize(payload, WorkerJson.Default.WorkerMessage)
+                ?? throw new InvalidDataException("an empty protocol message");
+        }
+
+        var json = length >= 5 ? BinaryPrimitives.ReadInt32LittleEndian(payload.AsSpan(1)) : -1;
+        if (json <= 0 || json > length - 5)
+        {
+            throw new InvalidDataException($"a frame of {length} bytes has a bad JSON length {json}");
+        }
+
+        var message = JsonSerializer.Deserialize(payload.AsSpan(5, json), WorkerJson.Default.WorkerMessage)
             ?? throw new InvalidDataException("an empty protocol message");
+        message.Body = payload.AsMemory(5 + json);
+        return message;
     }
 }
 
@@ -106,14 +151,15 @@ internal sealed class WorkerMessage
     /// <summary>On a transform request: the batch's flow, schema and table.</summary>
     public TargetDto? Target { get; set; }
 
-    /// <summary>On a transform request: the batch's rows (one round trip per batch).</summary>
-    public List<RowDto>? Rows { get; set; }
-
     /// <summary>On a transform request: the batch's time budget.</summary>
     public double? BudgetMs { get; set; }
 
-    /// <summary>On a transformed answer: one result per row, in order.</summary>
-    public List<DocDto>? Documents { get; set; }
+    /// <summary>
+    /// On a transform request: the batch's rows; on a transformed answer: one result per row, in order. Binary
+    /// (<c>Transforming.TransformRequest</c> / <c>TransformReplyWriter</c>), after the JSON of the frame.
+    /// </summary>
+    [JsonIgnore]
+    public ReadOnlyMemory<byte> Body { get; set; }
 
     /// <summary>On a tested answer: one result per test case of the folder's <c>*.test.csx</c> files.</summary>
     public List<TestResultDto>? Tests { get; set; }
@@ -130,12 +176,6 @@ internal sealed record LogDto(string Level, string File, int Line, string Messag
 internal sealed record TestResultDto(string TestFile, string Case, bool Passed, string File, int Line, int Column, string Message, double DurationMs);
 
 internal sealed record TargetDto(string Flow, string Schema, string Table);
-
-/// <summary>A row for a transformer: id, operation (0 upsert, 1 delete) and the engine's JSON document as text.</summary>
-internal sealed record RowDto(string Id, int Op, string Json);
-
-/// <summary>A transformer's result for one row: outcome (0 written, 1 skipped, 2 failed), id, operation, index, JSON, error.</summary>
-internal sealed record DocDto(int Outcome, string Id, int Op, string? Index, string? Json, string? Error);
 
 internal sealed record TransformerDto(string Key, string Name, string Path, string AppliesTo, string Version);
 

@@ -8,18 +8,26 @@ namespace EtlFunnel.Scripting.Transforming;
 
 /// <summary>
 /// A <see cref="DocumentWriter"/> that starts as the row's own document and records the edits as a list of fields
-/// (a column of the row, a value set by the hook, or an object of nested fields); <see cref="WriteTo"/> writes the
-/// result, copying column values' bytes as they are. One instance serves a whole batch. For a delete (no document is
+/// (a column of the row, a value set by the hook, or an object of nested fields), built at the first edit;
+/// <see cref="WriteTo"/> writes the result, copying column values' bytes as they are. A row nobody edited is
+/// <see cref="IsEdited"/> false: its document is the input, byte for byte, and is not written again. One instance serves a
+/// whole batch. For a delete (no document is
 /// written; the row holds the key columns) renaming or nesting a field it lacks does nothing, so a transformer written for
 /// upserts still routes and re-keys the delete.
 /// </summary>
 internal sealed class JsonDocumentWriter : DocumentWriter
 {
+    private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly byte[] TrueJson = "true"u8.ToArray();
+    private static readonly byte[] FalseJson = "false"u8.ToArray();
     private readonly List<Field> fields = [];
     private JsonRowView row = null!;
+    private Utf8JsonWriter? writer;
     private string id = "";
     private string? index;
     private bool skipped;
+    private bool hasFields;
+    private bool edited;
 
     public override string Id
     {
@@ -36,15 +44,30 @@ internal sealed class JsonDocumentWriter : DocumentWriter
 
     public override bool IsSkipped => skipped;
 
+    /// <summary>True once the transformer changed the document's fields (renamed, dropped, set or nested one).</summary>
+    public bool IsEdited => edited;
+
     public void Reset(JsonRowView view)
     {
         row = view;
-        (id, index, skipped) = (view.Id, null, false);
-        fields.Clear();
-        for (var o = 0; o < view.ColumnCount; o++)
+        (id, index, skipped, hasFields, edited) = (view.Id, null, false, false, false);
+    }
+
+    // The row's columns as fields, listed at the first call that needs them (a transformer that edits nothing never does).
+    private List<Field> Fields()
+    {
+        if (!hasFields)
         {
-            fields.Add(new Field(view.GetName(o), o, null, null));
+            fields.Clear();
+            for (var o = 0; o < row.ColumnCount; o++)
+            {
+                fields.Add(new Field(row.GetName(o), o, null, null));
+            }
+
+            hasFields = true;
         }
+
+        return fields;
     }
 
     public override void Skip() => skipped = true;
@@ -70,7 +93,11 @@ internal sealed class JsonDocumentWriter : DocumentWriter
             throw new ArgumentException($"the document already has a field '{newName}'", nameof(newName));
         }
 
-        fields[at] = fields[at] with { Name = newName };
+        if (name != newName)
+        {
+            fields[at] = fields[at] with { Name = newName };
+            edited = true;
+        }
     }
 
     public override void Drop(string name)
@@ -79,6 +106,7 @@ internal sealed class JsonDocumentWriter : DocumentWriter
         if (at >= 0)
         {
             fields.RemoveAt(at);
+            edited = true;
         }
     }
 
@@ -92,7 +120,7 @@ internal sealed class JsonDocumentWriter : DocumentWriter
 
     public override void Set(string name, decimal value) => Put(name, Encoding.UTF8.GetBytes(value.ToString(CultureInfo.InvariantCulture)));
 
-    public override void Set(string name, bool value) => Put(name, value ? "true"u8.ToArray() : "false"u8.ToArray());
+    public override void Set(string name, bool value) => Put(name, value ? TrueJson : FalseJson);
 
     public override void SetRawJson(string name, string json)
     {
@@ -134,6 +162,7 @@ internal sealed class JsonDocumentWriter : DocumentWriter
             }
 
             children.Add(this.fields[at]);
+            edited = true;
             if (target < 0)
             {
                 this.fields[at] = new Field(objectName, -1, null, children);
@@ -153,8 +182,16 @@ internal sealed class JsonDocumentWriter : DocumentWriter
     /// <summary>Writes the document's JSON (the <c>_source</c>).</summary>
     public void WriteTo(IBufferWriter<byte> output)
     {
-        using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
-        WriteObject(writer, fields);
+        if (writer is null)
+        {
+            writer = new Utf8JsonWriter(output, WriterOptions);
+        }
+        else
+        {
+            writer.Reset(output);
+        }
+
+        WriteObject(writer, Fields());
         writer.Flush();
     }
 
@@ -193,13 +230,16 @@ internal sealed class JsonDocumentWriter : DocumentWriter
         {
             fields.Add(new Field(name, -1, json, null));
         }
+
+        edited = true;
     }
 
     private int Find(string name)
     {
-        for (var i = 0; i < fields.Count; i++)
+        var list = Fields();
+        for (var i = 0; i < list.Count; i++)
         {
-            if (string.Equals(fields[i].Name, name, StringComparison.Ordinal))
+            if (string.Equals(list[i].Name, name, StringComparison.Ordinal))
             {
                 return i;
             }

@@ -6,9 +6,10 @@ using EtlFunnel.Execution.Models;
 namespace EtlFunnel.Scripting.Transforming;
 
 /// <summary>
-/// A <see cref="RowView"/> over the engine's JSON document of a row: one pass over the top-level properties records
-/// where each value's bytes are; values are decoded only when read. One instance serves a whole batch: the name →
-/// ordinal map is built once per column layout, not per row.
+/// A <see cref="RowView"/> over the engine's JSON document of a row. The top-level properties are indexed (one pass that
+/// records where each value's bytes are) only when the transformer first asks for a column, so a transformer that reads
+/// nothing costs no parse; values are decoded only when read. One instance serves a whole batch: the name → ordinal map is
+/// built once per column layout, not per row.
 /// </summary>
 internal sealed class JsonRowView : RowView
 {
@@ -17,8 +18,9 @@ internal sealed class JsonRowView : RowView
     private int[] starts = new int[16];
     private int[] lengths = new int[16];
     private JsonTokenType[] kinds = new JsonTokenType[16];
-    private byte[] document = [];
+    private ReadOnlyMemory<byte> document;
     private int count;
+    private bool indexed;
     private string flow = "";
     private string schema = "";
     private string table = "";
@@ -35,22 +37,37 @@ internal sealed class JsonRowView : RowView
 
     public override string Id => id;
 
-    public override int ColumnCount => count;
+    public override int ColumnCount => Indexed().count;
 
-    internal ReadOnlySpan<byte> Document => document;
+    internal ReadOnlySpan<byte> Document => document.Span;
 
     internal int ValueStart(int ordinal) => starts[ordinal];
 
     internal int ValueLength(int ordinal) => lengths[ordinal];
 
     /// <summary>Points the view at the next row. The document must be one JSON object (the engine's own output).</summary>
-    public void Reset(string flowName, string schemaName, string tableName, string documentId, RowOperation op, byte[] json)
+    public void Reset(string flowName, string schemaName, string tableName, string documentId, RowOperation op, ReadOnlyMemory<byte> json)
     {
-        (flow, schema, table, id, operation, document) = (flowName, schemaName, tableName, documentId, op, json);
-        var reader = new Utf8JsonReader(json);
+        (flow, schema, table, id, operation, document, indexed) = (flowName, schemaName, tableName, documentId, op, json, false);
+    }
+
+    private JsonRowView Indexed()
+    {
+        if (!indexed)
+        {
+            BuildIndex();
+            indexed = true;
+        }
+
+        return this;
+    }
+
+    private void BuildIndex()
+    {
+        var reader = new Utf8JsonReader(document.Span);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
-            throw new InvalidDataException($"the document of {schemaName}.{tableName} id '{documentId}' is not a JSON object");
+            throw new InvalidDataException($"the document of {schema}.{table} id '{id}' is not a JSON object");
         }
 
         var i = 0;
@@ -113,9 +130,13 @@ internal sealed class JsonRowView : RowView
 
     public override string GetName(int ordinal) => names[Check(ordinal)];
 
-    public override int GetOrdinal(string name) => ordinals.TryGetValue(name, out var o) ? o : -1;
+    public override int GetOrdinal(string name) => Indexed().ordinals.TryGetValue(name, out var o) ? o : -1;
 
-    public override bool IsNull(int ordinal) => kinds[Check(ordinal)] == JsonTokenType.Null;
+    public override bool IsNull(int ordinal)
+    {
+        var o = Check(ordinal); // first: indexing may grow the arrays
+        return kinds[o] == JsonTokenType.Null;
+    }
 
     public override string? GetString(int ordinal)
     {
@@ -167,24 +188,28 @@ internal sealed class JsonRowView : RowView
             : throw Format(ordinal, "a decimal number");
     }
 
-    public override bool GetBoolean(int ordinal) => kinds[Check(ordinal)] switch
+    public override bool GetBoolean(int ordinal) => Check(ordinal) is var o && kinds[o] switch
     {
         JsonTokenType.True => true,
         JsonTokenType.False => false,
         _ => throw Format(ordinal, "a boolean"),
     };
 
-    public override string GetRawJson(int ordinal) => Encoding.UTF8.GetString(document, starts[Check(ordinal)], lengths[ordinal]);
+    public override string GetRawJson(int ordinal)
+    {
+        var o = Check(ordinal);
+        return Encoding.UTF8.GetString(document.Span.Slice(starts[o], lengths[o]));
+    }
 
     private Utf8JsonReader Reader(int ordinal)
     {
-        var reader = new Utf8JsonReader(document.AsSpan(starts[ordinal], lengths[ordinal]));
+        var reader = new Utf8JsonReader(document.Span.Slice(starts[ordinal], lengths[ordinal]));
         reader.Read();
         return reader;
     }
 
     private int Check(int ordinal)
-        => (uint)ordinal < (uint)count ? ordinal : throw new ArgumentOutOfRangeException(nameof(ordinal), ordinal, $"{schema}.{table} has {count} columns (ordinals 0 to {count - 1})");
+        => (uint)ordinal < (uint)Indexed().count ? ordinal : throw new ArgumentOutOfRangeException(nameof(ordinal), ordinal, $"{schema}.{table} has {count} columns (ordinals 0 to {count - 1})");
 
     private FormatException Format(int ordinal, string what)
         => new($"column '{names[ordinal]}' of {schema}.{table} is {GetRawJson(ordinal)}, not {what}");

@@ -55,7 +55,7 @@ public interface IDataTransformer
 /// transforms a whole batch under one time budget; a row the script throws on is reported with the script's
 /// <c>file(line,col)</c> and the others go on.
 /// </summary>
-public sealed class TransformerHook : IDataTransformer
+public sealed class TransformerHook : IDataTransformer, IFrameTransformer
 {
     private readonly Func<Task<Action<RowView, DocumentWriter>>> newInstance;
     private readonly Action<CancellationToken> begin;
@@ -101,6 +101,45 @@ public sealed class TransformerHook : IDataTransformer
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(rows);
+        var input = new TransformInput[rows.Count];
+        for (var i = 0; i < input.Length; i++)
+        {
+            input[i] = new TransformInput(rows[i].Id, rows[i].Operation, rows[i].Json);
+        }
+
+        using var reply = await RunBatchAsync(target, input, budget, cancellationToken).ConfigureAwait(false);
+        var decoded = TransformReply.Read(reply.Body, input.Length);
+        var results = new TransformedDocument[input.Length];
+        for (var i = 0; i < results.Length; i++)
+        {
+            var row = rows[i];
+            var outcome = decoded.Outcome(i);
+            var json = outcome == TransformOutcome.Written && row.Operation == RowOperation.Upsert
+                ? decoded.IsUnchanged(i) ? row.Json : decoded.Json(i).ToArray()
+                : null;
+            results[i] = new TransformedDocument(outcome, decoded.NewId(i) ?? row.Id, row.Operation, decoded.Index(i), json, decoded.Error(i));
+        }
+
+        return results;
+    }
+
+    /// <summary>
+    /// The batch in its binary form (<see cref="TransformRequest"/> → <see cref="TransformReply"/>), as the host's adapter
+    /// calls it; the same rules as <see cref="TransformAsync(TransformTarget, IReadOnlyList{SourceDocument}, TimeSpan, CancellationToken)"/>.
+    /// </summary>
+    async Task<TransformReply> IFrameTransformer.TransformFramesAsync(TransformTarget target, TransformRequest request, TimeSpan budget, CancellationToken cancellationToken)
+    {
+        var rows = TransformRequest.Read(request.Body);
+        using var reply = await RunBatchAsync(target, rows, budget, cancellationToken).ConfigureAwait(false);
+        return TransformReply.Read(reply.Body.ToArray(), rows.Length);
+    }
+
+    /// <summary>
+    /// Runs the script over <paramref name="rows"/> under one budget; the results, encoded (the caller disposes them). Throws
+    /// <see cref="TransformTimeoutException"/> when the budget runs out.
+    /// </summary>
+    internal async Task<TransformReplyWriter> RunBatchAsync(TransformTarget target, TransformInput[] rows, TimeSpan budget, CancellationToken cancellationToken)
+    {
         using var budgetSource = new CancellationTokenSource(budget);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, budgetSource.Token);
         var progress = new int[1];
@@ -114,7 +153,7 @@ public sealed class TransformerHook : IDataTransformer
             cancellationToken.ThrowIfCancellationRequested();
             var at = Volatile.Read(ref progress[0]);
             throw new TransformTimeoutException(
-                $"{SourcePath}: transformer '{Name}' ran past its per-batch time budget of {budget.TotalMilliseconds:0} ms at row {at + 1} of {rows.Count} in a call the budget checks cannot stop (a blocking BCL call?); the batch was not written or acknowledged and the worker running it must be restarted.");
+                $"{SourcePath}: transformer '{Name}' ran past its per-batch time budget of {budget.TotalMilliseconds:0} ms at row {at + 1} of {rows.Length} in a call the budget checks cannot stop (a blocking BCL call?); the batch was not written or acknowledged and the worker running it must be restarted.");
         }
 
         try
@@ -127,58 +166,65 @@ public sealed class TransformerHook : IDataTransformer
         }
     }
 
-    private async Task<IReadOnlyList<TransformedDocument>> RunAsync(TransformTarget target, IReadOnlyList<SourceDocument> rows, TimeSpan budget, CancellationToken token, int[] progress)
+    private async Task<TransformReplyWriter> RunAsync(TransformTarget target, TransformInput[] rows, TimeSpan budget, CancellationToken token, int[] progress)
     {
         begin(token);
         var transform = await newInstance().ConfigureAwait(false); // top-level code and fields run once per batch
         var view = new JsonRowView();
         var writer = new JsonDocumentWriter();
-        var output = new ArrayBufferWriter<byte>(4096);
-        var results = new TransformedDocument[rows.Count];
-        for (var i = 0; i < rows.Count; i++)
+        Action<System.Buffers.IBufferWriter<byte>> writeDocument = writer.WriteTo;
+        var output = new TransformReplyWriter((rows.Length * 8) + 256);
+        try
         {
-            Volatile.Write(ref progress[0], i);
-            var row = rows[i];
-            view.Reset(target.Flow, target.Schema, target.Table, row.Id, row.Operation, row.Json);
-            writer.Reset(view);
-            try
+            for (var i = 0; i < rows.Length; i++)
             {
-                transform(view, writer);
-            }
-            catch (Exception ex) when (token.IsCancellationRequested)
-            {
-                var (file, line, column) = locate(ex);
-                throw new TransformTimeoutException(
-                    $"{file}({line},{column}): transformer '{Name}' ran past its per-batch time budget of {budget.TotalMilliseconds:0} ms at row {i + 1} of {rows.Count} (id '{row.Id}'); the batch was not written or acknowledged. Make it faster or raise the budget.");
-            }
+                Volatile.Write(ref progress[0], i);
+                var row = rows[i];
+                view.Reset(target.Flow, target.Schema, target.Table, row.Id, row.Operation, row.Json);
+                writer.Reset(view);
+                try
+                {
+                    transform(view, writer);
+                }
+                catch (Exception ex) when (token.IsCancellationRequested)
+                {
+                    var (file, line, column) = locate(ex);
+                    throw new TransformTimeoutException(
+                        $"{file}({line},{column}): transformer '{Name}' ran past its per-batch time budget of {budget.TotalMilliseconds:0} ms at row {i + 1} of {rows.Length} (id '{row.Id}'); the batch was not written or acknowledged. Make it faster or raise the budget.");
+                }
 #pragma warning disable CA1031 // Any exception of the hook's is that row's failure; the other rows go on.
-            catch (Exception ex)
+                catch (Exception ex)
 #pragma warning restore CA1031
-            {
-                var (file, line, column) = locate(ex);
-                results[i] = new TransformedDocument(TransformOutcome.Failed, row.Id, row.Operation, null, null,
-                    $"{file}({line},{column}): transformer '{Name}' threw {ex.GetType().Name} on {target.Schema}.{target.Table} id '{row.Id}': {ex.Message}");
-                continue;
-            }
+                {
+                    var (file, line, column) = locate(ex);
+                    output.Add(TransformOutcome.Failed, null, null,
+                        $"{file}({line},{column}): transformer '{Name}' threw {ex.GetType().Name} on {target.Schema}.{target.Table} id '{row.Id}': {ex.Message}");
+                    continue;
+                }
 
-            if (writer.IsSkipped)
-            {
-                results[i] = new TransformedDocument(TransformOutcome.Skipped, writer.Id, row.Operation, writer.Index, null, null);
-                continue;
+                var newId = string.Equals(writer.Id, row.Id, StringComparison.Ordinal) ? null : writer.Id;
+                if (writer.IsSkipped)
+                {
+                    output.Add(TransformOutcome.Skipped, newId, writer.Index, null);
+                }
+                else if (row.Operation == RowOperation.Upsert && writer.IsEdited)
+                {
+                    output.AddDocument(newId, writer.Index, writeDocument);
+                }
+                else
+                {
+                    // A delete writes no document; an upsert nobody edited is the input document, byte for byte.
+                    output.Add(TransformOutcome.Written, newId, writer.Index, null);
+                }
             }
-
-            byte[]? json = null;
-            if (row.Operation == RowOperation.Upsert)
-            {
-                output.ResetWrittenCount();
-                writer.WriteTo(output);
-                json = output.WrittenSpan.ToArray();
-            }
-
-            results[i] = new TransformedDocument(TransformOutcome.Written, writer.Id, row.Operation, writer.Index, json, null);
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
         }
 
-        return results;
+        return output;
     }
 
     internal static bool Glob(string pattern, string text)

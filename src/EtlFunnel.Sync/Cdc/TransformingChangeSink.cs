@@ -71,56 +71,31 @@ internal sealed class TransformingChangeSink(IChangeSink inner, IReadOnlyDiction
     private async Task<long> TransformAsync(CdcTable table, IReadOnlyList<IBatchTransformer> chain, IReadOnlyList<ChangeItem> items, List<int> positions,
         ChangeItem?[] output, CancellationToken ct)
     {
-        // (position in the batch, id, index, JSON the next transformer sees, deleted)
-        var current = positions.Select(i => (Position: i, items[i].Id, Index: items[i].Index, Json: (ReadOnlyMemory<byte>)(items[i].Source ?? items[i].Row ?? EmptyObject), Deleted: items[i].Source is null)).ToList();
-        long dead = 0;
-        foreach (var transformer in chain)
+        var rows = new List<ChainRow>(positions.Count);
+        foreach (var i in positions)
         {
-            if (current.Count == 0)
-            {
-                break;
-            }
-
-            IReadOnlyList<TransformedRow> result;
-            try
-            {
-                result = await transformer.TransformAsync(flow, table.Schema, table.Table, current.Select(r => new BatchRow(r.Id, r.Json, r.Deleted)).ToList(), budget, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new TransformBatchException(
-                    $"Flow '{flow}' {lane} ({table.Qualified}): a batch of {current.Count} change(s) was not applied or acknowledged (a rerun streams it again): {ex.Message}", ex);
-            }
-
-            if (result.Count != current.Count)
-            {
-                throw new InvalidOperationException($"Transformer '{transformer.Name}' returned {result.Count} results for a batch of {current.Count} changes of {table.Qualified}.");
-            }
-
-            var next = new List<(int Position, string Id, string Index, ReadOnlyMemory<byte> Json, bool Deleted)>(current.Count);
-            for (var i = 0; i < result.Count; i++)
-            {
-                var row = result[i];
-                var input = current[i];
-                if (row.Error is { } error)
-                {
-                    await deadLetters.WriteAsync(flow, lane, input.Index, input.Id, null, error, input.Json, ct).ConfigureAwait(false);
-                    dead++;
-                }
-                else if (row.Written)
-                {
-                    // A delete keeps the row it carried for the next transformer; an upsert goes on as the document written.
-                    next.Add((input.Position, row.Id, row.Index ?? input.Index, input.Deleted ? input.Json : row.Json, input.Deleted));
-                }
-            }
-
-            counts?.Add($"{transformer.Name}@{transformer.VersionKey}", next.Count);
-            current = next;
+            rows.Add(new ChainRow(i, items[i].Id, items[i].Index, items[i].Source ?? items[i].Row ?? EmptyObject, items[i].Source is null));
         }
+
+        var (current, dead) = await TransformChain.RunAsync(chain, flow, table.Schema, table.Table, rows, budget, counts,
+            (row, error, token) => deadLetters.WriteAsync(flow, lane, row.Index!, row.Id, null, error, row.Json, token),
+            (count, ex) => new TransformBatchException(
+                $"Flow '{flow}' {lane} ({table.Qualified}): a batch of {count} change(s) was not applied or acknowledged (a rerun streams it again): {ex.Message}", ex),
+            ct).ConfigureAwait(false);
 
         foreach (var row in current)
         {
-            output[row.Position] = new ChangeItem(row.Index, row.Id, items[row.Position].Version, row.Deleted ? null : row.Json.ToArray(), table);
+            var item = items[row.Position];
+            if (string.Equals(row.Id, item.Id, StringComparison.Ordinal) && string.Equals(row.Index, item.Index, StringComparison.Ordinal)
+                && !row.Deleted && item.Source is { } source && row.Json.Equals(source.AsMemory()))
+            {
+                // Came out as it went in (an identity transformer): the change itself, its document uncopied.
+                output[row.Position] = item;
+            }
+            else
+            {
+                output[row.Position] = new ChangeItem(row.Index!, row.Id, item.Version, row.Deleted ? null : row.Json.ToArray(), table);
+            }
         }
 
         return dead;

@@ -11,9 +11,10 @@ public readonly record struct BatchRow(string Id, ReadOnlyMemory<byte> Json, boo
 
 /// <summary>
 /// What a transformer made of one row (<see cref="Json"/> is empty unless <see cref="Written"/>; it is always empty for a
-/// delete, which <see cref="Written"/> sends to <see cref="Id"/> in <see cref="Index"/>).
+/// delete, which <see cref="Written"/> sends to <see cref="Id"/> in <see cref="Index"/>). A document the transformer did not
+/// edit may be the input's own memory: the engine then writes the row as it came.
 /// </summary>
-public sealed record TransformedRow(bool Written, string Id, string? Index, ReadOnlyMemory<byte> Json, string? Error);
+public readonly record struct TransformedRow(bool Written, string Id, string? Index, ReadOnlyMemory<byte> Json, string? Error);
 
 /// <summary>
 /// A data-plane transformer as the sync engine sees it (the runtime adapts the hook host's transformers, which run in the

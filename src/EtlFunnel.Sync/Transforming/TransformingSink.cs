@@ -18,54 +18,21 @@ internal sealed class TransformingSink(IReplicaSink inner, IReadOnlyList<IBatchT
 
     public async Task<BatchOutcome> WriteAsync(DocumentBatch batch, CancellationToken ct)
     {
-        IReadOnlyList<BatchRow> rows = batch.Items.Select(i => new BatchRow(i.Id, batch.Source(i))).ToList();
-        IReadOnlyList<TransformedRow> current = rows.Select(r => new TransformedRow(true, r.Id, null, r.Json, null)).ToList();
-        long dead = 0;
-        foreach (var transformer in transformers)
+        var rows = new List<ChainRow>(batch.Count);
+        for (var i = 0; i < batch.Items.Count; i++)
         {
-            var input = current.Where(r => r.Written).ToList();
-            IReadOnlyList<TransformedRow> output;
-            try
-            {
-                output = await transformer.TransformAsync(flow, schema, table, input.Select(r => new BatchRow(r.Id, r.Json)).ToList(), budget, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new TransformBatchException(
-                    $"Flow '{flow}' replica '{replica}' ({schema}.{table}): a batch of {input.Count} rows was not written or checkpointed: {ex.Message}", ex);
-            }
-
-            var next = new List<TransformedRow>(output.Count);
-            for (var i = 0; i < output.Count; i++)
-            {
-                var row = output[i];
-                if (row.Error is { } error)
-                {
-                    await deadLetters.WriteAsync(flow, replica, batch.Index, input[i].Id, null, error, input[i].Json, ct).ConfigureAwait(false);
-                    dead++;
-                    continue;
-                }
-
-                next.Add(row with { Index = row.Index ?? input[i].Index });
-            }
-
-            counts?.Add($"{transformer.Name}@{transformer.VersionKey}", next.Count(r => r.Written));
-            current = next;
+            var item = batch.Items[i];
+            rows.Add(new ChainRow(i, item.Id, null, batch.Source(item), false));
         }
 
-        long indexed = 0, dlq = dead, retries = 0;
-        foreach (var group in current.Where(r => r.Written).GroupBy(r => r.Index ?? batch.Index, StringComparer.Ordinal))
-        {
-            var routed = new DocumentBatch(group.Key, batch.Bytes, batch.Version);
-            foreach (var row in group)
-            {
-                var start = routed.Bytes;
-                var span = routed.Writer.GetSpan(row.Json.Length);
-                row.Json.Span.CopyTo(span);
-                routed.Writer.Advance(row.Json.Length);
-                routed.Add(row.Id, start);
-            }
+        var (written, dead) = await TransformChain.RunAsync(transformers, flow, schema, table, rows, budget, counts,
+            (row, error, token) => deadLetters.WriteAsync(flow, replica, batch.Index, row.Id, null, error, row.Json, token),
+            (count, ex) => new TransformBatchException($"Flow '{flow}' replica '{replica}' ({schema}.{table}): a batch of {count} rows was not written or checkpointed: {ex.Message}", ex),
+            ct).ConfigureAwait(false);
 
+        long indexed = 0, dlq = dead, retries = 0;
+        foreach (var routed in Regroup(batch, written))
+        {
             var outcome = await inner.WriteAsync(routed, ct).ConfigureAwait(false);
             (indexed, dlq, retries) = (indexed + outcome.Indexed, dlq + outcome.DeadLettered, retries + outcome.Retries);
         }
@@ -76,6 +43,51 @@ internal sealed class TransformingSink(IReplicaSink inner, IReadOnlyList<IBatchT
         }
 
         return new BatchOutcome(indexed, dlq, retries);
+    }
+
+    // The written rows as batches per target index, in the order each index first appears. When every row came out as it went
+    // in (same id, the pipeline's index, the input's own bytes: an identity transformer), that is the batch itself, uncopied.
+    private static List<DocumentBatch> Regroup(DocumentBatch batch, List<ChainRow> written)
+    {
+        if (written.Count == batch.Count)
+        {
+            var same = true;
+            for (var i = 0; i < written.Count && same; i++)
+            {
+                var row = written[i];
+                var item = batch.Items[i];
+                same = row.Position == i && row.Index is null && string.Equals(row.Id, item.Id, StringComparison.Ordinal) && row.Json.Equals(batch.Source(item));
+            }
+
+            if (same)
+            {
+                return written.Count == 0 ? [] : [batch];
+            }
+        }
+
+        var batches = new List<DocumentBatch>(1);
+        Dictionary<string, DocumentBatch>? byIndex = null;
+        DocumentBatch? last = null;
+        foreach (var row in written)
+        {
+            var index = row.Index ?? batch.Index;
+            if (last is null || !string.Equals(last.Index, index, StringComparison.Ordinal))
+            {
+                byIndex ??= new Dictionary<string, DocumentBatch>(StringComparer.Ordinal);
+                if (!byIndex.TryGetValue(index, out last))
+                {
+                    byIndex[index] = last = new DocumentBatch(index, batch.Bytes, batch.Version);
+                    batches.Add(last);
+                }
+            }
+
+            var start = last.Bytes;
+            row.Json.Span.CopyTo(last.Writer.GetSpan(row.Json.Length));
+            last.Writer.Advance(row.Json.Length);
+            last.Add(row.Id, start);
+        }
+
+        return batches;
     }
 
     public Task<long> FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
