@@ -119,6 +119,11 @@ internal static class ClusterRunExecution
         RunSummary.Write(context.Console, report, tables);
         context.Console.WriteLine($"Cluster: {result.Members} members; replicas per member: " +
             string.Join(", ", result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"{m.Key}={m.Value}")) + $"; takeovers: {result.Takeovers}");
+        foreach (var (version, documents) in result.TransformerCounts.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            // Summed over the workers that ran the replicas (each ran the transformer in its own hook worker).
+            context.Console.WriteLine($"Transformer {version}: {documents:N0} documents");
+        }
         if (settings.Report is not null)
         {
             await RunSummary.WriteJsonAsync(settings.Report, RunSummary.ToJson(report, tables, withReplicas: true), CancellationToken.None).ConfigureAwait(false);

@@ -43,7 +43,14 @@ internal sealed record ClusterRunRequest
 }
 
 /// <summary>The outcome of a cluster run: the engine's report merged from every replica, and where they ran.</summary>
-internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<string, int> ReplicasPerMember, int Takeovers, int Members);
+internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<string, int> ReplicasPerMember, int Takeovers, int Members)
+{
+    /// <summary>
+    /// Documents the workers' transformers wrote per version (<c>name@version</c> → count), summed over the replicas' completed
+    /// attempts; empty when no transformer ran.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> TransformerCounts { get; init; } = new Dictionary<string, long>(StringComparer.Ordinal);
+}
 
 /// <summary>
 /// The caller's side of <c>run --cluster</c>: one pending lease row per pipeline replica, then a loop that places waiting
@@ -249,8 +256,14 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
     {
         var reports = new List<ReplicaReport>();
         var perMember = new Dictionary<string, int>(StringComparer.Ordinal);
+        var transformed = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
+            foreach (var (version, documents) in row.Transformed is null ? [] : JsonSerializer.Deserialize<Dictionary<string, long>>(row.Transformed) ?? [])
+            {
+                transformed[version] = transformed.GetValueOrDefault(version) + documents;
+            }
+
             var (_, pipeline) = replicas[row.Key];
             var report = row.Report is null ? null : JsonSerializer.Deserialize<ReplicaReport>(row.Report);
             reports.Add(report ?? new ReplicaReport
@@ -274,7 +287,10 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
             : reports.Any(r => r.Outcome == SyncOutcome.CompletedWithRejections) ? SyncOutcome.CompletedWithRejections
             : SyncOutcome.Cancelled;
         var duration = reports.Count == 0 ? TimeSpan.Zero : reports.Max(r => r.Duration);
-        return new ClusterRunResult(new SyncReport { Outcome = outcome, Replicas = reports, Duration = duration }, perMember, rows.Sum(r => r.Takeovers), members);
+        return new ClusterRunResult(new SyncReport { Outcome = outcome, Replicas = reports, Duration = duration }, perMember, rows.Sum(r => r.Takeovers), members)
+        {
+            TransformerCounts = transformed,
+        };
     }
 
     /// <summary>The live members of the cluster (waiting up to <paramref name="wait"/> for a first one), for the hooks to plan with.</summary>
