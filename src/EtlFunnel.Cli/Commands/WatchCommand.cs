@@ -405,7 +405,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             ["replicasPerMember"] = new System.Text.Json.Nodes.JsonObject(result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal)
                 .Select(m => KeyValuePair.Create(m.Key, (System.Text.Json.Nodes.JsonNode?)m.Value))),
         };
-        _context.Log.Information("Flow {Flow} (plan version {Version}) on cluster {Cluster}: {Summary:l}; {Members} members; replicas per member: {PerMember:l}; takeovers: {Takeovers}",
+        _context.Log.Information("Flow {Flow} (plan version {Version}) on cluster {Cluster}: {Summary:l} Cluster: {Members} members; replicas per member: {PerMember:l}; takeovers: {Takeovers}",
             run.Flow, run.Plan.Version, cluster.Settings.ClusterId, report.Summary, result.Members,
             string.Join(", ", result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"{m.Key}={m.Value}")), result.Takeovers);
         foreach (var (version, documents) in result.TransformerCounts.OrderBy(c => c.Key, StringComparer.Ordinal))
