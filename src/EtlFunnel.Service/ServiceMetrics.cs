@@ -17,7 +17,7 @@ internal sealed class ServiceMetrics : IDisposable
     private readonly ServiceState _state;
     private readonly Histogram<double> _runDuration;
 
-    public ServiceMetrics(ServiceState state, ClusterStatusSource? cluster = null)
+    public ServiceMetrics(ServiceState state, CachedReading<ClusterView>? cluster = null)
     {
         _state = state ?? throw new ArgumentNullException(nameof(state));
         Meter = new Meter(MeterName, Version);

@@ -52,7 +52,7 @@ internal static class StatusJson
     /// <c>"cluster": {"clusterId", "server", "aliveMembers", "failovers", "error", "members": [{"name", "silo", "cores", "region", "alive", "replicas"}]}</c>
     /// (<c>null</c> on one machine).
     /// </summary>
-    public static string Health(ServiceSnapshot s, ClusterStatusSource.Reading? cluster = null)
+    public static string Health(ServiceSnapshot s, CachedReading<ClusterView>.Reading? cluster = null)
     {
         var health = s.Health;
         return Write(w =>
@@ -214,7 +214,7 @@ internal static class StatusJson
         w.WriteEndArray();
     }
 
-    private static void WriteCluster(Utf8JsonWriter w, ClusterStatusSource.Reading? reading)
+    private static void WriteCluster(Utf8JsonWriter w, CachedReading<ClusterView>.Reading? reading)
     {
         if (reading is null)
         {

@@ -83,7 +83,7 @@ internal sealed class StatusServer : IAsyncDisposable
     /// Starts serving <paramref name="state"/> on <paramref name="statusUrl"/> (e.g. <c>http://127.0.0.1:0</c>); with
     /// <paramref name="cluster"/>, <c>/healthz</c>, the page and <c>/metrics</c> show its members too (read on request).
     /// </summary>
-    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken, bool allowNonLoopback = false, ClusterStatusSource? cluster = null)
+    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken, bool allowNonLoopback = false, CachedReading<ClusterView>? cluster = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         var (address, port) = ParseUrl(statusUrl, allowNonLoopback);
@@ -119,7 +119,7 @@ internal sealed class StatusServer : IAsyncDisposable
         _metrics.Dispose();
     }
 
-    private static void Map(WebApplication app, ServiceState state, ClusterStatusSource? cluster)
+    private static void Map(WebApplication app, ServiceState state, CachedReading<ClusterView>? cluster)
     {
         if (cluster is not null)
         {

@@ -51,7 +51,7 @@ internal sealed record WatchServiceOptions
     public ServiceState? State { get; init; }
 
     /// <summary>The cluster the scheduled runs go to (<c>watch --cluster</c> or <c>cluster:</c>), for the status endpoints; null on one machine.</summary>
-    public ClusterStatusSource? Cluster { get; init; }
+    public CachedReading<ClusterView>? Cluster { get; init; }
 
     /// <summary>The hook worker's isolation layers as detected at start (shown by <c>/healthz</c> and the status page).</summary>
     public IReadOnlyList<string> HookIsolation { get; init; } = [];

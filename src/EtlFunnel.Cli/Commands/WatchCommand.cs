@@ -524,7 +524,7 @@ internal sealed class WatchCluster : IAsyncDisposable
         Run = new EtlFunnel.Cluster.Running.ClusterRun(settings, loggerFactory) { KeepConnected = true };
         Run.StartConnecting(lifetime);
         _dataSource = EtlFunnel.Cluster.Worker.ClusterData.Open(settings);
-        Status = new ClusterStatusSource(ReadAsync, TimeSpan.FromSeconds(1));
+        Status = new CachedReading<ClusterView>(ReadAsync, TimeSpan.FromSeconds(1));
     }
 
     public EtlFunnel.Cluster.ClusterSettings Settings { get; }
@@ -533,7 +533,7 @@ internal sealed class WatchCluster : IAsyncDisposable
     public EtlFunnel.Cluster.Running.ClusterRun Run { get; }
 
     /// <summary>The members and their replicas, for <c>/healthz</c>, the page and <c>/metrics</c>.</summary>
-    public ClusterStatusSource Status { get; }
+    public CachedReading<ClusterView> Status { get; }
 
     /// <summary>The live members for the hooks (waits up to 10 s for a first one; throws <see cref="EtlFunnel.Cluster.ClusterException"/> when none).</summary>
     public async Task<IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>> MachinesAsync(CancellationToken cancellationToken) =>

@@ -15,23 +15,25 @@ internal sealed record ClusterView(string ClusterId, string Server, IReadOnlyLis
 }
 
 /// <summary>
-/// The cluster's status for watch's status endpoints, read on demand: a request reads the state database when the last
-/// reading is older than <paramref name="maxAge"/> (concurrent requests share one read), so nothing polls it while nobody
-/// looks. A failed read keeps the last good view and says why.
+/// A value read on demand (the cluster's status for watch's and the worker's status endpoints): a request reads it when the
+/// last reading is older than <paramref name="maxAge"/> (concurrent requests share one read), so nothing polls the state
+/// database while nobody looks. A failed read keeps the last good value and says why.
 /// </summary>
-internal sealed class ClusterStatusSource(Func<CancellationToken, Task<ClusterView>> read, TimeSpan maxAge, TimeProvider? time = null) : IDisposable
+/// <typeparam name="T">What is read.</typeparam>
+internal sealed class CachedReading<T>(Func<CancellationToken, Task<T>> read, TimeSpan maxAge, TimeProvider? time = null) : IDisposable
+    where T : class
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile Reading _last = new(null, "not read yet", DateTimeOffset.MinValue);
 
-    /// <summary>A reading: the view (the last good one when the read failed), the error of the last read, when it was taken.</summary>
-    public sealed record Reading(ClusterView? View, string? Error, DateTimeOffset At);
+    /// <summary>A reading: the value (the last good one when the read failed), the error of the last read, when it was taken.</summary>
+    public sealed record Reading(T? View, string? Error, DateTimeOffset At);
 
     /// <summary>The last reading, without reading again (the metrics callbacks, after <see cref="GetAsync"/>).</summary>
     public Reading Last => _last;
 
-    /// <summary>The cluster as of at most <c>maxAge</c> ago.</summary>
+    /// <summary>The value as of at most <c>maxAge</c> ago.</summary>
     public async Task<Reading> GetAsync(CancellationToken cancellationToken)
     {
         if (_time.GetUtcNow() - _last.At < maxAge)
@@ -56,7 +58,7 @@ internal sealed class ClusterStatusSource(Func<CancellationToken, Task<ClusterVi
             {
                 throw;
             }
-#pragma warning disable CA1031 // Any failure to read the state database is shown on the page and in etlfunnel_cluster_status_up, never a 500.
+#pragma warning disable CA1031 // Any failure to read is shown on the page and in etlfunnel_cluster_status_up, never a 500.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
