@@ -92,7 +92,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
     private async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
     {
-        var (clusterSettings, clusterError) = await ClusterRunExecution.ResolveAsync(_context, settings, cancellationToken).ConfigureAwait(false);
+        var (clusterSettings, clusterError, loadedConfig) = await ClusterRunExecution.ResolveAsync(_context, settings, cancellationToken).ConfigureAwait(false);
         if (clusterError is { } usage)
         {
             return usage;
@@ -106,7 +106,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
         // Transformers run in the hook worker during the sync, so a run with any keeps the hooks loaded until it ends; on a
         // cluster each worker runs them in its own hook worker, and the hooks here are done once the plan is made.
         var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken,
-            members is null ? null : MachinesOf(members), keepHooksWithTransformers: clusterSettings is null).ConfigureAwait(false);
+            members is null ? null : MachinesOf(members), keepHooksWithTransformers: clusterSettings is null, loadedConfig: loadedConfig).ConfigureAwait(false);
         EtlFunnel.Cluster.Running.ClusterRun? clusterRun = null;
         if (members is not null)
         {
