@@ -17,7 +17,7 @@ internal sealed class ServiceMetrics : IDisposable
     private readonly ServiceState _state;
     private readonly Histogram<double> _runDuration;
 
-    public ServiceMetrics(ServiceState state)
+    public ServiceMetrics(ServiceState state, CachedReading<ClusterView>? cluster = null)
     {
         _state = state ?? throw new ArgumentNullException(nameof(state));
         Meter = new Meter(MeterName, Version);
@@ -51,6 +51,19 @@ internal sealed class ServiceMetrics : IDisposable
         Meter.CreateObservableGauge("etlfunnel_ready", () => _state.Snapshot.Readiness.Ready ? 1 : 0, description: "1 while /readyz answers 200 (ready or degraded).");
         Meter.CreateObservableGauge("etlfunnel_build_info", () => new Measurement<int>(1, new KeyValuePair<string, object?>("version", Version)),
             description: "Always 1; the version label says which build runs.");
+        if (cluster is not null)
+        {
+            // The same series as a worker's --status-port endpoint (docs/cluster.md), read at each scrape (see StatusServer).
+            Meter.CreateObservableGauge("etlfunnel_cluster_members", () => cluster.Last.View?.AliveMembers ?? 0,
+                description: "Members of the cluster watch hands its runs to, alive now (announced, not left, heartbeat within the member TTL).");
+            Meter.CreateObservableGauge("etlfunnel_cluster_replicas", () => PerMember(cluster.Last.View),
+                description: "Pipeline replicas each member owns now (running, unexpired leases), per member name and silo; alive members and members still owning a lease.");
+            Meter.CreateObservableCounter("etlfunnel_cluster_failovers", () => cluster.Last.View?.Failovers ?? 0,
+                description: "Leases taken over from an owner that stopped renewing them (a dead or paused worker), over every run of the cluster.");
+            Meter.CreateObservableGauge("etlfunnel_cluster_status_up", () => cluster.Last is { View: not null, Error: null } ? 1 : 0,
+                description: "1 when the last reading of the cluster's state database succeeded, 0 when it failed (the other cluster series then hold their last values).");
+        }
+
         _runDuration = Meter.CreateHistogram<double>("etlfunnel_run_duration", unit: "s", description: "Wall time of finished runs, per flow and outcome.");
         _state.RunRecorded += OnRunRecorded;
     }
@@ -71,6 +84,14 @@ internal sealed class ServiceMetrics : IDisposable
     private void OnRunRecorded(RunRecord run) =>
         _runDuration.Record((run.Finished - run.Started).TotalSeconds,
             new KeyValuePair<string, object?>("flow", run.Flow), new KeyValuePair<string, object?>("outcome", run.Outcome.ToString().ToLowerInvariant()));
+
+    private static IEnumerable<Measurement<int>> PerMember(ClusterView? view)
+    {
+        foreach (var m in view?.Members ?? [])
+        {
+            yield return new Measurement<int>(m.Replicas, new KeyValuePair<string, object?>("member", m.Name), new KeyValuePair<string, object?>("silo", m.Silo));
+        }
+    }
 
     private void PerStream(string name, string description, Func<CdcStreamState, double?> value, bool counter)
     {

@@ -47,8 +47,12 @@ internal static class StatusJson
         w.WriteEndObject();
     });
 
-    /// <summary>Health with its reasons, the hook status, the restart notice and the recent plan diff.</summary>
-    public static string Health(ServiceSnapshot s)
+    /// <summary>
+    /// Health with its reasons, the hook status, the restart notice, the recent plan diff and, when watch runs on a cluster,
+    /// <c>"cluster": {"clusterId", "server", "aliveMembers", "failovers", "error", "members": [{"name", "silo", "cores", "region", "alive", "replicas"}]}</c>
+    /// (<c>null</c> on one machine).
+    /// </summary>
+    public static string Health(ServiceSnapshot s, CachedReading<ClusterView>.Reading? cluster = null)
     {
         var health = s.Health;
         return Write(w =>
@@ -105,6 +109,7 @@ internal static class StatusJson
             }
 
             WriteStreams(w, s);
+            WriteCluster(w, cluster);
             w.WriteStartArray("planDiff");
             foreach (var d in s.PlanDiff)
             {
@@ -207,6 +212,37 @@ internal static class StatusJson
         }
 
         w.WriteEndArray();
+    }
+
+    private static void WriteCluster(Utf8JsonWriter w, CachedReading<ClusterView>.Reading? reading)
+    {
+        if (reading is null)
+        {
+            w.WriteNull("cluster");
+            return;
+        }
+
+        w.WriteStartObject("cluster");
+        WriteString(w, "clusterId", reading.View?.ClusterId);
+        WriteString(w, "server", reading.View?.Server);
+        w.WriteNumber("aliveMembers", reading.View?.AliveMembers ?? 0);
+        w.WriteNumber("failovers", reading.View?.Failovers ?? 0);
+        WriteString(w, "error", reading.Error);
+        w.WriteStartArray("members");
+        foreach (var m in reading.View?.Members ?? [])
+        {
+            w.WriteStartObject();
+            w.WriteString("name", m.Name);
+            w.WriteString("silo", m.Silo);
+            w.WriteNumber("cores", m.Cores);
+            WriteString(w, "region", m.Region);
+            w.WriteBoolean("alive", m.Alive);
+            w.WriteNumber("replicas", m.Replicas);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
     }
 
     /// <summary>A stream phase as the JSON and the page show it: <c>starting</c>, <c>snapshot</c>, <c>streaming</c>, <c>restarting</c>, <c>retrying</c>, <c>not planned</c>, <c>stopped</c>.</summary>

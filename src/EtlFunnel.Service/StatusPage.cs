@@ -2,7 +2,7 @@ namespace EtlFunnel.Service;
 
 /// <summary>
 /// The human page at <c>GET /</c>: one self-contained document (no external assets) whose script polls
-/// <c>/healthz</c> (with the CDC streams), <c>/plan</c> and <c>/runs</c> every two seconds and renders them with DOM text
+/// <c>/healthz</c> (with the CDC streams and the cluster), <c>/plan</c> and <c>/runs</c> every two seconds and renders them with DOM text
 /// nodes only, so names and diagnostics from hooks can never inject markup.
 /// </summary>
 internal static class StatusPage
@@ -39,6 +39,10 @@ internal static class StatusPage
 <div id="restart"></div>
 <h2>Hooks</h2>
 <div id="hooks" class="muted">loading…</div>
+<div id="cluster-section" hidden>
+<h2>Cluster <span id="cluster-name" class="muted"></span></h2>
+<div id="cluster" class="muted">loading…</div>
+</div>
 <h2>CDC streams</h2>
 <div id="streams" class="muted">no CDC flow</div>
 <h2>Active plan <span id="plan-version" class="muted"></span></h2>
@@ -102,6 +106,16 @@ function renderHealth(h) {
         x.lanes, x.appliedLsn || "", bytes(x.lagBytes), x.lagSeconds == null ? "" : x.lagSeconds.toFixed(3), x.changesApplied, x.restarts,
         x.lastError ? x.lastError + (x.retryAt ? " (again at " + ts(x.retryAt) + ")" : "") : ""]),
       i => streams[i].phase === "retrying" ? "failed" : ""));
+  }
+  const c = h.cluster;
+  if (c) {
+    document.getElementById("cluster-section").hidden = false;
+    document.getElementById("cluster-name").textContent = (c.clusterId || "") + (c.server ? " in " + c.server : "");
+    const nodes = [el("p", {}, c.aliveMembers + " members alive, " + c.members.reduce((n, m) => n + m.replicas, 0) + " replicas running, " + c.failovers + " failovers")];
+    if (c.error) nodes.push(el("p", { class: "diag" }, "cannot read the cluster: " + c.error));
+    if (c.members.length) nodes.push(table(["member", "silo", "cores", "region", "state", "replicas"],
+      c.members.map(m => [m.name, m.silo, m.cores, m.region || "", m.alive ? "alive" : "not seen", m.replicas]), i => c.members[i].alive ? "" : "failed"));
+    replace("cluster", ...nodes);
   }
   if (h.planDiff.length) {
     replace("diff", table(["at", "plan", "change"], h.planDiff.slice().reverse().map(d => [ts(d.at), "v" + d.planVersion, el("code", {}, d.line)])));

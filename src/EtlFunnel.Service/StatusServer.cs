@@ -79,18 +79,21 @@ internal sealed class StatusServer : IAsyncDisposable
     public static Task<StatusServer> StartAsync(Uri statusUrl, ServiceState state, CancellationToken cancellationToken) =>
         StartAsync(statusUrl.OriginalString, state, cancellationToken, allowNonLoopback: false);
 
-    /// <summary>Starts serving <paramref name="state"/> on <paramref name="statusUrl"/> (e.g. <c>http://127.0.0.1:0</c>).</summary>
-    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken, bool allowNonLoopback = false)
+    /// <summary>
+    /// Starts serving <paramref name="state"/> on <paramref name="statusUrl"/> (e.g. <c>http://127.0.0.1:0</c>); with
+    /// <paramref name="cluster"/>, <c>/healthz</c>, the page and <c>/metrics</c> show its members too (read on request).
+    /// </summary>
+    public static async Task<StatusServer> StartAsync(string statusUrl, ServiceState state, CancellationToken cancellationToken, bool allowNonLoopback = false, CachedReading<ClusterView>? cluster = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         var (address, port) = ParseUrl(statusUrl, allowNonLoopback);
 
         var builder = PrometheusExport.StatusEndpointBuilder(address, port);
-        var metrics = new ServiceMetrics(state);
+        var metrics = new ServiceMetrics(state, cluster);
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddEtlfunnelMetrics(metrics.Meter, views => views
             .AddView("etlfunnel_run_duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400] })));
         var app = builder.Build();
-        Map(app, state);
+        Map(app, state, cluster);
         try
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -116,13 +119,28 @@ internal sealed class StatusServer : IAsyncDisposable
         _metrics.Dispose();
     }
 
-    private static void Map(WebApplication app, ServiceState state)
+    private static void Map(WebApplication app, ServiceState state, CachedReading<ClusterView>? cluster)
     {
+        if (cluster is not null)
+        {
+            // The cluster series are read at the scrape (at most one state database read per cache period), never in the background.
+            app.Use(async (ctx, next) =>
+            {
+                if (ctx.Request.Path == "/metrics")
+                {
+                    await cluster.GetAsync(ctx.RequestAborted).ConfigureAwait(false);
+                }
+
+                await next(ctx).ConfigureAwait(false);
+            });
+        }
+
         app.MapGet("/", ctx => Send(ctx, 200, "text/html; charset=utf-8", StatusPage.Html));
-        app.MapGet("/healthz", ctx =>
+        app.MapGet("/healthz", async ctx =>
         {
             var s = state.Snapshot;
-            return Send(ctx, s.Health.Healthy ? 200 : 503, "application/json; charset=utf-8", StatusJson.Health(s));
+            var reading = cluster is null ? null : await cluster.GetAsync(ctx.RequestAborted).ConfigureAwait(false);
+            await Send(ctx, s.Health.Healthy ? 200 : 503, "application/json; charset=utf-8", StatusJson.Health(s, reading)).ConfigureAwait(false);
         });
         // Liveness: the process answers (a broken hook or an unreachable source is no reason to restart it).
         app.MapGet("/livez", ctx => Send(ctx, 200, "application/json; charset=utf-8", "{\"status\":\"alive\"}"));

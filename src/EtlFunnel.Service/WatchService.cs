@@ -50,6 +50,9 @@ internal sealed record WatchServiceOptions
     /// <summary>The state to publish into (a fresh one if null).</summary>
     public ServiceState? State { get; init; }
 
+    /// <summary>The cluster the scheduled runs go to (<c>watch --cluster</c> or <c>cluster:</c>), for the status endpoints; null on one machine.</summary>
+    public CachedReading<ClusterView>? Cluster { get; init; }
+
     /// <summary>The hook worker's isolation layers as detected at start (shown by <c>/healthz</c> and the status page).</summary>
     public IReadOnlyList<string> HookIsolation { get; init; } = [];
 
@@ -75,7 +78,7 @@ internal static class WatchService
         StatusServer? server = null;
         if (options.StatusUrl is not null)
         {
-            server = await StatusServer.StartAsync(options.StatusUrl, state, shutdown, options.AllowNonLoopbackStatus).ConfigureAwait(false);
+            server = await StatusServer.StartAsync(options.StatusUrl, state, shutdown, options.AllowNonLoopbackStatus, options.Cluster).ConfigureAwait(false);
             log.LogInformation("Status page on {Url:l} (/livez, /readyz, /healthz, /plan, /runs, /metrics)", server.BoundUrl.ToString());
             options.OnListening?.Invoke(server.BoundUrl);
         }

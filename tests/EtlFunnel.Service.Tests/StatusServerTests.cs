@@ -264,6 +264,44 @@ public sealed partial class StatusServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task On_one_machine_healthz_has_no_cluster_and_metrics_have_no_cluster_series()
+    {
+        var health = JsonDocument.Parse(await _http.GetStringAsync("/healthz")).RootElement;
+
+        health.GetProperty("cluster").ValueKind.Should().Be(JsonValueKind.Null);
+        (await _http.GetStringAsync("/metrics")).Should().NotContain("etlfunnel_cluster_");
+    }
+
+    [Fact]
+    public async Task With_a_cluster_healthz_and_metrics_list_its_members_read_at_the_request_and_promtool_accepts_them()
+    {
+        var reads = 0;
+        using var cluster = new CachedReading<ClusterView>(_ =>
+        {
+            Interlocked.Increment(ref reads);
+            return Task.FromResult(new ClusterView("eu-prod", "db:5432/state",
+                [new ClusterMemberView("w1", "10.0.0.1:11111@1", 4, "EU", true, 2), new ClusterMemberView("w2", "10.0.0.2:11111@1", 2, null, false, 1)], 3));
+        }, TimeSpan.FromSeconds(1), _time);
+        await using var server = await StatusServer.StartAsync("http://127.0.0.1:0", _state, CancellationToken.None, cluster: cluster);
+        using var http = new HttpClient { BaseAddress = server.BoundUrl };
+        reads.Should().Be(0, "nothing reads the cluster before a request");
+
+        var health = JsonDocument.Parse(await http.GetStringAsync("/healthz")).RootElement.GetProperty("cluster");
+        health.GetProperty("clusterId").GetString().Should().Be("eu-prod");
+        health.GetProperty("aliveMembers").GetInt32().Should().Be(1);
+        health.GetProperty("failovers").GetInt64().Should().Be(3);
+        health.GetProperty("members").EnumerateArray().Select(m => (m.GetProperty("name").GetString(), m.GetProperty("replicas").GetInt32(), m.GetProperty("alive").GetBoolean()))
+            .Should().Equal(("w1", 2, true), ("w2", 1, false));
+
+        var text = await http.GetStringAsync("/metrics");
+        text.Should().Contain("etlfunnel_cluster_members").And.MatchRegex(@"etlfunnel_cluster_replicas\{[^}]*member=""w1""[^}]*\} 2")
+            .And.MatchRegex(@"etlfunnel_cluster_failovers_total(\{[^}]*\})? 3").And.MatchRegex(@"etlfunnel_cluster_status_up(\{[^}]*\})? 1");
+        reads.Should().Be(1, "requests within a second share one reading");
+        var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
+        exitCode.Should().Be(0, $"promtool check metrics must accept /metrics:\n{output}\n--- /metrics ---\n{text}");
+    }
+
+    [Fact]
     public async Task The_page_is_one_self_contained_html_document()
     {
         var response = await _http.GetAsync("/");

@@ -35,12 +35,15 @@ internal static class Planning
 {
     private const int MaxErrorsShown = 50;
 
-    /// <summary>Loads the config and the machine (detected or from a profile); prints the error and returns the exit code on failure.</summary>
-    public static async Task<(PlanInputs? Inputs, int ExitCode)> LoadInputsAsync(CliContext context, string configPath, string? machinePath, CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads the config (unless the caller already did: <paramref name="loadedConfig"/>) and the machine (detected or from a
+    /// profile); prints the error and returns the exit code on failure.
+    /// </summary>
+    public static async Task<(PlanInputs? Inputs, int ExitCode)> LoadInputsAsync(CliContext context, string configPath, string? machinePath, CancellationToken cancellationToken, EtlConfig? loadedConfig = null)
     {
         try
         {
-            var config = await ConfigLoader.LoadAsync(configPath, context.Environment, cancellationToken).ConfigureAwait(false);
+            var config = loadedConfig ?? await ConfigLoader.LoadAsync(configPath, context.Environment, cancellationToken).ConfigureAwait(false);
             config = ApplyDestinationOverride(context, config);
             var machine = machinePath is null
                 ? MachineProfiles.Detect(context.Environment)
@@ -122,9 +125,9 @@ internal static class Planning
     /// <summary>The whole path of <c>plan</c> and <c>run</c>: config, machine, hooks folder, discovery, hooks, validated plan. Errors are printed; the plan is null then.</summary>
     public static async Task<(PlannedWork? Work, int ExitCode)> PlanFromCommandLineAsync(
         CliContext context, string configPath, string? hooksDirectory, string? machinePath, CancellationToken cancellationToken, Task<IReadOnlyList<MachineInfo>?>? clusterMachines = null,
-        bool keepHooksWithTransformers = false)
+        bool keepHooksWithTransformers = false, EtlConfig? loadedConfig = null)
     {
-        var (inputs, exitCode) = await LoadInputsAsync(context, configPath, machinePath, cancellationToken).ConfigureAwait(false);
+        var (inputs, exitCode) = await LoadInputsAsync(context, configPath, machinePath, cancellationToken, loadedConfig).ConfigureAwait(false);
         if (inputs is null)
         {
             return (null, exitCode);

@@ -92,7 +92,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
     private async Task<int> RunAsync(RunSettings settings, CancellationToken cancellationToken)
     {
-        var (clusterSettings, clusterError) = await ClusterRunExecution.ResolveAsync(_context, settings, cancellationToken).ConfigureAwait(false);
+        var (clusterSettings, clusterError, loadedConfig) = await ClusterRunExecution.ResolveAsync(_context, settings, cancellationToken).ConfigureAwait(false);
         if (clusterError is { } usage)
         {
             return usage;
@@ -103,9 +103,10 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
         using var membersStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var members = clusterSettings is null ? null : Task.Run(() => ClusterRunExecution.MembersAsync(_context, clusterSettings, membersStop.Token), membersStop.Token);
 
-        // Transformers run in the hook worker during the sync, so a run with any keeps the hooks loaded until it ends.
+        // Transformers run in the hook worker during the sync, so a run with any keeps the hooks loaded until it ends; on a
+        // cluster each worker runs them in its own hook worker, and the hooks here are done once the plan is made.
         var (work, exitCode) = await Planning.PlanFromCommandLineAsync(_context, settings.Config!, settings.Hooks, settings.Machine, cancellationToken,
-            members is null ? null : MachinesOf(members), keepHooksWithTransformers: true).ConfigureAwait(false);
+            members is null ? null : MachinesOf(members), keepHooksWithTransformers: clusterSettings is null, loadedConfig: loadedConfig).ConfigureAwait(false);
         EtlFunnel.Cluster.Running.ClusterRun? clusterRun = null;
         if (members is not null)
         {
@@ -181,22 +182,6 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
         {
             await _context.Err.WriteLineAsync(ex.Message).ConfigureAwait(false);
             return ExitCodes.Failure;
-        }
-
-        if (clusterSettings is not null && transformers.Count > 0)
-        {
-            // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index.
-            var applied = work.Plan.AllPipelines()
-                .Where(x => transformers.Any(t => t.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
-                .Select(x => $"{x.Flow.Parent}/{x.Pipeline.Table}").Distinct(StringComparer.Ordinal).ToList();
-            if (applied.Count > 0)
-            {
-                await _context.Err.WriteLineAsync(
-                    $"error: transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
-                    $"but cluster runs do not run transformers yet; run without {(settings.Cluster is not null ? "--cluster" : "the cluster (--local)")}, " +
-                    "or narrow the transformer's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
-                return ExitCodes.Usage;
-            }
         }
 
         if (clusterSettings is not null)

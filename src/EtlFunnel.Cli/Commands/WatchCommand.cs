@@ -33,6 +33,22 @@ internal sealed class WatchSettings : PlanInputSettings
     [CommandOption("--state <DIR|URL>")]
     [Description("Checkpoint folder or postgres:// URL of a checkpoint table; overrides 'state:' in the config. Each flow keeps its checkpoints in <state>/watch/<flow> (a table: scope <scope>/watch/<flow>).")]
     public string? State { get; init; }
+
+    [CommandOption("--cluster <CONN>")]
+    [Description("Hand the scheduled full/incremental runs' pipeline replicas to the workers of this cluster (its state PostgreSQL database; docs/cluster.md); CDC flows stream on this machine.")]
+    public string? Cluster { get; init; }
+
+    [CommandOption("--cluster-id <ID>")]
+    [Description("With --cluster (or cluster: in the config): which cluster in that database (default: the config's cluster id, else ETLFUNNEL_CLUSTER_ID, else etlfunnel).")]
+    public string? ClusterId { get; init; }
+
+    [CommandOption("--local")]
+    [Description("Run on this machine even when the config names a cluster (cluster:).")]
+    public bool Local { get; init; }
+
+    public override ValidationResult Validate() =>
+        Local && Cluster is not null ? ValidationResult.Error("--local and --cluster contradict each other: pass one of them")
+        : base.Validate();
 }
 
 /// <summary><c>etlfunnel watch</c>: <see cref="WatchService"/> wired to the hook host (watching), the planner and the sync engine.</summary>
@@ -90,6 +106,24 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             return ExitCodes.Usage;
         }
 
+        // --cluster wins over 'cluster:' in the config; --local ignores the latter.
+        EtlFunnel.Cluster.ClusterSettings? cluster = null;
+        if (settings.Cluster is not null)
+        {
+            cluster = ClusterCommandLine.Settings(settings.Cluster, settings.ClusterId, null, null, _context.Environment);
+            if (cluster is null)
+            {
+                await _context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
+        }
+        else if (!settings.Local && config.Cluster is { } configured)
+        {
+            cluster = ClusterCommandLine.FromConfig(configured, settings.ClusterId, null, null, _context.Environment);
+            log.Information("Watching on cluster {Cluster} in {Server} ({Location:l}: cluster:); pass --local to run on this machine instead",
+                cluster.ClusterId, cluster.Server, configured.Location.ToString());
+        }
+
         var hooksDirectory = settings.Hooks ?? config.HooksDirectory ?? HooksFolder.DefaultDirectory;
         HookHost? host = null;
         if (Directory.Exists(hooksDirectory))
@@ -123,6 +157,9 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             using var signal = ShutdownSignal.Register(_context.LoggerFactory);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.Token);
+            // On a cluster: one Orleans client for the process's lifetime (every scheduled run hands its replicas through it), and
+            // the state database the status endpoints read the members from, on request.
+            await using var onCluster = cluster is null ? null : new WatchCluster(cluster, _context.LoggerFactory, stop.Token);
             IOrchestrationHooks hooks = host is null ? new NoHooks() : host;
             ExecutionPlan? previous = null;
             var hooksFolderGone = false;
@@ -160,7 +197,21 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     ExecutionPlan plan;
                     try
                     {
-                        plan = await Planning.PlanAsync(_context, inputs, hooks, ct).ConfigureAwait(false);
+                        // On a cluster the hooks see its live members, as with run --cluster (param.ClusterMachines).
+                        var planInputs = inputs;
+                        if (onCluster is not null)
+                        {
+                            try
+                            {
+                                planInputs = inputs with { ClusterMachines = await onCluster.MachinesAsync(ct).ConfigureAwait(false) };
+                            }
+                            catch (EtlFunnel.Cluster.ClusterException ex)
+                            {
+                                return ReloadResult.SourceUnreachable($"{cluster!.ConfiguredAt}: {ex.Message}");
+                            }
+                        }
+
+                        plan = await Planning.PlanAsync(_context, planInputs, hooks, ct).ConfigureAwait(false);
                     }
                     catch (DiscoveryException ex) when (ex.InnerException is Npgsql.NpgsqlException { IsTransient: true } or TimeoutException)
                     {
@@ -186,15 +237,16 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     host.Reloaded += OnReloaded;
                     return new Subscription(() => host.Reloaded -= OnReloaded);
                 },
-                RunFlow = (run, ct) => RunFlowAsync(config, stateRoot, host, run, ct),
+                RunFlow = (run, ct) => onCluster is null ? RunFlowAsync(config, stateRoot, host, run, ct) : RunFlowOnClusterAsync(config, stateRoot, hooksDirectory, onCluster, run, ct),
+                Cluster = onCluster?.Status,
                 CdcFlows = [.. config.Flows.Where(f => f.Cdc is not null).Select(f => f.Name)],
                 RunStream = (run, ct) => RunStreamAsync(config, stateRoot, host, run, ct),
                 StreamShape = (model, flow) => StreamShape(config, (ExecutionPlan)model!, flow, host),
             };
-            if (config.Cluster is { } cluster)
+            if (cluster is not null && options.CdcFlows.Count > 0)
             {
-                log.Warning("{Location:l}: cluster: is used by 'etlfunnel run' and 'etlfunnel worker'; watch runs its flows on this machine (watch on a cluster is not built yet)",
-                    cluster.Location.ToString());
+                log.Information("Flows {Flows:l} have mode: cdc: their streams run on this machine (watch), not on cluster {Cluster}; the other flows' scheduled runs go to the cluster's workers",
+                    string.Join(", ", options.CdcFlows), cluster.ClusterId);
             }
 
             foreach (var flow in config.Flows.Where(f => f.Cdc is not null && f.Interval is not null))
@@ -281,6 +333,96 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             SyncOutcome.CompletedWithRejections => $"{report.DeadLettered} document(s) rejected; dead letters in {report.DeadLetterFile}",
             SyncOutcome.Failed => report.Replicas.FirstOrDefault(r => r.Error is not null)?.Error ?? report.Summary,
+            _ => null,
+        };
+        return new FlowRunResult(outcome, report.RowsRead, report.DocsIndexed, report.DeadLettered, report.Retries, error, json);
+    }
+
+    /// <summary>
+    /// Runs one configured flow on the cluster: the plan's replicas of that flow handed to the workers (they run the
+    /// transformers of their own hooks folders), checkpoints in the cluster database under the flow's watch scope.
+    /// </summary>
+    private async Task<FlowRunResult> RunFlowOnClusterAsync(EtlConfig config, StateLocation stateRoot, string hooksDirectory, WatchCluster cluster, FlowRunContext run, CancellationToken cancellationToken)
+    {
+        var whole = (ExecutionPlan)run.Plan.Model!;
+        var plan = whole with { Flows = [.. whole.Flows.Where(f => f.Parent == run.Flow)] };
+        if (plan.Flows.Length == 0)
+        {
+            return new FlowRunResult(RunOutcome.Succeeded, 0, 0, 0, 0, Report: new System.Text.Json.Nodes.JsonObject { ["cluster"] = "the plan has no replica of this flow" });
+        }
+
+        var state = stateRoot.ForWatchedFlow(run.Flow);
+        SyncJob job;
+        try
+        {
+            // The job is the planner's side only: it exports the run's snapshot of the flow's source, which every worker imports.
+            job = SyncJobBuilder.Build(plan, config, new SyncOptions
+            {
+                StateDirectory = state.Directory,
+                StateTable = state.Table,
+                DeadLetterDirectory = RunCommand.DeadLetterDirectoryFor(stateRoot.Directory),
+                Mode = SyncMode.Incremental,
+            }, _context.Environment, flow => flow == run.Flow);
+        }
+        catch (ConfigException ex)
+        {
+            return FlowRunResult.Failed(ex.Message);
+        }
+
+        var request = new EtlFunnel.Cluster.Running.ClusterRunRequest
+        {
+            Plan = plan,
+            // Hashed at each run: a hooks edit here must reach every worker's folder before their replicas run again.
+            HooksHash = EtlFunnel.Cluster.HooksFingerprint.Compute(hooksDirectory),
+            Job = job,
+            StateTable = stateRoot.Table?.Table ?? PostgresStateTable.DefaultTable,
+            Scope = $"{stateRoot.Table?.Scope ?? PostgresStateTable.DefaultScope}/watch/{run.Flow}",
+            Incremental = true,
+        };
+        _context.Log.Information("Flow {Flow}: handing {Replicas} pipeline replicas to cluster {Cluster} (run {RunId}, hooks {Hooks})",
+            run.Flow, plan.AllPipelines().Count(), cluster.Settings.ClusterId, request.RunId, request.HooksHash);
+        EtlFunnel.Cluster.Running.ClusterRunResult result;
+        try
+        {
+            result = await cluster.Run.RunAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EtlFunnel.Cluster.ClusterException ex)
+        {
+            return FlowRunResult.Failed(ex.Message);
+        }
+        catch (SyncConfigurationException ex)
+        {
+            return FlowRunResult.Failed($"{ex.Message} (nothing was synced)");
+        }
+
+        var report = result.Report;
+        var tables = RunSummary.ByTable(report, RunSummary.ParentOf(plan));
+        var json = RunSummary.ToJson(report, tables, withReplicas: false);
+        json["cluster"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["members"] = result.Members,
+            ["takeovers"] = result.Takeovers,
+            ["replicasPerMember"] = new System.Text.Json.Nodes.JsonObject(result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal)
+                .Select(m => KeyValuePair.Create(m.Key, (System.Text.Json.Nodes.JsonNode?)m.Value))),
+        };
+        _context.Log.Information("Flow {Flow} (plan version {Version}) on cluster {Cluster}: {Summary:l} Cluster: {Members} members; replicas per member: {PerMember:l}; takeovers: {Takeovers}",
+            run.Flow, run.Plan.Version, cluster.Settings.ClusterId, report.Summary, result.Members,
+            string.Join(", ", result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"{m.Key}={m.Value}")), result.Takeovers);
+        foreach (var (version, documents) in result.TransformerCounts.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            _context.Log.Information("Flow {Flow}: transformer {Transformer:l} wrote {Documents} documents (on the workers)", run.Flow, version, documents);
+        }
+
+        var outcome = report.Outcome switch
+        {
+            SyncOutcome.Succeeded => RunOutcome.Succeeded,
+            SyncOutcome.Cancelled => RunOutcome.Cancelled,
+            _ => RunOutcome.Failed,
+        };
+        var error = report.Outcome switch
+        {
+            SyncOutcome.CompletedWithRejections => $"{report.DeadLettered} document(s) rejected; dead letters are on the workers that wrote them",
+            SyncOutcome.Failed => report.Replicas.FirstOrDefault(r => r.Error is not null) is { } failed ? $"{failed.Flow}/{failed.Replica}: {failed.Error}" : report.Summary,
             _ => null,
         };
         return new FlowRunResult(outcome, report.RowsRead, report.DocsIndexed, report.DeadLettered, report.Retries, error, json);
@@ -373,5 +515,53 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
     private sealed class Subscription(Action dispose) : IDisposable
     {
         public void Dispose() => dispose();
+    }
+}
+
+/// <summary>
+/// <c>watch</c> on a cluster: the one Orleans client every scheduled run shares (connecting from the start), the members the
+/// hooks see, and the status the status endpoints read on request (cached for a second).
+/// </summary>
+internal sealed class WatchCluster : IAsyncDisposable
+{
+    private readonly Npgsql.NpgsqlDataSource _dataSource;
+    private readonly ILoggerFactory _loggerFactory;
+
+    public WatchCluster(EtlFunnel.Cluster.ClusterSettings settings, ILoggerFactory loggerFactory, CancellationToken lifetime)
+    {
+        Settings = settings;
+        _loggerFactory = loggerFactory;
+        Run = new EtlFunnel.Cluster.Running.ClusterRun(settings, loggerFactory) { KeepConnected = true };
+        Run.StartConnecting(lifetime);
+        _dataSource = EtlFunnel.Cluster.Worker.ClusterData.Open(settings);
+        Status = new CachedReading<ClusterView>(ReadAsync, TimeSpan.FromSeconds(1));
+    }
+
+    public EtlFunnel.Cluster.ClusterSettings Settings { get; }
+
+    /// <summary>Hands each run's replicas to the cluster, through one client.</summary>
+    public EtlFunnel.Cluster.Running.ClusterRun Run { get; }
+
+    /// <summary>The members and their replicas, for <c>/healthz</c>, the page and <c>/metrics</c>.</summary>
+    public CachedReading<ClusterView> Status { get; }
+
+    /// <summary>The live members for the hooks (waits up to 10 s for a first one; throws <see cref="EtlFunnel.Cluster.ClusterException"/> when none).</summary>
+    public async Task<IReadOnlyList<EtlFunnel.Execution.Models.MachineInfo>> MachinesAsync(CancellationToken cancellationToken) =>
+        [.. (await EtlFunnel.Cluster.Running.ClusterRun.MembersAsync(Settings, _loggerFactory, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false)).Select(m => m.Machine)];
+
+    private async Task<ClusterView> ReadAsync(CancellationToken cancellationToken)
+    {
+        var report = await EtlFunnel.Cluster.Status.ClusterStatusReader.ReadAsync(_dataSource, Settings, cancellationToken).ConfigureAwait(false);
+        var perMember = report.ReplicasPerMember;
+        return new ClusterView(report.ClusterId, report.Server,
+            [.. report.Members.Where(m => m.Alive || perMember[m.Silo] > 0).Select(m => new ClusterMemberView(m.Name, m.Silo, m.Cores, m.Region, m.Alive, perMember[m.Silo]))],
+            report.Failovers);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Run.DisposeAsync().ConfigureAwait(false);
+        Status.Dispose();
+        await _dataSource.DisposeAsync().ConfigureAwait(false);
     }
 }

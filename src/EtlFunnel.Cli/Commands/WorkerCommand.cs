@@ -162,12 +162,39 @@ internal sealed class WorkerCommand(CliContext context) : AsyncCommand<WorkerSet
             Labels = labels,
         };
         var hooksDirectory = settings.Hooks ?? config.HooksDirectory ?? HooksFolder.DefaultDirectory;
+
+        // The worker's own hook host, under the config's isolation settings as 'run' has it: its transformers run in this
+        // worker's hook worker process for every replica it runs. Kept only when the folder has transformers.
+        ILoadedHooks? hooks = null;
+        if (Directory.Exists(hooksDirectory))
+        {
+            var (loaded, hooksExit) = await Planning.LoadHooksAsync(context, hooksDirectory, stop.Token,
+                new HookSettings(config.HooksIsolation, config.HooksEnvironment)).ConfigureAwait(false);
+            if (loaded is null)
+            {
+                return hooksExit;
+            }
+
+            if (loaded.Transformers.Count > 0)
+            {
+                hooks = loaded;
+                context.Log.Information("Transformers from {Directory}: {Transformers:l}; they run in this worker's hook worker for the replicas it runs",
+                    hooksDirectory, string.Join(", ", loaded.Transformers.Select(t => $"{t.Name}@{t.VersionKey}")));
+            }
+            else
+            {
+                await loaded.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        await using var keptHooks = hooks;
         var options = new WorkerOptions
         {
             Settings = cluster,
             ConfigPath = Path.GetFullPath(settings.Config!),
             HooksDirectory = Directory.Exists(hooksDirectory) ? Path.GetFullPath(hooksDirectory) : null,
             HooksHash = HooksFingerprint.Compute(hooksDirectory),
+            Transformers = hooks?.Transformers ?? [],
             Machine = machine,
             AdvertisedAddress = advertised,
             SiloPort = settings.SiloPort,

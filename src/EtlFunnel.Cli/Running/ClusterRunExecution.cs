@@ -16,24 +16,25 @@ internal static class ClusterRunExecution
     /// <summary>
     /// The cluster this run goes to: <c>--cluster</c>, else <c>cluster:</c> in the config (unless <c>--local</c>), else none (a run
     /// on this machine). A bad <c>--cluster</c> value prints the error and returns its exit code; a config that does not load is
-    /// left to the planner, which reports it with its line.
+    /// left to the planner, which reports it with its line. The config loaded to look for <c>cluster:</c> is returned, so the
+    /// planner does not parse flows.yaml a second time.
     /// </summary>
-    public static async Task<(ClusterSettings? Cluster, int? ExitCode)> ResolveAsync(CliContext context, RunSettings settings, CancellationToken cancellationToken)
+    public static async Task<(ClusterSettings? Cluster, int? ExitCode, EtlFunnel.Orchestration.Config.EtlConfig? Config)> ResolveAsync(CliContext context, RunSettings settings, CancellationToken cancellationToken)
     {
         if (settings.Cluster is not null)
         {
             if (ClusterCommandLine.Settings(settings.Cluster, settings.ClusterId, null, null, context.Environment) is not { } fromOption)
             {
                 await context.Err.WriteLineAsync("error: --cluster: not a postgres:// URL nor an Npgsql connection string").ConfigureAwait(false);
-                return (null, ExitCodes.Usage);
+                return (null, ExitCodes.Usage, null);
             }
 
-            return (fromOption, null);
+            return (fromOption, null, null);
         }
 
         if (settings.Local || settings.Config is null)
         {
-            return (null, null);
+            return (null, null, null);
         }
 
         EtlFunnel.Orchestration.Config.EtlConfig config;
@@ -43,18 +44,18 @@ internal static class ClusterRunExecution
         }
         catch (Exception ex) when (ex is EtlFunnel.Orchestration.Config.ConfigException or IOException or UnauthorizedAccessException)
         {
-            return (null, null);
+            return (null, null, null);
         }
 
         if (config.Cluster is not { } configured)
         {
-            return (null, null);
+            return (null, null, config);
         }
 
         var cluster = ClusterCommandLine.FromConfig(configured, settings.ClusterId, null, null, context.Environment);
         context.Log.Information("Running on cluster {Cluster} in {Server} ({Location:l}: cluster:); pass --local to run on this machine instead",
             cluster.ClusterId, cluster.Server, configured.Location.ToString());
-        return (cluster, null);
+        return (cluster, null, config);
     }
 
     /// <summary>
@@ -119,6 +120,11 @@ internal static class ClusterRunExecution
         RunSummary.Write(context.Console, report, tables);
         context.Console.WriteLine($"Cluster: {result.Members} members; replicas per member: " +
             string.Join(", ", result.ReplicasPerMember.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"{m.Key}={m.Value}")) + $"; takeovers: {result.Takeovers}");
+        foreach (var (version, documents) in result.TransformerCounts.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            // Summed over the workers that ran the replicas (each ran the transformer in its own hook worker).
+            context.Console.WriteLine($"Transformer {version}: {documents:N0} documents");
+        }
         if (settings.Report is not null)
         {
             await RunSummary.WriteJsonAsync(settings.Report, RunSummary.ToJson(report, tables, withReplicas: true), CancellationToken.None).ConfigureAwait(false);

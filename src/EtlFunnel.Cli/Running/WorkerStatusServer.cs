@@ -19,32 +19,28 @@ namespace EtlFunnel.Cli.Running;
 /// <summary>
 /// <c>etlfunnel worker --status-port N</c>: <c>/metrics</c> (the cluster as this worker reads it from the state database, plus
 /// the runtime and process metrics of watch's status server, through the same OpenTelemetry Prometheus exporter),
-/// <c>/livez</c> and a plain HTML page <c>/</c> with the members and their replicas. The cluster is read once a second in
-/// the background; every request serves the last reading.
+/// <c>/livez</c> and a plain HTML page <c>/</c> with the members and their replicas. The cluster is read on request (a scrape
+/// of <c>/metrics</c>, a load of <c>/</c>) at most once a second; nothing reads the state database while nobody looks.
 /// </summary>
 internal sealed class WorkerStatusServer : IAsyncDisposable
 {
     /// <summary>The meter's name (the <c>otel_scope_name</c> of the cluster series).</summary>
     public const string MeterName = "EtlFunnel.Cluster";
 
-    private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(1);
 
     private readonly WebApplication _app;
     private readonly Meter _meter;
     private readonly NpgsqlDataSource _dataSource;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _reader;
-    private volatile Reading _last = new(null, "not read yet");
+    private readonly CachedReading<ClusterStatusReport> _cluster;
 
-    private sealed record Reading(ClusterStatusReport? Report, string? Error);
-
-    private WorkerStatusServer(WebApplication app, Meter meter, NpgsqlDataSource dataSource, ClusterSettings settings, Uri boundUrl)
+    private WorkerStatusServer(WebApplication app, Meter meter, NpgsqlDataSource dataSource, CachedReading<ClusterStatusReport> cluster, Uri boundUrl)
     {
         _app = app;
         _meter = meter;
         _dataSource = dataSource;
+        _cluster = cluster;
         BoundUrl = boundUrl;
-        _reader = Task.Run(() => ReadLoopAsync(settings));
     }
 
     /// <summary>Where the server listens, e.g. <c>http://127.0.0.1:9465/</c>.</summary>
@@ -55,25 +51,35 @@ internal sealed class WorkerStatusServer : IAsyncDisposable
     {
         var dataSource = ClusterData.Open(settings);
         var meter = new Meter(MeterName, ServiceMetrics.Version);
-        WorkerStatusServer? server = null;
-        Reading Last() => server?._last ?? new Reading(null, "not read yet");
+        var cluster = new CachedReading<ClusterStatusReport>(ct => ClusterStatusReader.ReadAsync(dataSource, settings, ct), MaxAge);
+        CachedReading<ClusterStatusReport>.Reading Last() => cluster.Last;
 
-        meter.CreateObservableGauge("etlfunnel_cluster_members", () => Last().Report?.AliveMembers ?? 0,
+        meter.CreateObservableGauge("etlfunnel_cluster_members", () => Last().View?.AliveMembers ?? 0,
             description: "Members of the cluster alive now (announced, not left, heartbeat within the member TTL), as this worker reads the state database.");
-        meter.CreateObservableGauge("etlfunnel_cluster_replicas", () => PerMember(Last().Report),
+        meter.CreateObservableGauge("etlfunnel_cluster_replicas", () => PerMember(Last().View),
             description: "Pipeline replicas each member owns now (running, unexpired leases), per member name and silo; alive members and members still owning a lease.");
-        meter.CreateObservableCounter("etlfunnel_cluster_failovers", () => Last().Report?.Failovers ?? 0,
+        meter.CreateObservableCounter("etlfunnel_cluster_failovers", () => Last().View?.Failovers ?? 0,
             description: "Leases taken over from an owner that stopped renewing them (a dead or paused worker), over every run of the cluster.");
         meter.CreateObservableGauge("etlfunnel_cluster_replicas_running", () => executor.Running,
             description: "Pipeline replicas running on this worker now.");
-        meter.CreateObservableGauge("etlfunnel_cluster_status_up", () => Last().Report is null ? 0 : 1,
+        meter.CreateObservableGauge("etlfunnel_cluster_status_up", () => Last() is { View: not null, Error: null } ? 1 : 0,
             description: "1 when the last reading of the cluster's state database succeeded, 0 when it failed (the other cluster series then hold their last values).");
 
         var builder = PrometheusExport.StatusEndpointBuilder(address, port);
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddEtlfunnelMetrics(meter));
         var app = builder.Build();
+        // The cluster series are read at the scrape (at most once per second), never in the background.
+        app.Use(async (ctx, next) =>
+        {
+            if (ctx.Request.Path == "/metrics")
+            {
+                await cluster.GetAsync(ctx.RequestAborted).ConfigureAwait(false);
+            }
+
+            await next(ctx).ConfigureAwait(false);
+        });
         app.MapGet("/livez", ctx => Send(ctx, 200, "application/json; charset=utf-8", "{\"status\":\"alive\"}"));
-        app.MapGet("/", ctx => Send(ctx, 200, "text/html; charset=utf-8", Page(Last(), localSilo, executor.Running)));
+        app.MapGet("/", async ctx => await Send(ctx, 200, "text/html; charset=utf-8", Page(await cluster.GetAsync(ctx.RequestAborted).ConfigureAwait(false), localSilo, executor.Running)).ConfigureAwait(false));
         app.MapPrometheusScrapingEndpoint("/metrics");
         try
         {
@@ -83,55 +89,24 @@ internal sealed class WorkerStatusServer : IAsyncDisposable
         {
             await app.DisposeAsync().ConfigureAwait(false);
             meter.Dispose();
+            cluster.Dispose();
             await dataSource.DisposeAsync().ConfigureAwait(false);
             throw new IOException($"--status-port {port}: cannot listen on {address}:{port} ({e.Message}); pick another port or 0 for a free one.", e);
         }
 
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel started but reported no address.");
-        server = new WorkerStatusServer(app, meter, dataSource, settings, new Uri(bound.EndsWith('/') ? bound : bound + "/"));
-        return server;
+        return new WorkerStatusServer(app, meter, dataSource, cluster, new Uri(bound.EndsWith('/') ? bound : bound + "/"));
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        await _reader.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await _app.StopAsync(cts.Token).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         _meter.Dispose();
+        _cluster.Dispose();
         await _dataSource.DisposeAsync().ConfigureAwait(false);
-        _stop.Dispose();
-    }
-
-    private async Task ReadLoopAsync(ClusterSettings settings)
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            try
-            {
-                _last = new Reading(await ClusterStatusReader.ReadAsync(_dataSource, settings, _stop.Token).ConfigureAwait(false), null);
-            }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (ClusterException ex)
-            {
-                // Keep the last good report for the series; the page and etlfunnel_cluster_status_up say it is stale.
-                _last = _last with { Error = ex.Message };
-            }
-
-            try
-            {
-                await Task.Delay(Every, _stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-        }
     }
 
     private static IEnumerable<Measurement<int>> PerMember(ClusterStatusReport? report)
@@ -148,7 +123,7 @@ internal sealed class WorkerStatusServer : IAsyncDisposable
         }
     }
 
-    private static string Page(Reading reading, string localSilo, int runningHere)
+    private static string Page(CachedReading<ClusterStatusReport>.Reading reading, string localSilo, int runningHere)
     {
         static string E(string? s) => WebUtility.HtmlEncode(s ?? "-");
         static string T(DateTimeOffset t) => t.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
@@ -163,7 +138,7 @@ internal sealed class WorkerStatusServer : IAsyncDisposable
             html.Append("<p class=\"dead\">Cannot read the cluster: ").Append(E(error)).Append("</p>\n");
         }
 
-        if (reading.Report is { } report)
+        if (reading.View is { } report)
         {
             html.Append("<p>Cluster ").Append(E(report.ClusterId)).Append(" in ").Append(E(report.Server)).Append(": ")
                 .Append(report.AliveMembers.ToString(CultureInfo.InvariantCulture)).Append(" members alive, ")

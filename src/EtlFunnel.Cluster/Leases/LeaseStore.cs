@@ -12,8 +12,8 @@ internal sealed record Lease(string Key, string Owner, long Epoch)
     public StateFence Fence => new(ClusterSchema.LeaseTable, Key, Epoch);
 }
 
-/// <summary>A replica's row as the caller sees it.</summary>
-internal sealed record LeaseRow(string Key, string Flow, string Replica, string Status, string? Owner, bool Expired, long Epoch, int Takeovers, string? Report, string? Error);
+/// <summary>A replica's row as the caller sees it; <c>Transformed</c>: the documents its transformers wrote per version (<c>name@version</c> → count) as JSON, null without transformers.</summary>
+internal sealed record LeaseRow(string Key, string Flow, string Replica, string Status, string? Owner, bool Expired, long Epoch, int Takeovers, string? Report, string? Error, string? Transformed = null);
 
 /// <summary>
 /// The <c>etlfunnel_cluster.leases</c> table: the caller creates one pending row per pipeline replica; a grain takes the lease
@@ -70,17 +70,21 @@ internal sealed class LeaseStore(NpgsqlDataSource dataSource)
         return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
     }
 
-    /// <summary>Records the replica's outcome; false when the owner's epoch is stale (its result is dropped).</summary>
-    public async Task<bool> CompleteAsync(Lease lease, string status, ReplicaReport? report, string? error, CancellationToken ct)
+    /// <summary>
+    /// Records the replica's outcome, with the documents its transformers wrote per version (null: none ran); false when the
+    /// owner's epoch is stale (its result is dropped).
+    /// </summary>
+    public async Task<bool> CompleteAsync(Lease lease, string status, ReplicaReport? report, string? error, IReadOnlyDictionary<string, long>? transformed, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand(
-            "UPDATE etlfunnel_cluster.leases SET status = $3, report = $4, error = $5, expires_at = NULL, updated_at = now() " +
+            "UPDATE etlfunnel_cluster.leases SET status = $3, report = $4, error = $5, transformed = $6, expires_at = NULL, updated_at = now() " +
             "WHERE lease_key = $1 AND epoch = $2 AND status = 'running'");
         cmd.Parameters.AddWithValue(lease.Key);
         cmd.Parameters.AddWithValue(lease.Epoch);
         cmd.Parameters.AddWithValue(status);
         cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = report is null ? DBNull.Value : JsonSerializer.Serialize(report) });
         cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = (object?)error ?? DBNull.Value });
+        cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Jsonb, Value = transformed is null ? DBNull.Value : JsonSerializer.Serialize(transformed) });
         return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
     }
 
@@ -108,7 +112,7 @@ internal sealed class LeaseStore(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyList<LeaseRow>> ReadRunAsync(string runId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand(
-            "SELECT lease_key, flow, replica, status, owner, coalesce(expires_at < now(), false), epoch, takeovers, report::text, error " +
+            "SELECT lease_key, flow, replica, status, owner, coalesce(expires_at < now(), false), epoch, takeovers, report::text, error, transformed::text " +
             "FROM etlfunnel_cluster.leases WHERE run_id = $1 ORDER BY lease_key");
         cmd.Parameters.AddWithValue(runId);
         var rows = new List<LeaseRow>();
@@ -116,7 +120,7 @@ internal sealed class LeaseStore(NpgsqlDataSource dataSource)
         while (await r.ReadAsync(ct).ConfigureAwait(false))
         {
             rows.Add(new LeaseRow(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.GetBoolean(5),
-                r.GetInt64(6), r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8), r.IsDBNull(9) ? null : r.GetString(9)));
+                r.GetInt64(6), r.GetInt32(7), r.IsDBNull(8) ? null : r.GetString(8), r.IsDBNull(9) ? null : r.GetString(9), r.IsDBNull(10) ? null : r.GetString(10)));
         }
 
         return rows;

@@ -43,7 +43,14 @@ internal sealed record ClusterRunRequest
 }
 
 /// <summary>The outcome of a cluster run: the engine's report merged from every replica, and where they ran.</summary>
-internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<string, int> ReplicasPerMember, int Takeovers, int Members);
+internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<string, int> ReplicasPerMember, int Takeovers, int Members)
+{
+    /// <summary>
+    /// Documents the workers' transformers wrote per version (<c>name@version</c> → count), summed over the replicas' completed
+    /// attempts; empty when no transformer ran.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> TransformerCounts { get; init; } = new Dictionary<string, long>(StringComparer.Ordinal);
+}
 
 /// <summary>
 /// The caller's side of <c>run --cluster</c>: one pending lease row per pipeline replica, then a loop that places waiting
@@ -53,19 +60,39 @@ internal sealed record ClusterRunResult(SyncReport Report, IReadOnlyDictionary<s
 internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory loggerFactory) : IAsyncDisposable
 {
     private readonly ILogger _log = loggerFactory.CreateLogger("EtlFunnel.Cluster.Run");
+    private readonly SemaphoreSlim _connectGate = new(1, 1);
     private Task<IHost>? _connecting;
+    private CancellationToken _lifetime;
     private bool _connectionTaken;
+
+    /// <summary>
+    /// Keep one Orleans client for every <see cref="RunAsync"/> of this instance (<c>watch</c>: one client for the process's
+    /// lifetime, its runs may overlap) until <see cref="DisposeAsync"/>; a failed connection is tried again by the next run.
+    /// Off (<c>run</c>): the run takes the connection and stops it when it ends.
+    /// </summary>
+    public bool KeepConnected { get; init; }
 
     /// <summary>
     /// Starts connecting the Orleans client now, so that the caller overlaps it with planning (about a second on this machine);
     /// <see cref="RunAsync"/> takes that connection. <see cref="DisposeAsync"/> stops it if no run took it.
     /// </summary>
-    public void StartConnecting(CancellationToken cancellationToken) => _connecting ??= ConnectAsync(cancellationToken);
+    public void StartConnecting(CancellationToken cancellationToken)
+    {
+        if (_connecting is null)
+        {
+            _lifetime = cancellationToken;
+            _connecting = ConnectAsync(cancellationToken);
+        }
+    }
 
-    /// <summary>Stops a connection started by <see cref="StartConnecting"/> that no run took (planning failed, say).</summary>
+    /// <summary>
+    /// Stops a connection started by <see cref="StartConnecting"/> that no run took (planning failed, say), or, with
+    /// <see cref="KeepConnected"/>, the client every run shared.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (_connecting is not { } connecting || _connectionTaken)
+        _connectGate.Dispose();
+        if (_connecting is not { } connecting || (_connectionTaken && !KeepConnected))
         {
             return;
         }
@@ -86,8 +113,13 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
 
     public async Task<ClusterRunResult> RunAsync(ClusterRunRequest request, CancellationToken cancellationToken)
     {
-        // Connecting overlaps the snapshot export and the lease rows below (and planning, when the caller started it).
-        StartConnecting(cancellationToken);
+        // Connecting overlaps the snapshot export and the lease rows below (and planning, when the caller started it); a kept
+        // client connects (again) on first use.
+        if (!KeepConnected)
+        {
+            StartConnecting(cancellationToken);
+        }
+
         await using var dataSource = ClusterData.Open(settings);
         await ClusterSchema.EnsureAsync(dataSource, settings.Described, cancellationToken).ConfigureAwait(false);
         var leases = new LeaseStore(dataSource);
@@ -114,8 +146,7 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
             _log.LogWarning("Worker {Host} ({Silo}) runs hooks {Theirs}, the plan was made with {Ours}: it will refuse this run's replicas", m.Machine.HostName, m.Silo, m.HooksHash, request.HooksHash);
         }
 
-        _connectionTaken = true;
-        using var client = await _connecting!.ConfigureAwait(false);
+        var client = await ClientAsync(cancellationToken).ConfigureAwait(false);
         var grains = client.Services.GetRequiredService<IGrainFactory>();
 
         var planJson = PlanJson.Serialize(request.Plan);
@@ -239,7 +270,11 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
         }
         finally
         {
-            await client.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!KeepConnected)
+            {
+                await client.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                client.Dispose();
+            }
         }
 
         return Result(rows, replicas.ToDictionary(r => r.Key, r => (r.Value.Flow, r.Value.Pipeline), StringComparer.Ordinal), seenMembers.Count);
@@ -249,8 +284,14 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
     {
         var reports = new List<ReplicaReport>();
         var perMember = new Dictionary<string, int>(StringComparer.Ordinal);
+        var transformed = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
+            foreach (var (version, documents) in row.Transformed is null ? [] : JsonSerializer.Deserialize<Dictionary<string, long>>(row.Transformed) ?? [])
+            {
+                transformed[version] = transformed.GetValueOrDefault(version) + documents;
+            }
+
             var (_, pipeline) = replicas[row.Key];
             var report = row.Report is null ? null : JsonSerializer.Deserialize<ReplicaReport>(row.Report);
             reports.Add(report ?? new ReplicaReport
@@ -274,7 +315,10 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
             : reports.Any(r => r.Outcome == SyncOutcome.CompletedWithRejections) ? SyncOutcome.CompletedWithRejections
             : SyncOutcome.Cancelled;
         var duration = reports.Count == 0 ? TimeSpan.Zero : reports.Max(r => r.Duration);
-        return new ClusterRunResult(new SyncReport { Outcome = outcome, Replicas = reports, Duration = duration }, perMember, rows.Sum(r => r.Takeovers), members);
+        return new ClusterRunResult(new SyncReport { Outcome = outcome, Replicas = reports, Duration = duration }, perMember, rows.Sum(r => r.Takeovers), members)
+        {
+            TransformerCounts = transformed,
+        };
     }
 
     /// <summary>The live members of the cluster (waiting up to <paramref name="wait"/> for a first one), for the hooks to plan with.</summary>
@@ -312,6 +356,34 @@ internal sealed class ClusterRun(ClusterSettings settings, ILoggerFactory logger
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The run's Orleans client: the connection started ahead, or with <see cref="KeepConnected"/> the shared one (connected again after a failure).</summary>
+    private async Task<IHost> ClientAsync(CancellationToken cancellationToken)
+    {
+        if (!KeepConnected)
+        {
+            _connectionTaken = true;
+            return await _connecting!.ConfigureAwait(false);
+        }
+
+        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_connecting is { IsCompleted: true, IsCompletedSuccessfully: false })
+            {
+                _log.LogInformation("Connecting to cluster {Cluster} again (the last attempt failed)", settings.ClusterId);
+                _connecting = null;
+            }
+
+            _connecting ??= ConnectAsync(_lifetime);
+            _connectionTaken = true;
+            return await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _connectGate.Release();
         }
     }
 

@@ -151,3 +151,5 @@ CREATE TABLE IF NOT EXISTS etlfunnel_cluster.leases
 CREATE INDEX IF NOT EXISTS leases_run ON etlfunnel_cluster.leases (run_id);
 -- When the current owner took the lease (cluster status shows it as "since"); added after the table shipped.
 ALTER TABLE etlfunnel_cluster.leases ADD COLUMN IF NOT EXISTS taken_at timestamptz NULL;
+-- Documents the replica's transformers wrote, per version ("items.csx@<version>": count); added after the table shipped.
+ALTER TABLE etlfunnel_cluster.leases ADD COLUMN IF NOT EXISTS transformed jsonb NULL;

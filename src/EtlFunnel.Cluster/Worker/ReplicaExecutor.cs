@@ -137,7 +137,9 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
             return;
         }
 
-        if (!await leases.CompleteAsync(lease, status, replicaReport, error, CancellationToken.None).ConfigureAwait(false))
+        // The documents this attempt's transformers wrote, per version: the caller sums them over the run's replicas.
+        var transformed = job.Options.TransformerCounts?.Snapshot();
+        if (!await leases.CompleteAsync(lease, status, replicaReport, error, transformed, CancellationToken.None).ConfigureAwait(false))
         {
             log.LogWarning("Replica {Flow}/{Replica} finished, but epoch {Epoch} is stale: its result is dropped", assignment.Flow, assignment.Replica, lease.Epoch);
             return;
@@ -151,6 +153,10 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
 
         log.LogInformation("Replica {Flow}/{Replica} {Status:l}: {Rows} rows read, {Docs} documents indexed", assignment.Flow, assignment.Replica, status,
             replicaReport?.RowsRead ?? 0, replicaReport?.DocsIndexed ?? 0);
+        foreach (var (version, documents) in (transformed ?? new Dictionary<string, long>()).OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            log.LogInformation("Replica {Flow}/{Replica}: transformer {Version:l}: {Documents} documents", assignment.Flow, assignment.Replica, version, documents);
+        }
     }
 
     /// <summary>The one-replica job: the plan joined to this worker's flows.yaml, checkpoints in the replica's own scope.</summary>
@@ -175,6 +181,9 @@ internal sealed class ReplicaExecutor(WorkerOptions options, LeaseStore leases, 
             // In place, never an alias swap: the replicas of one table run in separate engine runs (docs/cluster.md).
             Mode = SyncMode.Incremental,
             MaxConcurrency = 1,
+            // This worker's own hook host runs them (its hooks hash equals the plan's, checked above); counted per replica.
+            Transformers = options.Transformers,
+            TransformerCounts = options.Transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null,
         };
         var job = SyncJobBuilder.Build(plan, config, syncOptions, options.Environment, parent => parent == flowPlan.Parent);
         var flow = job.Flows.Single(f => f.Name == assignment.Flow);

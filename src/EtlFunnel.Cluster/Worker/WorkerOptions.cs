@@ -17,6 +17,12 @@ internal sealed record WorkerOptions
     /// <summary><see cref="HooksFingerprint.Compute"/> of <see cref="HooksDirectory"/>, taken at start.</summary>
     public required string HooksHash { get; init; }
 
+    /// <summary>
+    /// The data-plane transformers of this worker's own hook host (loaded from <see cref="HooksDirectory"/> under the config's
+    /// isolation settings, as <c>run</c> loads them); applied to every replica this worker runs. Empty: none.
+    /// </summary>
+    public IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers { get; init; } = [];
+
     /// <summary>What this worker announces (cores, memory, region, labels).</summary>
     public required MachineInfo Machine { get; init; }
 

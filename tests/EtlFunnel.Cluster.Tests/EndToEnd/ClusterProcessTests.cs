@@ -368,6 +368,108 @@ public sealed partial class ClusterProcessTests(ITestOutputHelper output)
         }
     }
 
+    private const string RoutingTransformer = """
+        string AppliesTo => "shop/shop.items";
+
+        // Renames a column and routes the even ids to an index of their own.
+        void Transform(RowView row, DocumentWriter doc)
+        {
+            doc.Rename("name", "label");
+            if (row.GetInt64("id") % 2 == 0)
+            {
+                doc.Index = "shop_items_even";
+            }
+        }
+        """;
+
+    [Fact]
+    public async Task Two_workers_run_the_transformer_of_their_own_hooks_folder_and_the_run_counts_its_documents()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        const int rows = 3_000;
+        var setup = await CreateAsync(es, rows, 4);
+        await File.WriteAllTextAsync(Path.Combine(setup.Hooks, "route.csx"), RoutingTransformer);
+        using var w1 = StartWorker(setup, "w1");
+        using var w2 = StartWorker(setup, "w2");
+        await w1.WaitForLineAsync(JoinedLine(), Guard);
+        await w2.WaitForLineAsync(JoinedLine(), Guard);
+
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var run = StartRun(setup);
+        var exit = await run.WaitForExitAsync(Guard);
+        var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        var context = $"run:\n{run.Output}\nw1:\n{w1.Output}\nw2:\n{w2.Output}";
+        output.WriteLine(context);
+        output.WriteLine($"run --cluster with a transformer on 2 workers, {rows} rows in 4 replicas: {took.TotalSeconds:0.0} s (process start to exit)");
+        exit.Should().Be(0, context);
+        (await LeasesAsync(setup.StateConnectionString)).Select(l => l.Owner.Split(' ')[0]).Distinct().Should().HaveCount(2, "both workers ran replicas\n" + context);
+        foreach (var worker in new[] { w1, w2 })
+        {
+            worker.Logged(new Regex(@"Transformers from \S+: route\.csx@")).Should().BeTrue($"{worker.Name} loaded its own hook host\n{context}");
+        }
+
+        // Every row once, transformed, in the index the transformer chose: odd ids in the flow's index, even ones routed.
+        var odd = es.Documents("shop_items");
+        var even = es.Documents("shop_items_even");
+        odd.Keys.Select(id => int.Parse(id, CultureInfo.InvariantCulture)).Order().Should().Equal(Enumerable.Range(1, rows).Where(i => i % 2 == 1), context);
+        even.Keys.Select(id => int.Parse(id, CultureInfo.InvariantCulture)).Order().Should().Equal(Enumerable.Range(1, rows).Where(i => i % 2 == 0), context);
+        odd.Concat(even).Should().OnlyContain(d => d.Value.Contains($"\"label\":\"item {d.Key}\"", StringComparison.Ordinal) && !d.Value.Contains("\"name\"", StringComparison.Ordinal),
+            "each document went through the transformer");
+        run.Output.Should().MatchRegex(@"Transformer route\.csx@\S+: 3,000 documents", "the workers' counts are summed by the caller\n" + context);
+    }
+
+    [Fact]
+    public async Task Watch_hands_its_scheduled_run_to_two_workers_and_its_status_lists_the_members()
+    {
+        await using var es = await ElasticsearchTestServer.StartAsync();
+        const int rows = 2_000;
+        var setup = await CreateAsync(es, rows, 4);
+        using var w1 = StartWorker(setup, "w1");
+        using var w2 = StartWorker(setup, "w2");
+        await w1.WaitForLineAsync(JoinedLine(), Guard);
+        await w2.WaitForLineAsync(JoinedLine(), Guard);
+
+        // The first scheduled run starts with the service; the interval keeps it the only one during the test.
+        using var watch = EtlfunnelProcess.Start("watch", setup.Environment, "watch", "--config", setup.Config, "--hooks", setup.Hooks,
+            "--cluster", setup.StateConnectionString, "--status-url", "http://127.0.0.1:0", "--interval", "1h");
+        await watch.WaitForLineAsync(WatchStatusLine(), Guard);
+        using var http = new HttpClient { BaseAddress = new Uri(WatchStatusLine().Match(watch.Output).Groups[1].Value) };
+        await watch.WaitForLineAsync(WatchClusterRunLine(), Guard);
+        var context = $"watch:\n{watch.Output}\nw1:\n{w1.Output}\nw2:\n{w2.Output}";
+        output.WriteLine(context);
+
+        // The run happened on the workers, every row once.
+        watch.Output.Should().MatchRegex($@"Flow shop \(plan version \d+\) on cluster {setup.Environment["ETLFUNNEL_CLUSTER_ID"]}: Synced {rows} documents from 4 replicas\. Cluster: 2 members", context);
+        var docs = es.Documents("shop_items");
+        docs.Keys.Select(id => int.Parse(id, CultureInfo.InvariantCulture)).Order().Should().Equal(Enumerable.Range(1, rows), context);
+        var leases = await LeasesAsync(setup.StateConnectionString);
+        leases.Should().HaveCount(4).And.OnlyContain(l => l.Status == "succeeded", context);
+        leases.Select(l => l.Owner.Split(' ')[0]).Distinct().Should().HaveCount(2, "both workers ran replicas\n" + context);
+
+        // The status JSON and /metrics list the members (promtool accepts the endpoint).
+        var health = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/healthz")).RootElement;
+        var cluster = health.GetProperty("cluster");
+        cluster.GetProperty("aliveMembers").GetInt32().Should().Be(2, health.ToString());
+        cluster.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("name").GetString()).Should().BeEquivalentTo(["w1", "w2"], health.ToString());
+        cluster.GetProperty("clusterId").GetString().Should().Be(setup.Environment["ETLFUNNEL_CLUSTER_ID"]);
+        var metrics = await MetricsWhenAsync(http, m => m.GetValueOrDefault("etlfunnel_cluster_members") == 2);
+        metrics.Keys.Should().Contain("etlfunnel_cluster_replicas{member=\"w1\"}").And.Contain("etlfunnel_cluster_replicas{member=\"w2\"}");
+        metrics["etlfunnel_cluster_status_up"].Should().Be(1);
+        metrics.Should().ContainKey("etlfunnel_runs_total", "watch's own series are there too");
+        var text = await http.GetStringAsync("/metrics");
+        var (promtool, promtoolOutput) = await Promtool.CheckMetricsAsync(text);
+        promtool.Should().Be(0, $"promtool check metrics must accept watch's /metrics:\n{promtoolOutput}\n{text}");
+
+        watch.Terminate();
+        (await watch.WaitForExitAsync(Guard)).Should().Be(0, watch.Output);
+    }
+
+    [GeneratedRegex(@"Status page on ""?(http://127\.0\.0\.1:\d+/?)")]
+    private static partial Regex WatchStatusLine();
+
+    [GeneratedRegex(@"Flow shop \(plan version \d+\) on cluster")]
+    private static partial Regex WatchClusterRunLine();
+
     private static async Task<List<(string Status, string Owner, int Takeovers)>> LeasesAsync(string cs)
     {
         await using var conn = new NpgsqlConnection(cs);

@@ -61,7 +61,7 @@ public sealed class FencingTests
         await manifest.Should().ThrowAsync<StaleEpochException>();
 
         (await leases.RenewAsync(first, Short, CancellationToken.None)).Should().BeFalse("a stale owner cannot renew");
-        (await leases.CompleteAsync(first, "succeeded", null, null, CancellationToken.None)).Should().BeFalse("a stale owner's result is dropped");
+        (await leases.CompleteAsync(first, "succeeded", null, null, null, CancellationToken.None)).Should().BeFalse("a stale owner's result is dropped");
 
         await using (var reread = await OpenStoreAsync(cs, second))
         {
@@ -70,7 +70,7 @@ public sealed class FencingTests
         }
 
         (await leases.RenewAsync(second, TimeSpan.FromMinutes(1), CancellationToken.None)).Should().BeTrue();
-        (await leases.CompleteAsync(second, "succeeded", null, null, CancellationToken.None)).Should().BeTrue();
+        (await leases.CompleteAsync(second, "succeeded", null, null, null, CancellationToken.None)).Should().BeTrue();
         var rows = await leases.ReadRunAsync("run1", CancellationToken.None);
         rows.Should().ContainSingle().Which.Should().Match<LeaseRow>(r => r.Status == "succeeded" && r.Epoch == 2 && r.Takeovers == 1 && r.Owner == "worker-b");
         (await leases.TryAcquireAsync(key, "worker-c", Short, CancellationToken.None)).Should().BeNull("a finished replica is not run again");
