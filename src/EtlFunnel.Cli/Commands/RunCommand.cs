@@ -132,6 +132,7 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
 
         await using var keptHooks = work.Hooks;
         var transformers = work.Hooks?.Transformers ?? [];
+        var pipelineHooks = work.Hooks?.PipelineHooks ?? [];
 
         StateLocation state;
         try
@@ -153,7 +154,15 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             Mode = mode == RunMode.Incremental ? SyncMode.Incremental : SyncMode.Full,
             Transformers = transformers,
             TransformerCounts = transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null,
+            // Batch-level hooks run on the snapshot path (full and incremental runs); CDC streams do not run them yet.
+            PipelineHooks = mode == RunMode.Cdc ? [] : pipelineHooks,
         };
+        if (mode == RunMode.Cdc && pipelineHooks.Count > 0)
+        {
+            await _context.Err.WriteLineAsync(
+                $"warning: the batch-level hooks of {string.Join(", ", pipelineHooks.Select(h => h.Name))} (WriteRule, Termination, OnCheckpoint, OnBacklog) do not apply to cdc runs yet; they are ignored (see docs/data-hooks.md)").ConfigureAwait(false);
+        }
+
         if (mode != RunMode.Cdc && settings.UntilCaughtUp)
         {
             await _context.Err.WriteLineAsync("error: --until-caught-up applies to --mode cdc only").ConfigureAwait(false);
@@ -183,18 +192,21 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             return ExitCodes.Failure;
         }
 
-        if (clusterSettings is not null && transformers.Count > 0)
+        if (clusterSettings is not null && (transformers.Count > 0 || pipelineHooks.Count > 0))
         {
-            // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index.
+            // Writing untransformed documents where the hooks ask for transformed ones would mix two shapes in one index,
+            // and a cluster replica would ignore the hooks' write, checkpoint, backlog and termination rules.
+            var names = transformers.Select(t => t.Name).Concat(pipelineHooks.Select(h => h.Name)).Distinct(StringComparer.Ordinal).ToList();
             var applied = work.Plan.AllPipelines()
-                .Where(x => transformers.Any(t => t.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
+                .Where(x => transformers.Any(t => t.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name))
+                    || pipelineHooks.Any(h => h.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
                 .Select(x => $"{x.Flow.Parent}/{x.Pipeline.Table}").Distinct(StringComparer.Ordinal).ToList();
             if (applied.Count > 0)
             {
                 await _context.Err.WriteLineAsync(
-                    $"error: transformers ({string.Join(", ", transformers.Select(t => t.Name))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
-                    $"but cluster runs do not run transformers yet; run without {(settings.Cluster is not null ? "--cluster" : "the cluster (--local)")}, " +
-                    "or narrow the transformer's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
+                    $"error: data-plane hooks ({string.Join(", ", names)}: transformers or batch-level hooks) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
+                    $"but cluster runs do not run them yet; run without {(settings.Cluster is not null ? "--cluster" : "the cluster (--local)")}, " +
+                    "or narrow the hook's AppliesTo so it leaves these tables out (see docs/data-hooks.md).").ConfigureAwait(false);
                 return ExitCodes.Usage;
             }
         }
@@ -253,6 +265,10 @@ internal sealed class RunCommand : AsyncCommand<RunSettings>
             case SyncOutcome.CompletedWithRejections:
                 await _context.Err.WriteLineAsync($"error: {report.DeadLettered} document(s) were rejected; the dead letters are in {report.DeadLetterFile}").ConfigureAwait(false);
                 return ExitCodes.Failure;
+            case SyncOutcome.Stopped:
+                // A hook's decision, not a failure: the run is incomplete on purpose and the next run resumes it.
+                await _context.Err.WriteLineAsync($"Stopped by hooks: checkpoints are saved in {state}; run again to resume.").ConfigureAwait(false);
+                return ExitCodes.Stopped;
             default:
                 await _context.Err.WriteLineAsync(
                     $"error: the run failed{(report.DeadLetterFile is null ? "" : $" (dead letters in {report.DeadLetterFile})")}; checkpoints are saved in {state}; fix the cause and run again to resume.").ConfigureAwait(false);

@@ -251,6 +251,8 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             Mode = SyncMode.Incremental,
             Transformers = transformers,
             TransformerCounts = transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null,
+            // Batch-level hooks as loaded now (each call looks its script up again); a stopped replica resumes in the next run.
+            PipelineHooks = host is null ? [] : EtlFunnel.Runtime.Hooks.PipelineHooks.From(host),
         };
 
         SyncReport report;
@@ -271,9 +273,14 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             _context.Log.Information("Flow {Flow}: transformer {Transformer:l} wrote {Documents} documents", run.Flow, version, documents);
         }
+        foreach (var stopped in report.Replicas.Where(r => r.StoppedBy is not null))
+        {
+            _context.Log.Information("Flow {Flow}: replica {Replica} ({Table}) stopped by {StoppedBy:l}; the next run resumes it", run.Flow, stopped.Replica, stopped.Table, stopped.StoppedBy);
+        }
+
         var outcome = report.Outcome switch
         {
-            SyncOutcome.Succeeded => RunOutcome.Succeeded,
+            SyncOutcome.Succeeded or SyncOutcome.Stopped => RunOutcome.Succeeded,
             SyncOutcome.Cancelled => RunOutcome.Cancelled,
             _ => RunOutcome.Failed,
         };
