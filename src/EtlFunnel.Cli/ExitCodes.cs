@@ -14,4 +14,7 @@ internal static class ExitCodes
 
     /// <summary>Stopped by Ctrl-C / SIGTERM before the end; checkpoints are saved, running again resumes (128 + SIGINT, as shells do).</summary>
     public const int Interrupted = 130;
+
+    /// <summary><c>run</c>: a batch-level hook (termination rule, checkpoint or backlog hook) stopped a replica; checkpoints are saved, running again resumes.</summary>
+    public const int Stopped = 3;
 }

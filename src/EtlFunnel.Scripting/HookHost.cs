@@ -187,6 +187,9 @@ public sealed class HookHost : IOrchestrationHooks, IAsyncDisposable
     /// <summary>The data-plane transformers (scripts declaring <c>Transform(RowView, DocumentWriter)</c>), ordered by file name; each batch is one call to the worker.</summary>
     public IReadOnlyList<Transforming.IDataTransformer> Transformers => local?.Transformers ?? worker!.Transformers;
 
+    /// <summary>The batch-level hooks (scripts declaring <c>WriteRule</c>, <c>Termination</c>, <c>OnCheckpoint</c> or <c>OnBacklog</c>), ordered by file name; each call is one round trip to the worker.</summary>
+    public IReadOnlyList<Batching.IBatchHook> BatchHooks => local?.BatchHooks ?? worker!.BatchHooks;
+
     /// <summary>The full path of the hooks folder.</summary>
     public string HooksDirectory => local?.HooksDirectory ?? worker!.HooksDirectory;
 

@@ -218,14 +218,21 @@ public sealed class SyncEngine
                         };
                         var configuredFlow = f.ConfiguredFlow ?? f.Name;
                         var transformers = options.Transformers.Where(t => t.AppliesTo(configuredFlow, p.Schema, p.Table)).ToList();
+                        var pipelineHooks = options.PipelineHooks.Where(h => h.AppliesTo(configuredFlow, p.Schema, p.Table)).ToList();
                         Func<IReplicaSink> sink = transformers.Count == 0 ? destinationSink
-                            : () => new Transforming.TransformingSink(destinationSink(), transformers, deadLetters, configuredFlow, p.Schema, p.Table, p.ReplicaName, options.TransformBudget, options.TransformerCounts);
+                            : () => new Transforming.TransformingSink(destinationSink(), transformers, deadLetters, configuredFlow, p.Schema, p.Table, p.ReplicaName, options.TransformBudget, options.TransformerCounts)
+                            {
+                                Backlog = pipelineHooks.Where(h => h.Declares(Batching.PipelineHookKind.Backlog)).ToList(),
+                                Pipeline = Batching.PipelineHookRunner.Info(configuredFlow, f, p, options),
+                                MaxRetries = options.MaxBacklogRetries,
+                            };
                         // A files replica with an old file must still run, to truncate what a previous run left there.
                         Func<bool> hasOutput = f.Destination is FilesDestination fd
                             ? () => File.Exists(new FilesSink(fd.Directory, p.IndexName, f.Name, p.ReplicaName).Path)
                             : () => false;
                         runners.Add(new ReplicaRunner(context, flow, pipeline, snapshot, layout, segments, props, sink, hasOutput)
                         {
+                            PipelineHooks = pipelineHooks.Count == 0 ? null : new Batching.PipelineHookRunner(pipelineHooks, Batching.PipelineHookRunner.Info(configuredFlow, f, p, options), options.TransformBudget),
                             CatchUp = resuming && f.Destination is ElasticsearchDestination
                                 ? new CatchUp(snapshot.WrittenSince(manifest.FirstSnapshots[sourceKey]), rewrittenLeaves)
                                 : null,
@@ -284,7 +291,7 @@ public sealed class SyncEngine
                 new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxConcurrency) },
                 async (i, _) => reports[i] = await runners[i].RunAsync(cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
 
-            var outcome = reports.Length == 0 ? SyncOutcome.Succeeded : reports.Max(r => r.Outcome);
+            var outcome = SyncOutcomes.Worst(reports.Select(r => r.Outcome));
             if (outcome is SyncOutcome.Succeeded or SyncOutcome.CompletedWithRejections && !await SwapAliasesAsync(job, clients, manifest.RunId).ConfigureAwait(false))
             {
                 // The run stays incomplete: a rerun resumes it (nothing left to read) and tries the swap again.

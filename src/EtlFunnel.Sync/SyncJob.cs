@@ -87,7 +87,16 @@ public sealed record SyncOptions
     /// <summary>Data-plane transformers (hooks declaring <c>Transform</c>), applied in order to the batches of the tables they apply to.</summary>
     public IReadOnlyList<Transforming.IBatchTransformer> Transformers { get; init; } = [];
 
-    /// <summary>The per-batch time budget of each transformer call (default 5 s).</summary>
+    /// <summary>
+    /// Batch-level hooks (scripts declaring <c>WriteRule</c>, <c>Termination</c>, <c>OnCheckpoint</c> or <c>OnBacklog</c>), in
+    /// file-name order, applied to the replicas of the tables they apply to (full and incremental runs).
+    /// </summary>
+    public IReadOnlyList<Batching.IPipelineHook> PipelineHooks { get; init; } = [];
+
+    /// <summary>How many times one record may be retried on a backlog hook's Retry (then it is dead-lettered); default 3.</summary>
+    public int MaxBacklogRetries { get; init; } = 3;
+
+    /// <summary>The per-call time budget of each transformer call (a whole batch) and each batch-level hook call (default 5 s).</summary>
     public TimeSpan TransformBudget { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>When set, counts the documents written under each transformer version.</summary>

@@ -14,6 +14,31 @@ public enum SyncOutcome
 
     /// <summary>An error stopped it; checkpoints are saved and a rerun resumes.</summary>
     Failed,
+
+    /// <summary>
+    /// A batch-level hook stopped it (a termination rule, a checkpoint hook or a backlog hook; see <see cref="ReplicaReport.StoppedBy"/>);
+    /// not a failure: checkpoints are saved and a rerun resumes. Ranks between <see cref="CompletedWithRejections"/> and <see cref="Cancelled"/>.
+    /// </summary>
+    Stopped,
+}
+
+/// <summary>Helpers for <see cref="SyncOutcome"/>.</summary>
+public static class SyncOutcomes
+{
+    /// <summary>The worse of two outcomes: Succeeded &lt; CompletedWithRejections &lt; Stopped &lt; Cancelled &lt; Failed.</summary>
+    public static SyncOutcome Worst(SyncOutcome a, SyncOutcome b) => Rank(a) >= Rank(b) ? a : b;
+
+    /// <summary>The worst outcome of <paramref name="outcomes"/>; <see cref="SyncOutcome.Succeeded"/> for none.</summary>
+    public static SyncOutcome Worst(IEnumerable<SyncOutcome> outcomes) => (outcomes ?? []).Aggregate(SyncOutcome.Succeeded, Worst);
+
+    private static int Rank(SyncOutcome o) => o switch
+    {
+        SyncOutcome.Succeeded => 0,
+        SyncOutcome.CompletedWithRejections => 1,
+        SyncOutcome.Stopped => 2,
+        SyncOutcome.Cancelled => 3,
+        _ => 4,
+    };
 }
 
 /// <summary>What one pipeline replica did in this run.</summary>
@@ -54,6 +79,9 @@ public sealed record ReplicaReport
 
     /// <summary>The error that stopped the replica, if any.</summary>
     public string? Error { get; init; }
+
+    /// <summary>For <see cref="SyncOutcome.Stopped"/>: which hook stopped the replica and why, e.g. <c>hooks/limits.csx: Termination MaxRecords 1000 reached (1024 rows read)</c>.</summary>
+    public string? StoppedBy { get; init; }
 }
 
 /// <summary>The result of <see cref="SyncEngine.RunAsync"/>.</summary>
@@ -92,6 +120,7 @@ public sealed record SyncReport
         SyncOutcome.Succeeded => $"Synced {DocsIndexed} documents from {Replicas.Count} replicas.",
         SyncOutcome.CompletedWithRejections => $"Synced {DocsIndexed} documents; {DeadLettered} were rejected and written to {DeadLetterFile}.",
         SyncOutcome.Cancelled => $"Cancelled after {DocsIndexed} documents; checkpoints are saved, run again to resume.",
+        SyncOutcome.Stopped => $"Stopped by hooks after {DocsIndexed} documents ({Replicas.Count(r => r.Outcome == SyncOutcome.Stopped)} replicas stopped); checkpoints are saved, run again to resume.",
         _ => $"Failed after {DocsIndexed} documents ({Replicas.Count(r => r.Outcome == SyncOutcome.Failed)} replicas failed); checkpoints are saved, run again to resume.",
     };
 }

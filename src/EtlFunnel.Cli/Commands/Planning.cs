@@ -163,7 +163,7 @@ internal static class Planning
 
             var plan = await PlanDiscoveredAsync(context, inputs, hooks.Hooks, discovery, cancellationToken).ConfigureAwait(false);
             StartupTrace.Mark("planned");
-            keep = keepHooksWithTransformers && hooks.Transformers.Count > 0;
+            keep = keepHooksWithTransformers && (hooks.Transformers.Count > 0 || hooks.PipelineHooks.Count > 0);
             return (new PlannedWork(inputs.Config, inputs.Machine, plan, keep ? hooks : null), ExitCodes.Ok);
         }
         catch (Exception ex) when (ex is ConfigException or DiscoveryException or PlanValidationException)

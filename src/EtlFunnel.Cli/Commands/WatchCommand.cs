@@ -237,7 +237,7 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
                     host.Reloaded += OnReloaded;
                     return new Subscription(() => host.Reloaded -= OnReloaded);
                 },
-                RunFlow = (run, ct) => onCluster is null ? RunFlowAsync(config, stateRoot, host, run, ct) : RunFlowOnClusterAsync(config, stateRoot, hooksDirectory, onCluster, run, ct),
+                RunFlow = (run, ct) => onCluster is null ? RunFlowAsync(config, stateRoot, host, run, ct) : RunFlowOnClusterAsync(config, stateRoot, hooksDirectory, host, onCluster, run, ct),
                 Cluster = onCluster?.Status,
                 CdcFlows = [.. config.Flows.Where(f => f.Cdc is not null).Select(f => f.Name)],
                 RunStream = (run, ct) => RunStreamAsync(config, stateRoot, host, run, ct),
@@ -303,6 +303,8 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
             Mode = SyncMode.Incremental,
             Transformers = transformers,
             TransformerCounts = transformers.Count > 0 ? new EtlFunnel.Sync.Transforming.TransformerCounts() : null,
+            // Batch-level hooks as loaded now (each call looks its script up again); a stopped replica resumes in the next run.
+            PipelineHooks = host is null ? [] : EtlFunnel.Runtime.Hooks.PipelineHooks.From(host),
         };
 
         SyncReport report;
@@ -323,9 +325,14 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
         {
             _context.Log.Information("Flow {Flow}: transformer {Transformer:l} wrote {Documents} documents", run.Flow, version, documents);
         }
+        foreach (var stopped in report.Replicas.Where(r => r.StoppedBy is not null))
+        {
+            _context.Log.Information("Flow {Flow}: replica {Replica} ({Table}) stopped by {StoppedBy:l}; the next run resumes it", run.Flow, stopped.Replica, stopped.Table, stopped.StoppedBy);
+        }
+
         var outcome = report.Outcome switch
         {
-            SyncOutcome.Succeeded => RunOutcome.Succeeded,
+            SyncOutcome.Succeeded or SyncOutcome.Stopped => RunOutcome.Succeeded,
             SyncOutcome.Cancelled => RunOutcome.Cancelled,
             _ => RunOutcome.Failed,
         };
@@ -342,13 +349,27 @@ internal sealed class WatchCommand : AsyncCommand<WatchSettings>
     /// Runs one configured flow on the cluster: the plan's replicas of that flow handed to the workers (they run the
     /// transformers of their own hooks folders), checkpoints in the cluster database under the flow's watch scope.
     /// </summary>
-    private async Task<FlowRunResult> RunFlowOnClusterAsync(EtlConfig config, StateLocation stateRoot, string hooksDirectory, WatchCluster cluster, FlowRunContext run, CancellationToken cancellationToken)
+    private async Task<FlowRunResult> RunFlowOnClusterAsync(EtlConfig config, StateLocation stateRoot, string hooksDirectory, HookHost? host, WatchCluster cluster, FlowRunContext run, CancellationToken cancellationToken)
     {
         var whole = (ExecutionPlan)run.Plan.Model!;
         var plan = whole with { Flows = [.. whole.Flows.Where(f => f.Parent == run.Flow)] };
         if (plan.Flows.Length == 0)
         {
             return new FlowRunResult(RunOutcome.Succeeded, 0, 0, 0, 0, Report: new System.Text.Json.Nodes.JsonObject { ["cluster"] = "the plan has no replica of this flow" });
+        }
+
+        // The workers run the transformers of their own hooks folders, not the batch-level hooks: refuse rather than ignore
+        // their write, termination, checkpoint and backlog rules (as run --cluster does). Looked up at each run: removing
+        // the hook, or narrowing its AppliesTo, lets the next scheduled run go.
+        var pipelineHooks = host is null ? [] : EtlFunnel.Runtime.Hooks.PipelineHooks.From(host);
+        var applied = plan.AllPipelines()
+            .Where(x => pipelineHooks.Any(h => h.AppliesTo(x.Flow.Parent, x.Pipeline.Table.Schema, x.Pipeline.Table.Name)))
+            .Select(x => $"{x.Flow.Parent}/{x.Pipeline.Table}").Distinct(StringComparer.Ordinal).ToList();
+        if (applied.Count > 0)
+        {
+            return FlowRunResult.Failed(
+                $"batch-level hooks ({string.Join(", ", pipelineHooks.Select(h => h.Name).Distinct(StringComparer.Ordinal))}) apply to {string.Join(", ", applied.Take(5))}{(applied.Count > 5 ? ", …" : "")}, " +
+                "but cluster runs do not run them yet; nothing was synced. Run watch with --local, or narrow the hook's AppliesTo so it leaves these tables out (see docs/data-hooks.md).");
         }
 
         var state = stateRoot.ForWatchedFlow(run.Flow);

@@ -93,6 +93,17 @@ internal static class RunSummary
             console.WriteLine($"... and {failed.Count - MaxErrorsShown} more failed replicas (see the JSON report)");
         }
 
+        var stopped = report.Replicas.Where(r => r.StoppedBy is not null).ToList();
+        foreach (var r in stopped.Take(MaxErrorsShown))
+        {
+            console.MarkupLineInterpolated($"[yellow]Stopped[/] {r.Flow}/{r.Replica} ({r.Table}) by {r.StoppedBy}");
+        }
+
+        if (stopped.Count > MaxErrorsShown)
+        {
+            console.WriteLine($"... and {stopped.Count - MaxErrorsShown} more stopped replicas (see the JSON report)");
+        }
+
         var seconds = report.Duration.TotalSeconds;
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{report.Summary} {report.RowsRead:N0} rows in {seconds:0.0} s ({(seconds > 0 ? report.RowsRead / seconds : 0):N0} rows/s)."));
@@ -127,6 +138,7 @@ internal static class RunSummary
                     r.Resumed,
                     DurationSeconds = r.Duration.TotalSeconds,
                     r.Error,
+                    r.StoppedBy,
                 }).ToList<object>()
                 : null,
         };

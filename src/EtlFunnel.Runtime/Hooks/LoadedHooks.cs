@@ -15,6 +15,9 @@ internal interface ILoadedHooks : IAsyncDisposable
     /// <summary>The folder's data-plane transformers for the sync engine (empty for hand-written hooks and no folder).</summary>
     IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers => [];
 
+    /// <summary>The folder's batch-level hooks (write rule, termination, checkpoint, backlog) for the sync engine.</summary>
+    IReadOnlyList<EtlFunnel.Sync.Batching.IPipelineHook> PipelineHooks => [];
+
     /// <summary>The real hook host behind these hooks (null for hand-written hooks and no folder).</summary>
     HookHost? Host => null;
 }
@@ -48,6 +51,8 @@ internal sealed class HostedHooks : ILoadedHooks
     public IReadOnlyList<IsolationLayer> IsolationLayers => _host.IsolationLayers;
 
     public IReadOnlyList<EtlFunnel.Sync.Transforming.IBatchTransformer> Transformers => BatchTransformers.From(_host);
+
+    public IReadOnlyList<EtlFunnel.Sync.Batching.IPipelineHook> PipelineHooks => EtlFunnel.Runtime.Hooks.PipelineHooks.From(_host);
 
     public HookHost? Host => _host;
 

@@ -34,6 +34,12 @@ internal static class ScriptCompiler
     public const string AppliesToInvoker = "__EtlFunnel_AppliesTo";
     public const string TransformMethod = "Transform";
     public const string AppliesToMember = "AppliesTo";
+    public const string WriteRuleMethod = "WriteRule";
+    public const string TerminationMethod = "Termination";
+    public const string CheckpointMethod = "OnCheckpoint";
+    public const string BacklogMethod = "OnBacklog";
+    public const string BatchInvokerPrefix = "__EtlFunnel_Invoke_";
+    public const string BatchLocations = "__EtlFunnel_BatchLocations";
 
     /// <summary>The namespaces every hook script can use without a <c>using</c>.</summary>
     public static readonly IReadOnlyList<string> DefaultUsings =
@@ -107,16 +113,18 @@ internal static class ScriptCompiler
 
         diagnostics.AddRange(found);
         var (hasFlow, hasPipeline, transform) = (false, false, TransformShape.None);
+        IReadOnlyList<BatchMethod> batch = [];
         if (!testCase && !diagnostics.Any(d => d.Severity == "error"))
         {
-            transform = FindTransformer(compilation, diagnostics);
-            (hasFlow, hasPipeline) = FindHookMethods(compilation, sources.MainPath, diagnostics, transform != TransformShape.None);
+            batch = FindBatchHooks(compilation, diagnostics);
+            transform = FindTransformer(compilation, diagnostics, batch.Count > 0);
+            (hasFlow, hasPipeline) = FindHookMethods(compilation, sources.MainPath, diagnostics, transform != TransformShape.None || batch.Count > 0);
         }
 
         diagnostics = diagnostics.DistinctBy(d => (d.File, d.Line, d.Column, d.Id)).OrderBy(d => d.File, StringComparer.Ordinal)
             .ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
         // A test case needs no hook method of its own: it calls the ones it #loads.
-        if (diagnostics.Any(d => d.Severity == "error") || !(testCase || hasFlow || hasPipeline || transform != TransformShape.None))
+        if (diagnostics.Any(d => d.Severity == "error") || !(testCase || hasFlow || hasPipeline || transform != TransformShape.None || batch.Count > 0))
         {
             return new CompiledScript(null, null, diagnostics);
         }
@@ -129,7 +137,7 @@ internal static class ScriptCompiler
             var text = BudgetRewriter.Rewrite(tree, compilation.GetSemanticModel(tree));
             if (tree == mainTree)
             {
-                text = text.WithChanges(new TextChange(new TextSpan(text.Length, 0), RuntimeSource(hasFlow, hasPipeline, transform)));
+                text = text.WithChanges(new TextChange(new TextSpan(text.Length, 0), RuntimeSource(hasFlow, hasPipeline, transform, batch)));
                 newMain = CSharpSyntaxTree.ParseText(SourceText.From(text.ToString(), Encoding.UTF8, SourceHashAlgorithm.Sha256), parseOptions, sources.MainPath);
             }
             else
@@ -186,13 +194,13 @@ internal static class ScriptCompiler
     }
 
     /// <summary>Finds <c>void Transform(RowView, DocumentWriter)</c> and the optional <c>string AppliesTo</c> (property, field or method).</summary>
-    private static TransformShape FindTransformer(CSharpCompilation compilation, List<HookDiagnostic> diagnostics)
+    private static TransformShape FindTransformer(CSharpCompilation compilation, List<HookDiagnostic> diagnostics, bool batchHooks)
     {
         var scriptClass = compilation.ScriptClass!;
         var methods = scriptClass.GetMembers(TransformMethod).OfType<IMethodSymbol>().ToList();
         if (methods.Count == 0)
         {
-            return TransformShape.None;
+            return batchHooks ? AppliesToShape(scriptClass, diagnostics) : TransformShape.None;
         }
 
         var row = compilation.GetTypeByMetadataName(typeof(RowView).FullName!)!;
@@ -206,26 +214,66 @@ internal static class ScriptCompiler
             return TransformShape.None;
         }
 
-        var shape = TransformShape.Transform;
+        return TransformShape.Transform | AppliesToShape(scriptClass, diagnostics);
+    }
+
+    private static TransformShape AppliesToShape(INamedTypeSymbol scriptClass, List<HookDiagnostic> diagnostics)
+    {
         var applies = scriptClass.GetMembers(AppliesToMember).FirstOrDefault();
         switch (applies)
         {
             case null:
-                break;
+                return TransformShape.None;
             case IPropertySymbol { Type.SpecialType: SpecialType.System_String, GetMethod: not null }:
             case IFieldSymbol { Type.SpecialType: SpecialType.System_String }:
-                shape |= TransformShape.AppliesToValue;
-                break;
+                return TransformShape.AppliesToValue;
             case IMethodSymbol { ReturnType.SpecialType: SpecialType.System_String, Parameters.Length: 0, IsGenericMethod: false }:
-                shape |= TransformShape.AppliesToMethod;
-                break;
+                return TransformShape.AppliesToMethod;
             default:
                 diagnostics.Add(Convert(applies.Locations[0], "error", "EF0004",
                     $"{AppliesToMember} must be a string (property, field or parameterless method) of comma-separated 'flow/schema.table' globs, e.g. \"shop/public.products*\""));
-                break;
+                return TransformShape.None;
+        }
+    }
+
+    /// <summary>A batch-level hook method a script declares, with where it is declared (for errors about what it returned).</summary>
+    internal sealed record BatchMethod(string Name, string Parameter, string Result, string File, int Line, int Column);
+
+    /// <summary>The batch-level hooks (write rule, termination rule, checkpoint, backlog) and their shapes; a wrong shape is EF0006 at the method.</summary>
+    private static List<BatchMethod> FindBatchHooks(CSharpCompilation compilation, List<HookDiagnostic> diagnostics)
+    {
+        var scriptClass = compilation.ScriptClass!;
+        var found = new List<BatchMethod>();
+        foreach (var (name, parameter, result, parameterName) in new[]
+        {
+            (WriteRuleMethod, typeof(PipelineInfo), typeof(WriteRule), "p"),
+            (TerminationMethod, typeof(PipelineInfo), typeof(TerminationRule), "p"),
+            (CheckpointMethod, typeof(CheckpointInfo), typeof(CheckpointDecision), "c"),
+            (BacklogMethod, typeof(BacklogRecord), typeof(BacklogDecision), "r"),
+        })
+        {
+            var methods = scriptClass.GetMembers(name).OfType<IMethodSymbol>().ToList();
+            if (methods.Count == 0)
+            {
+                continue;
+            }
+
+            var p = compilation.GetTypeByMetadataName(parameter.FullName!)!;
+            var r = compilation.GetTypeByMetadataName(result.FullName!)!;
+            var ok = methods.FirstOrDefault(m => !m.IsGenericMethod && m.Parameters.Length == 1 && m.Parameters[0].RefKind == RefKind.None
+                && SymbolEqualityComparer.Default.Equals(m.Parameters[0].Type, p) && SymbolEqualityComparer.Default.Equals(m.ReturnType, r));
+            if (ok is null)
+            {
+                diagnostics.Add(Convert(methods[0].Locations[0], "error", "EF0006",
+                    $"{name} must be '{result.Name} {name}({parameter.Name} {parameterName})' (called once per {(result == typeof(WriteRule) || result == typeof(TerminationRule) ? "replica" : result == typeof(CheckpointDecision) ? "checkpoint" : "failed record, in one call per batch")})"));
+                continue;
+            }
+
+            var at = Convert(ok.Locations[0], "error", "", "");
+            found.Add(new BatchMethod(name, parameter.FullName!, result.FullName!, at.File, at.Line, at.Column));
         }
 
-        return shape;
+        return found;
     }
 
     private static (bool Flow, bool Pipeline) FindHookMethods(CSharpCompilation compilation, string mainPath, List<HookDiagnostic> diagnostics, bool isTransformer)
@@ -282,7 +330,7 @@ internal static class ScriptCompiler
         return (flow, pipeline);
     }
 
-    private static string RuntimeSource(bool flow, bool pipeline, TransformShape transform)
+    private static string RuntimeSource(bool flow, bool pipeline, TransformShape transform, IReadOnlyList<BatchMethod> batch)
     {
         const string Tunes = "global::System.Collections.Generic.IEnumerable<global::EtlFunnel.Execution.Models.OrchestratorTune>";
         const string TaskOfTunes = "global::System.Threading.Tasks.Task<" + Tunes + ">";
@@ -304,6 +352,23 @@ internal static class ScriptCompiler
         {
             sb.Append("public void ").Append(TransformInvoker)
               .Append("(global::EtlFunnel.Execution.Models.RowView r, global::EtlFunnel.Execution.Models.DocumentWriter d) { ").Append(TransformMethod).Append("(r, d); }\n");
+        }
+
+        foreach (var m in batch)
+        {
+            sb.Append("public object ").Append(BatchInvokerPrefix).Append(m.Name).Append("(object a) { return ").Append(m.Name)
+              .Append("((global::").Append(m.Parameter).Append(")a); }\n");
+        }
+
+        if (batch.Count > 0)
+        {
+            // Where each batch hook is declared: a bad value it returns is reported there.
+            var locations = string.Join(";", batch.Select(m => $"{m.Name}={m.Line}:{m.Column}"));
+            sb.Append("public static string ").Append(BatchLocations).Append("() { return ").Append(SymbolDisplay.FormatLiteral(locations, quote: true)).Append("; }\n");
+        }
+
+        if (transform.HasFlag(TransformShape.Transform) || batch.Count > 0)
+        {
             sb.Append("public string ").Append(AppliesToInvoker).Append("() { return ")
               .Append(transform.HasFlag(TransformShape.AppliesToMethod) ? AppliesToMember + "()" : transform.HasFlag(TransformShape.AppliesToValue) ? AppliesToMember : "null")
               .Append("; }\n");

@@ -114,6 +114,11 @@ internal sealed class HookWorker
                     calls[message.Id] = tcts;
                     _ = Task.Run(() => TransformAsync(message, tcts));
                     break;
+                case "write-rule" or "termination" or "checkpoint" or "backlog":
+                    var bcts = new CancellationTokenSource();
+                    calls[message.Id] = bcts;
+                    _ = Task.Run(() => BatchHookAsync(message, bcts));
+                    break;
                 case "test":
                     _ = Task.Run(() => TestAsync(message.Id));
                     break;
@@ -330,6 +335,79 @@ internal sealed class HookWorker
 
     internal static string TransformerKey(Transforming.IDataTransformer t) => string.Join('|', "Transform", t.Name, t.SourcePath, t.VersionKey);
 
+    internal static string BatchHookKey(Batching.IBatchHook h) => string.Join('|', "Batch", h.Name, h.SourcePath, h.VersionKey);
+
+    /// <summary>One batch-level hook call (write rule, termination, checkpoint or backlog): one answer, or a failure at the script's line.</summary>
+    private async Task BatchHookAsync(WorkerMessage message, CancellationTokenSource cts)
+    {
+        WorkerMessage reply;
+        try
+        {
+            var hook = hooks!.BatchHooks.FirstOrDefault(h => BatchHookKey(h) == message.Hook);
+            var budget = TimeSpan.FromMilliseconds(message.BudgetMs ?? 1000);
+            if (hook is null)
+            {
+                reply = Failure(message.Id, message.Hook ?? "", null, null, "the hook was replaced by a reload; call it again with the current version");
+            }
+            else
+            {
+                try
+                {
+                    reply = new WorkerMessage { Type = message.Type + "-result", Id = message.Id };
+                    switch (message.Type)
+                    {
+                        case "write-rule":
+                            reply.WriteRule = await hook.WriteRuleAsync(message.Pipeline!, budget, cts.Token).ConfigureAwait(false);
+                            break;
+                        case "termination":
+                            reply.Termination = await hook.TerminationAsync(message.Pipeline!, budget, cts.Token).ConfigureAwait(false);
+                            break;
+                        case "checkpoint":
+                            var decision = await hook.CheckpointAsync(message.Checkpoint!, budget, cts.Token).ConfigureAwait(false);
+                            reply.Decisions = [new DecisionDto(decision.Stops ? 1 : 0, decision.Reason)];
+                            break;
+                        default:
+                            var decisions = await hook.BacklogAsync(message.Records!, budget, cts.Token).ConfigureAwait(false);
+                            reply.Decisions = decisions.Select(d => new DecisionDto((int)d.Action, d.Reason)).ToList();
+                            break;
+                    }
+                }
+                catch (Batching.BatchHookException ex)
+                {
+                    reply = Failure(message.Id, hook.Name, hook.SourcePath, null, ex.Message);
+
+                    // A call that did not stop at its budget checks holds a thread forever: this worker must go.
+                    if (ex.Message.Contains("cannot stop", StringComparison.Ordinal))
+                    {
+                        reply.Failure!.Fatal = true;
+                    }
+                }
+                catch (OperationCanceledException) when (cts.IsCancellationRequested)
+                {
+                    reply = Failure(message.Id, hook.Name, null, null, "cancelled");
+                    reply.Failure!.Cancelled = true;
+                }
+            }
+        }
+#pragma warning disable CA1031 // Anything else is reported to the host as this call's failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            reply = Failure(message.Id, message.Hook ?? "", null, null, $"the worker failed to run the hook: {ex.GetType().Name}: {ex.Message}");
+        }
+        finally
+        {
+            calls.TryRemove(message.Id, out _);
+            cts.Dispose();
+        }
+
+        await SendAsync(reply).ConfigureAwait(false);
+        if (reply.Failure is { Fatal: true })
+        {
+            Environment.Exit(71);
+        }
+    }
+
     private static WorkerMessage Failure(long id, string hook, string? file, int? line, string text, Exception? inner = null) => new()
     {
         Type = "failure",
@@ -399,6 +477,7 @@ internal sealed class HookWorker
         Hooks = hooks.FlowHooks.Concat(hooks.PipelineHooks).Select(h => new HookDto(KeyOf(h), h.Name, h.SourcePath, h.Level.ToString())).ToList(),
         Diagnostics = args.Diagnostics.Select(d => new DiagnosticDto(d.File, d.Line, d.Column, d.Severity, d.Id, d.Message)).ToList(),
         Transformers = hooks.Transformers.Select(t => new TransformerDto(TransformerKey(t), t.Name, t.SourcePath, t.AppliesTo, t.VersionKey)).ToList(),
+        BatchHooks = hooks.BatchHooks.Select(h => new BatchHookDto(BatchHookKey(h), h.Name, h.SourcePath, h.AppliesTo, h.VersionKey, (int)h.Kinds)).ToList(),
         Changed = [.. args.ChangedFiles],
         Succeeded = args.Succeeded,
         Event = isEvent,

@@ -25,6 +25,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
     private IReadOnlyList<IOrchestrationHook> pipeline = [];
     private IReadOnlyList<HookDiagnostic> diagnostics = [];
     private IReadOnlyList<Transforming.IDataTransformer> transformers = [];
+    private IReadOnlyList<Batching.IBatchHook> batchHooks = [];
     private bool disposed;
     private int starts;
 
@@ -43,6 +44,8 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
     public IReadOnlyList<HookDiagnostic> Diagnostics => Volatile.Read(ref diagnostics);
 
     public IReadOnlyList<Transforming.IDataTransformer> Transformers => Volatile.Read(ref transformers);
+
+    public IReadOnlyList<Batching.IBatchHook> BatchHooks => Volatile.Read(ref batchHooks);
 
     public string HooksDirectory { get; }
 
@@ -281,6 +284,38 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
         }
     }
 
+    /// <summary>One batch-level hook call: one round trip under <paramref name="budget"/>; a throw, time-out or dead worker is a <see cref="Batching.BatchHookException"/>.</summary>
+    internal async Task<WorkerMessage> BatchHookAsync(RemoteBatchHook hook, WorkerMessage message, string method, TimeSpan budget, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var worker = await EnsureStartedAsync(cancellationToken).ConfigureAwait(false);
+        message.Hook = hook.Key;
+        message.BudgetMs = budget.TotalMilliseconds;
+        WorkerMessage reply;
+        try
+        {
+            reply = await worker.RequestAsync(message, budget + KillGrace, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WorkerTimeoutException)
+        {
+            var reason = $"{method} in '{hook.Name}' ran past its time budget of {budget.TotalMilliseconds:0} ms and did not stop";
+            await worker.KillAsync(reason).ConfigureAwait(false);
+            throw new Batching.BatchHookException($"{hook.SourcePath}: {reason}: worker killed; it is restarted for the next call.");
+        }
+        catch (WorkerDiedException ex)
+        {
+            throw new Batching.BatchHookException($"{hook.SourcePath}: {method} in '{hook.Name}' failed: {ex.Message}");
+        }
+
+        if (reply.Type == "failure")
+        {
+            var f = await CancelledOrFatalAsync(reply.Failure!, worker, cancellationToken).ConfigureAwait(false);
+            throw new Batching.BatchHookException(f.Message);
+        }
+
+        return reply;
+    }
+
     /// <summary>A failure reply: a cancelled call throws; a fatal one (the hook left the worker unusable) kills the worker, restarted on the next call.</summary>
     private static async Task<FailureDto> CancelledOrFatalAsync(FailureDto f, WorkerConnection worker, CancellationToken cancellationToken)
     {
@@ -468,6 +503,7 @@ internal sealed class WorkerHooks : IOrchestrationHooks, IAsyncDisposable
             Volatile.Write(ref pipeline, hooks.Where(h => h.Level == HookLevel.Pipeline).ToList<IOrchestrationHook>());
             Volatile.Write(ref diagnostics, found);
             Volatile.Write(ref transformers, snapshot.Transformers.Select(t => new RemoteTransformer(this, t.Key, t.Name, t.Path, t.AppliesTo, t.Version)).ToList<Transforming.IDataTransformer>());
+            Volatile.Write(ref batchHooks, snapshot.BatchHooks.Select(h => new RemoteBatchHook(this, h.Key, h.Name, h.Path, h.AppliesTo, h.Version, (Batching.BatchHookKinds)h.Kinds)).ToList<Batching.IBatchHook>());
             return new HookReloadedEventArgs(snapshot.Changed, snapshot.Succeeded, found);
         }
     }
@@ -532,6 +568,50 @@ internal sealed class RemoteTransformer(WorkerHooks owner, string key, string na
 
     public Task<Transforming.TransformReply> TransformFramesAsync(Transforming.TransformTarget target, Transforming.TransformRequest request, TimeSpan budget, CancellationToken cancellationToken)
         => owner.TransformFramesAsync(this, target, request, budget, cancellationToken);
+}
+
+/// <summary>Batch-level hooks that live in the worker: one round trip per call.</summary>
+internal sealed class RemoteBatchHook(WorkerHooks owner, string key, string name, string sourcePath, string appliesTo, string version, Batching.BatchHookKinds kinds) : Batching.IBatchHook
+{
+    private readonly string[] patterns = appliesTo.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public string Key => key;
+
+    public string Name => name;
+
+    public string SourcePath => sourcePath;
+
+    public string VersionKey => version;
+
+    public string AppliesTo => appliesTo;
+
+    public Batching.BatchHookKinds Kinds => kinds;
+
+    public bool Matches(Transforming.TransformTarget target) => Transforming.TransformerHook.Matches(patterns, target);
+
+    public async Task<WriteRule> WriteRuleAsync(PipelineInfo pipeline, TimeSpan budget, CancellationToken cancellationToken = default)
+        => (await owner.BatchHookAsync(this, new WorkerMessage { Type = "write-rule", Pipeline = pipeline }, "WriteRule", budget, cancellationToken).ConfigureAwait(false)).WriteRule!;
+
+    public async Task<TerminationRule> TerminationAsync(PipelineInfo pipeline, TimeSpan budget, CancellationToken cancellationToken = default)
+        => (await owner.BatchHookAsync(this, new WorkerMessage { Type = "termination", Pipeline = pipeline }, "Termination", budget, cancellationToken).ConfigureAwait(false)).Termination!;
+
+    public async Task<CheckpointDecision> CheckpointAsync(CheckpointInfo checkpoint, TimeSpan budget, CancellationToken cancellationToken = default)
+    {
+        var reply = await owner.BatchHookAsync(this, new WorkerMessage { Type = "checkpoint", Checkpoint = checkpoint }, "OnCheckpoint", budget, cancellationToken).ConfigureAwait(false);
+        var d = reply.Decisions![0];
+        return d.Action == 1 ? CheckpointDecision.Stop(d.Reason ?? "(no reason given)") : CheckpointDecision.Continue;
+    }
+
+    public async Task<IReadOnlyList<BacklogDecision>> BacklogAsync(IReadOnlyList<BacklogRecord> records, TimeSpan budget, CancellationToken cancellationToken = default)
+    {
+        var reply = await owner.BatchHookAsync(this, new WorkerMessage { Type = "backlog", Records = [.. records] }, "OnBacklog", budget, cancellationToken).ConfigureAwait(false);
+        return reply.Decisions!.Select(d => (BacklogAction)d.Action switch
+        {
+            BacklogAction.Retry => BacklogDecision.Retry,
+            BacklogAction.Stop => BacklogDecision.Stop(d.Reason ?? "(no reason given)"),
+            _ => BacklogDecision.Skip,
+        }).ToList();
+    }
 }
 
 /// <summary>A hook that lives in the worker; invoking it is one round trip (plus the engine questions it asks).</summary>
@@ -698,7 +778,7 @@ internal sealed class WorkerConnection : IAsyncDisposable
             {
                 throw new WorkerTimeoutException();
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && message.Type is "invoke" or "transform")
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && message.Type is "invoke" or "transform" or "write-rule" or "termination" or "checkpoint" or "backlog")
             {
                 // Tell the worker; it stops the hook through its token. The caller sees a cancellation.
                 await WorkerProtocol.WriteAsync(input, new WorkerMessage { Type = "cancel", Id = message.Id }, writeGate, CancellationToken.None).ConfigureAwait(false);

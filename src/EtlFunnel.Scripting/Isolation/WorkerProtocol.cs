@@ -112,7 +112,8 @@ internal sealed class WorkerMessage
 {
     // hello (host → worker, first message), snapshot (answer to hello/reload, and unsolicited "reloaded" in watch mode),
     // reload, invoke, result, failure, cancel, engine (worker asks the host), engine-reply, fatal (worker gives up),
-    // transform/transformed, test/tested (run the folder's *.test.csx cases).
+    // transform/transformed, test/tested (run the folder's *.test.csx cases), and the batch-level hooks:
+    // write-rule/write-rule-result, termination/termination-result, checkpoint/checkpoint-result, backlog/backlog-result.
     [JsonPropertyName("t")]
     public string Type { get; set; } = "";
 
@@ -169,7 +170,30 @@ internal sealed class WorkerMessage
 
     /// <summary>On a log message (worker → host, unsolicited): a line a hook wrote with <c>param.Log</c>.</summary>
     public LogDto? Log { get; set; }
+
+    /// <summary>On a write-rule or termination request: the pipeline replica.</summary>
+    public Execution.Models.PipelineInfo? Pipeline { get; set; }
+
+    /// <summary>On a checkpoint request: the replica's progress.</summary>
+    public Execution.Models.CheckpointInfo? Checkpoint { get; set; }
+
+    /// <summary>On a backlog request: the batch's failed records (one round trip per batch).</summary>
+    public List<Execution.Models.BacklogRecord>? Records { get; set; }
+
+    /// <summary>On a write-rule-result answer.</summary>
+    public Execution.Models.WriteRule? WriteRule { get; set; }
+
+    /// <summary>On a termination-result answer.</summary>
+    public Execution.Models.TerminationRule? Termination { get; set; }
+
+    /// <summary>On a checkpoint-result (one) or backlog-result (one per record) answer.</summary>
+    public List<DecisionDto>? Decisions { get; set; }
 }
+
+/// <summary>A checkpoint decision (0 continue, 1 stop) or a backlog decision (<see cref="Execution.Models.BacklogAction"/>), with its reason.</summary>
+internal sealed record DecisionDto(int Action, string? Reason);
+
+internal sealed record BatchHookDto(string Key, string Name, string Path, string AppliesTo, string Version, int Kinds);
 
 internal sealed record LogDto(string Level, string File, int Line, string Message);
 
@@ -221,6 +245,8 @@ internal sealed class SnapshotDto
     public List<DiagnosticDto> Diagnostics { get; set; } = [];
 
     public List<TransformerDto> Transformers { get; set; } = [];
+
+    public List<BatchHookDto> BatchHooks { get; set; } = [];
 
     public List<string> Changed { get; set; } = [];
 

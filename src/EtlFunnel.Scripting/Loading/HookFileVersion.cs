@@ -25,6 +25,9 @@ internal abstract class HookFileVersion
     /// <summary>The data-plane transformers this version declares (scripts only, for now).</summary>
     public virtual IReadOnlyList<Transforming.TransformerHook> Transformers => [];
 
+    /// <summary>The batch-level hooks (write rule, termination, checkpoint, backlog) this version declares (scripts only).</summary>
+    public virtual IReadOnlyList<Batching.BatchHook> BatchHooks => [];
+
     /// <summary>True once the version was replaced and its last call finished (its context is then unloaded).</summary>
     public bool IsUnloaded => Volatile.Read(ref unloaded) == 1;
 

@@ -48,6 +48,8 @@ internal sealed class LocalHooks : IOrchestrationHooks, IAsyncDisposable
     /// <summary>The data-plane transformers of the active set, ordered by file name (applied in that order).</summary>
     public IReadOnlyList<Transforming.TransformerHook> Transformers => Volatile.Read(ref current).Transformers;
 
+    public IReadOnlyList<Batching.BatchHook> BatchHooks => Volatile.Read(ref current).BatchHooks;
+
     /// <summary>Diagnostics of the latest load or reload attempt; non-empty errors mean the active set is the last good one (or empty).</summary>
     public IReadOnlyList<HookDiagnostic> Diagnostics => Volatile.Read(ref diagnostics);
 
@@ -484,7 +486,10 @@ internal sealed class LocalHooks : IOrchestrationHooks, IAsyncDisposable
             FlowHooks = hooks.Where(h => h.Level == HookLevel.Flow).ToList();
             PipelineHooks = hooks.Where(h => h.Level == HookLevel.Pipeline).ToList();
             Transformers = versions.SelectMany(v => v.Transformers).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+            BatchHooks = versions.SelectMany(v => v.BatchHooks).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         }
+
+        public IReadOnlyList<Batching.BatchHook> BatchHooks { get; }
 
         public IReadOnlyList<Transforming.TransformerHook> Transformers { get; }
 

@@ -14,6 +14,7 @@ internal sealed class ScriptHookVersion : HookFileVersion
     private HookLoadContext? context;
     private readonly List<IOrchestrationHook> hooks = [];
     private readonly List<Transforming.TransformerHook> transformers = [];
+    private readonly List<Batching.BatchHook> batchHooks = [];
 
     private ScriptHookVersion(string sourcePath, string key, HookLoadContext context)
         : base(sourcePath, key)
@@ -25,6 +26,8 @@ internal sealed class ScriptHookVersion : HookFileVersion
     public override IReadOnlyList<IOrchestrationHook> Hooks => hooks;
 
     public override IReadOnlyList<Transforming.TransformerHook> Transformers => transformers;
+
+    public override IReadOnlyList<Batching.BatchHook> BatchHooks => batchHooks;
 
     /// <summary>Lets tests prove the context is collected after unload.</summary>
     public WeakReference LoadContextReference { get; }
@@ -64,18 +67,14 @@ internal sealed class ScriptHookVersion : HookFileVersion
                 version.hooks.Add(new GuardedHook(name, level, version, Call, Locate, budget, time, begin));
             }
 
-            if (scriptType.GetMethod(ScriptCompiler.TransformInvoker, BindingFlags.Public | BindingFlags.Instance) is { } transformInvoker)
+            if (scriptType.GetMethod(ScriptCompiler.AppliesToInvoker, BindingFlags.Public | BindingFlags.Instance) is { } appliesInvoker)
             {
-                var appliesInvoker = scriptType.GetMethod(ScriptCompiler.AppliesToInvoker, BindingFlags.Public | BindingFlags.Instance)!;
                 async Task<object> Instance()
                 {
                     var submissions = new object[2];
                     await factory(submissions).ConfigureAwait(false);
                     return submissions[1];
                 }
-
-                async Task<Action<RowView, DocumentWriter>> NewInstance()
-                    => transformInvoker.CreateDelegate<Action<RowView, DocumentWriter>>(await Instance().ConfigureAwait(false));
 
                 // AppliesTo is read once per loaded version (an instance member of the script: run its top level once).
                 string appliesTo;
@@ -87,7 +86,35 @@ internal sealed class ScriptHookVersion : HookFileVersion
                 }
 
                 (string? File, int? Line, int? Column) LocateWithColumn(Exception ex) => SourceLocator.FromPdbWithColumn(ex, loaded, pdbImage, sourcePath);
-                version.transformers.Add(new Transforming.TransformerHook(name, sourcePath, key, appliesTo, NewInstance, begin, LocateWithColumn) { Version = version });
+                if (scriptType.GetMethod(ScriptCompiler.TransformInvoker, BindingFlags.Public | BindingFlags.Instance) is { } transformInvoker)
+                {
+                    async Task<Action<RowView, DocumentWriter>> NewInstance()
+                        => transformInvoker.CreateDelegate<Action<RowView, DocumentWriter>>(await Instance().ConfigureAwait(false));
+
+                    version.transformers.Add(new Transforming.TransformerHook(name, sourcePath, key, appliesTo, NewInstance, begin, LocateWithColumn) { Version = version });
+                }
+
+                var methods = new Dictionary<string, Func<object, object, object?>>(StringComparer.Ordinal);
+                foreach (var method in new[] { ScriptCompiler.WriteRuleMethod, ScriptCompiler.TerminationMethod, ScriptCompiler.CheckpointMethod, ScriptCompiler.BacklogMethod })
+                {
+                    if (scriptType.GetMethod(ScriptCompiler.BatchInvokerPrefix + method, BindingFlags.Public | BindingFlags.Instance) is { } invoker)
+                    {
+                        methods[method] = (instance, argument) => invoker.CreateDelegate<Func<object, object?>>(instance)(argument);
+                    }
+                }
+
+                if (methods.Count > 0)
+                {
+                    var declared = new Dictionary<string, (int Line, int Column)>(StringComparer.Ordinal);
+                    var text = scriptType.GetMethod(ScriptCompiler.BatchLocations, BindingFlags.Public | BindingFlags.Static)?.CreateDelegate<Func<string>>()() ?? "";
+                    foreach (var entry in text.Split(';', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        var (method, at) = (entry[..entry.IndexOf('=', StringComparison.Ordinal)], entry[(entry.IndexOf('=', StringComparison.Ordinal) + 1)..].Split(':'));
+                        declared[method] = (int.Parse(at[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(at[1], System.Globalization.CultureInfo.InvariantCulture));
+                    }
+
+                    version.batchHooks.Add(new Batching.BatchHook(name, sourcePath, key, appliesTo, Instance, begin, LocateWithColumn, methods, declared) { Version = version });
+                }
             }
 
             return version;
@@ -105,6 +132,7 @@ internal sealed class ScriptHookVersion : HookFileVersion
         context = null;
         hooks.Clear();
         transformers.Clear();
+        batchHooks.Clear();
         loaded?.Unload();
     }
 }

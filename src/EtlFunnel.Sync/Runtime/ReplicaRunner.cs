@@ -40,6 +40,8 @@ internal sealed class ReplicaRunner
     private long _resumedRows;
     private long _retries;
     private long _batches;
+    private long _started;
+    private int? _batchSize;
 
     public ReplicaRunner(JobContext job, SyncFlow flow, SyncPipeline pipeline, SourceSnapshot snapshot, TableLayout layout,
         IReadOnlyList<Segment> segments, ReplicaProps props, Func<IReplicaSink> sinkFactory, Func<bool> sinkHasOutput)
@@ -65,6 +67,9 @@ internal sealed class ReplicaRunner
 
     /// <summary>The index the documents are written to when it is not the pipeline's (a full run's physical index behind the alias).</summary>
     public string? TargetIndex { get; init; }
+
+    /// <summary>The batch-level hooks that apply to this replica (write rule, termination, checkpoint); null when none do.</summary>
+    public Batching.PipelineHookRunner? PipelineHooks { get; init; }
 
     /// <summary>Whether this replica writes into a files destination.</summary>
     public bool WritesFiles => _flow.Destination is FilesDestination;
@@ -119,6 +124,7 @@ internal sealed class ReplicaRunner
     public async Task<ReplicaReport> RunAsync(CancellationToken ct)
     {
         var started = Options.TimeProvider.GetTimestamp();
+        _started = started;
         var previous = _job.Store.Load(_flow.Name, _pipeline.ReplicaName);
         // Rows an interrupted run of this job already read: progress shows them as resumed, apart from rows read now.
         _resumedRows = previous is not null && previous.RunId == _job.RunId ? previous.RowsRead : 0;
@@ -168,6 +174,13 @@ internal sealed class ReplicaRunner
                 state = await FreshStateAsync(previous, ct).ConfigureAwait(false);
             }
 
+            if (PipelineHooks is { } hooks)
+            {
+                // Once per replica start, before anything is read: a failing rule leaves the last checkpoint as it was.
+                await hooks.StartAsync(started, ct).ConfigureAwait(false);
+                _batchSize = hooks.BatchSize;
+            }
+
             await using var sink = _sinkFactory();
             await sink.OpenAsync(resumed ? state.FileOffset : null, append: state.RunFrom is not null || state.RunFromWatermark is not null, ct).ConfigureAwait(false);
             state.FileOffset = await sink.FlushAsync(ct).ConfigureAwait(false);
@@ -209,11 +222,30 @@ internal sealed class ReplicaRunner
         {
             return Report(state, SyncOutcome.Cancelled, started, resumed, null);
         }
+        catch (Exception ex) when (Stop(ex) is { } stop)
+        {
+            _job.Log.LogWarning("Replica {Flow}/{Replica} stopped by a hook after {Rows} rows: {Reason}; run again to resume from its checkpoint",
+                _flow.Name, _pipeline.ReplicaName, state.RowsRead, stop.Message);
+            return Report(state, SyncOutcome.Stopped, started, resumed, null) with { StoppedBy = stop.Message };
+        }
         catch (Exception ex)
         {
             _job.Log.LogError(ex, "Replica {Flow}/{Replica} failed", _flow.Name, _pipeline.ReplicaName);
             return Report(state, SyncOutcome.Failed, started, resumed, ex.Message);
         }
+    }
+
+    private static Batching.PipelineStoppedException? Stop(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is Batching.PipelineStoppedException stop)
+            {
+                return stop;
+            }
+        }
+
+        return null;
     }
 
     private TimeSpan TimeMargin => _pipeline.IncrementalTimeMargin ?? Options.IncrementalTimeMargin;
@@ -420,6 +452,22 @@ internal sealed class ReplicaRunner
 
             await SaveAsync(state).ConfigureAwait(false);
             ReportProgress(state, 0, null);
+            if (PipelineHooks is { } hooks && state.Segment < _segments.Count)
+            {
+                // After the checkpoint is durable; nothing is left to stop once the last one is written.
+                var rowsThisRun = state.RowsRead - _resumedRows;
+                await hooks.AfterCheckpointAsync(n => new Execution.Models.CheckpointInfo
+                {
+                    Pipeline = hooks.Pipeline,
+                    RowsRead = state.RowsRead,
+                    DocsIndexed = state.DocsIndexed,
+                    Batches = Interlocked.Read(ref _batches),
+                    Checkpoints = n,
+                    DeadLettered = state.DeadLettered,
+                    Elapsed = Options.TimeProvider.GetElapsedTime(_started),
+                    Position = $"{_segments[state.Segment].Relation} block {state.NextBlock}",
+                }, rowsThisRun, _started, Options.TimeProvider, ct).ConfigureAwait(false);
+            }
         }
     }
 
@@ -469,7 +517,7 @@ internal sealed class ReplicaRunner
         long rows;
         try
         {
-            rows = await reader.ReadAsync(connection, chunk, () => batch, _props.BatchSize, _props.BatchBytes, Dispatch, ct).ConfigureAwait(false);
+            rows = await reader.ReadAsync(connection, chunk, () => batch, _batchSize ?? _props.BatchSize, _props.BatchBytes, Dispatch, ct).ConfigureAwait(false);
             await Dispatch().ConfigureAwait(false);
         }
         finally

@@ -1,5 +1,7 @@
-using EtlFunnel.Sync.Documents;
 using EtlFunnel.Destinations;
+using EtlFunnel.Execution.Models;
+using EtlFunnel.Sync.Batching;
+using EtlFunnel.Sync.Documents;
 
 namespace EtlFunnel.Sync.Transforming;
 
@@ -12,6 +14,15 @@ namespace EtlFunnel.Sync.Transforming;
 internal sealed class TransformingSink(IReplicaSink inner, IReadOnlyList<IBatchTransformer> transformers, DeadLetterWriter deadLetters,
     string flow, string schema, string table, string replica, TimeSpan budget, TransformerCounts? counts) : IReplicaSink
 {
+    /// <summary>Backlog hooks that apply to this pipeline: the first one declaring <c>OnBacklog</c> decides for the rows a transformer threw on.</summary>
+    public IReadOnlyList<IPipelineHook> Backlog { get; init; } = [];
+
+    /// <summary>The pipeline replica, for the backlog hook.</summary>
+    public PipelineInfo Pipeline { get; init; } = new();
+
+    /// <summary>Most retries per record on a backlog hook's Retry.</summary>
+    public int MaxRetries { get; init; } = 3;
+
     public int MaxInFlight => inner.MaxInFlight;
 
     public Task OpenAsync(long? position, bool append, CancellationToken ct) => inner.OpenAsync(position, append, ct);
@@ -28,7 +39,10 @@ internal sealed class TransformingSink(IReplicaSink inner, IReadOnlyList<IBatchT
         var (written, dead) = await TransformChain.RunAsync(transformers, flow, schema, table, rows, budget, counts,
             (row, error, token) => deadLetters.WriteAsync(flow, replica, batch.Index, row.Id, null, error, row.Json, token),
             (count, ex) => new TransformBatchException($"Flow '{flow}' replica '{replica}' ({schema}.{table}): a batch of {count} rows was not written or checkpointed: {ex.Message}", ex),
-            ct).ConfigureAwait(false);
+            ct,
+            Backlog.FirstOrDefault(h => h.Declares(PipelineHookKind.Backlog)) is { } backlog
+                ? (transformer, input, output, token) => BacklogAsync(backlog, transformer, input, output, token)
+                : null).ConfigureAwait(false);
 
         long indexed = 0, dlq = dead, retries = 0;
         foreach (var routed in Regroup(batch, written))
@@ -88,6 +102,73 @@ internal sealed class TransformingSink(IReplicaSink inner, IReadOnlyList<IBatchT
         }
 
         return batches;
+    }
+
+    /// <summary>
+    /// The backlog hook decides for the rows <paramref name="transformer"/> threw on, in one call per round: Retry runs the
+    /// transformer again on those rows (at most <see cref="MaxRetries"/> times, then they are skipped), Skip dead-letters them
+    /// as without a hook, Stop fails the batch with <see cref="PipelineStoppedException"/> so that it is not checkpointed.
+    /// </summary>
+    private async Task<IReadOnlyList<TransformedRow>> BacklogAsync(IPipelineHook backlog, IBatchTransformer transformer, List<ChainRow> input,
+        IReadOnlyList<TransformedRow> output, CancellationToken ct)
+    {
+        var results = output.ToArray();
+        for (var attempt = 1; ; attempt++)
+        {
+            var failed = Enumerable.Range(0, results.Length).Where(i => results[i].Error is not null).ToList();
+            if (failed.Count == 0 || attempt > MaxRetries + 1)
+            {
+                return results;
+            }
+
+            var records = failed.Select(i => new BacklogRecord
+            {
+                Pipeline = Pipeline,
+                Id = input[i].Id,
+                Stage = FailureStage.Transform,
+                Reason = results[i].Error!,
+                Attempt = attempt,
+                MaxAttempts = MaxRetries + 1,
+                Document = System.Text.Encoding.UTF8.GetString(input[i].Json.Span),
+            }).ToList();
+            IReadOnlyList<BacklogDecision> decisions;
+            try
+            {
+                decisions = await backlog.BacklogAsync(records, budget, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                throw new TransformBatchException(
+                    $"Flow '{flow}' replica '{replica}' ({schema}.{table}): the backlog hook failed, so a batch of {input.Count} rows was not written or checkpointed: {ex.Message}", ex);
+            }
+
+            var retry = new List<int>();
+            for (var k = 0; k < failed.Count; k++)
+            {
+                var decision = k < decisions.Count ? decisions[k] : BacklogDecision.Skip;
+                if (decision.Action == BacklogAction.Stop)
+                {
+                    throw new PipelineStoppedException(
+                        $"{backlog.SourcePath}: OnBacklog stopped it at {schema}.{table} id '{records[k].Id}' (stage {records[k].Stage}, attempt {attempt}: {records[k].Reason}): {decision.Reason}; the batch was not checkpointed, the next run reads it again");
+                }
+
+                if (decision.Action == BacklogAction.Retry && attempt <= MaxRetries)
+                {
+                    retry.Add(failed[k]);
+                }
+            }
+
+            if (retry.Count == 0)
+            {
+                return results;
+            }
+
+            var again = await transformer.TransformAsync(flow, schema, table, retry.Select(i => new BatchRow(input[i].Id, input[i].Json, input[i].Deleted)).ToList(), budget, ct).ConfigureAwait(false);
+            for (var k = 0; k < retry.Count; k++)
+            {
+                results[retry[k]] = again[k];
+            }
+        }
     }
 
     public Task<long> FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
